@@ -1,0 +1,40 @@
+"""actors: Celery's programming model as an actor system on NATS JetStream."""
+
+from actors.actor import Actor, Request
+from actors.app import App
+from actors.errors import (
+    ActorsError,
+    BrokerUnavailable,
+    ConfigurationError,
+    MaxRetriesExceeded,
+    ProtocolError,
+    ResultTimeout,
+    Revoked,
+    SoftTimeLimitExceeded,
+    TaskFailed,
+    TaskNotRegistered,
+    TimeLimitExceeded,
+)
+from actors.log import get_task_logger
+from actors.results import AsyncResult
+from actors.worker import Worker
+
+__all__ = [
+    "Actor",
+    "ActorsError",
+    "App",
+    "AsyncResult",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "MaxRetriesExceeded",
+    "ProtocolError",
+    "Request",
+    "ResultTimeout",
+    "Revoked",
+    "SoftTimeLimitExceeded",
+    "TaskFailed",
+    "TaskNotRegistered",
+    "TimeLimitExceeded",
+    "Worker",
+    "get_task_logger",
+]

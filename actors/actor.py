@@ -1,0 +1,199 @@
+"""The task type: an actor. Call it locally, or send it to workers with delay/apply_async."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import uuid
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from actors.errors import ConfigurationError
+from actors.message import TaskMessage
+from actors.results import AsyncResult
+
+if TYPE_CHECKING:
+    from actors.app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActorOptions:
+    """Per-actor options given in ``@app.actor(...)``; None means "use the app's setting"."""
+
+    bind: bool = False
+    ignore_result: bool | None = None
+    track_started: bool | None = None
+
+
+_OPTION_NAMES = {f.name for f in dataclasses.fields(ActorOptions)}
+
+
+def actor_options(options: dict[str, Any]) -> ActorOptions:
+    """Validate ``@app.actor`` keyword options."""
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        known = ", ".join(sorted(_OPTION_NAMES))
+        raise ConfigurationError(f"unknown actor option(s) {', '.join(unknown)}; known: {known}")
+    return ActorOptions(**options)
+
+
+@dataclasses.dataclass(slots=True)
+class Request:
+    """What a bound task sees as ``self.request`` while it runs."""
+
+    id: str | None = None
+    task: str | None = None
+    args: list[Any] = dataclasses.field(default_factory=list)
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    callbacks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    errbacks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    headers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    delivery_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``subject``, ``stream_seq`` and ``delivered`` (delivery count, 1 on first delivery)."""
+    message: TaskMessage | None = None
+
+    @classmethod
+    def from_message(cls, message: TaskMessage, delivery_info: dict[str, Any]) -> Request:
+        """The request of a message being run."""
+        return cls(
+            id=message.id,
+            task=message.task,
+            args=message.args,
+            kwargs=message.kwargs,
+            retries=message.retries,
+            eta=message.eta,
+            expires=message.expires,
+            callbacks=message.link,
+            errbacks=message.link_error,
+            root_id=message.root_id,
+            parent_id=message.parent_id,
+            group_id=message.group_id,
+            headers=message.headers,
+            delivery_info=delivery_info,
+            message=message,
+        )
+
+
+current_request: ContextVar[Request | None] = ContextVar("actors_request", default=None)
+
+
+def new_task_id() -> str:
+    """A fresh task id (a UUID4 string, as Celery uses)."""
+    return str(uuid.uuid4())
+
+
+class Actor(Generic[P, R]):
+    """A task type registered on an App. Created by ``@app.actor``."""
+
+    def __init__(self, app: App, fn: Callable[P, R], name: str, options: ActorOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Actor {self.name}>"
+
+    @property
+    def request(self) -> Request:
+        """The running task's request (an empty one outside a task run)."""
+        return current_request.get() or Request()
+
+    @property
+    def ignore_result(self) -> bool:
+        """Whether results of this task are stored."""
+        value = self.options.ignore_result
+        return self.app.conf.ignore_result if value is None else value
+
+    @property
+    def track_started(self) -> bool:
+        """Whether a STARTED record is stored when the task begins."""
+        value = self.options.track_started
+        return self.app.conf.track_started if value is None else value
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here, in this process (no message is sent)."""
+        if self.options.bind:
+            return self.fn(self, *args, **kwargs)  # type: ignore[arg-type]
+        return self.fn(*args, **kwargs)
+
+    def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """Raise TypeError if the arguments do not fit the function."""
+        if self.options.bind:
+            self.signature.bind(None, *args, **kwargs)
+        else:
+            self.signature.bind(*args, **kwargs)
+
+    def message(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+    ) -> TaskMessage:
+        """Build the task message apply_async would send."""
+        return TaskMessage(
+            id=task_id or new_task_id(),
+            task=self.name,
+            args=list(args or ()),
+            kwargs=dict(kwargs or {}),
+            headers=dict(headers or {}),
+            ignore_result=ignore_result,
+        )
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Send the task to a worker: ``add.delay(2, 2)``."""
+        return self.app.run_sync(self.aapply_async(args, kwargs))
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Async twin of :meth:`delay`."""
+        return await self.aapply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+    ) -> AsyncResult:
+        """Send the task with options; returns its AsyncResult."""
+        return self.app.run_sync(
+            self.aapply_async(
+                args, kwargs, task_id=task_id, headers=headers, ignore_result=ignore_result
+            )
+        )
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+    ) -> AsyncResult:
+        """Async twin of :meth:`apply_async`."""
+        message = self.message(
+            args, kwargs, task_id=task_id, headers=headers, ignore_result=ignore_result
+        )
+        connection = await self.app.connection()
+        await connection.send(message)
+        return AsyncResult(message.id, self.app, self.name)

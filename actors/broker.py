@@ -1,0 +1,484 @@
+"""The NATS side: connection, streams, buckets, consumers, publishing. Wraps nats-py errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+
+from actors import topology
+from actors.config import Settings
+from actors.errors import BrokerUnavailable, ConfigurationError
+
+log = structlog.get_logger(__name__)
+
+_NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.TimeoutError)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message handed to a worker by its actor's consumer."""
+
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    delivered: int
+    stream_seq: int
+    _msg: Msg
+
+    async def ack(self) -> None:
+        """Acknowledge: the message is done and removed from the stream."""
+        await self._msg.ack()
+
+    async def nak(self) -> None:
+        """Negative ack: redeliver now."""
+        await self._msg.nak()
+
+    async def in_progress(self) -> None:
+        """Heartbeat: reset the ack timer of a long task."""
+        await self._msg.in_progress()
+
+    async def term(self) -> None:
+        """Never redeliver."""
+        await self._msg.term()
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """A message read directly from a stream (not through a consumer)."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    time: datetime
+
+
+class Broker:
+    """One NATS connection and every NATS operation actors performs over it."""
+
+    def __init__(self, nc: Client, settings: Settings) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=settings.publish_timeout)
+        self.settings = settings
+        self._topology_ready = False
+        self._consumers: set[str] = set()
+
+    @classmethod
+    async def connect(cls, settings: Settings, name: str = "actors") -> Broker:
+        """Connect to the configured NATS servers; BrokerUnavailable says what to check."""
+        options: dict[str, Any] = {
+            "servers": settings.nats_servers,
+            "name": name,
+            "connect_timeout": settings.connect_timeout,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.5,
+            "allow_reconnect": True,
+            "error_cb": _on_error,
+            "disconnected_cb": _on_disconnect,
+            "reconnected_cb": _on_reconnect,
+            "pending_size": 64 * 1024 * 1024,
+        }
+        if settings.nats_user:
+            options["user"] = settings.nats_user
+            options["password"] = settings.nats_password
+        if settings.nats_token:
+            options["token"] = settings.nats_token
+        if settings.nats_creds:
+            options["user_credentials"] = settings.nats_creds
+        tls = _tls_context(settings)
+        if tls is not None:
+            options["tls"] = tls
+            if settings.nats_tls_hostname:
+                options["tls_hostname"] = settings.nats_tls_hostname
+        try:
+            nc = await nats.connect(**options)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({exc!r}); start "
+                "one with `actors server`, or set ACTORS_NATS_URL to a running server"
+            ) from exc
+        return cls(nc, settings)
+
+    async def close(self) -> None:
+        """Flush pending messages and close the connection."""
+        if self.nc.is_closed:
+            return
+        with contextlib.suppress(*_NATS_ERRORS):
+            await self.nc.flush(timeout=2)
+        await self.nc.close()
+
+    # -- topology ---------------------------------------------------------------------------
+
+    async def ensure_topology(self) -> None:
+        """Create (or update) the task and dead-letter streams and the KV buckets."""
+        if self._topology_ready:
+            return
+        replicas = self.settings.stream_replicas
+        await self._ensure_stream(
+            api.StreamConfig(
+                name=topology.TASK_STREAM,
+                subjects=[topology.TASK_PREFIX + ">", topology.SCHEDULE_PREFIX + ">"],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=120.0,
+                allow_msg_schedules=True,
+                allow_msg_ttl=True,
+                allow_direct=True,
+            )
+        )
+        await self._ensure_stream(
+            api.StreamConfig(
+                name=topology.DEAD_STREAM,
+                subjects=[topology.DEAD_PREFIX + ">"],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=120.0,
+                allow_direct=True,
+            )
+        )
+        await self._ensure_bucket(topology.RESULTS_BUCKET, self.settings.result_ttl)
+        await self._ensure_bucket(topology.REVOKED_BUCKET, self.settings.result_ttl)
+        self._topology_ready = True
+
+    async def _ensure_stream(self, config: api.StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != 10058:  # exists with a different configuration
+                raise BrokerUnavailable(f"cannot create stream {config.name}: {exc}") from exc
+            await self.js.update_stream(config)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
+
+    async def _ensure_bucket(self, bucket: str, ttl: float) -> None:
+        stream = f"KV_{bucket}"
+        config = api.StreamConfig(
+            name=stream,
+            subjects=[f"$KV.{bucket}.>"],
+            allow_direct=True,
+            allow_rollup_hdrs=True,
+            allow_msg_ttl=True,
+            deny_delete=True,
+            discard=api.DiscardPolicy.NEW,
+            duplicate_window=min(120.0, ttl),
+            max_age=ttl,
+            max_msgs_per_subject=1,
+            num_replicas=self.settings.stream_replicas,
+            storage=api.StorageType.FILE,
+        )
+        await self._ensure_stream(config)
+
+    async def ensure_consumer(self, task_name: str, max_ack_pending: int = 20_000) -> str:
+        """Create or update the durable consumer of an actor; return its name."""
+        durable = topology.consumer_name(task_name)
+        if durable in self._consumers:
+            return durable
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=topology.task_subject(task_name),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self.settings.ack_wait,
+            max_ack_pending=max_ack_pending,
+            max_waiting=1024,
+        )
+        try:
+            # Creating an existing durable with a new config updates it (ack_wait etc.).
+            await self.js.add_consumer(topology.TASK_STREAM, config)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}") from exc
+        self._consumers.add(durable)
+        return durable
+
+    async def consumer_names(self) -> set[str]:
+        """Names of the consumers on the task stream."""
+        try:
+            infos = await self.js.consumers_info(topology.TASK_STREAM)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
+        return {info.name for info in infos}
+
+    async def task_subject_counts(self) -> dict[str, int]:
+        """Messages waiting per task subject."""
+        try:
+            info = await self.js.stream_info(
+                topology.TASK_STREAM, subjects_filter=topology.TASK_PREFIX + ">"
+            )
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot read stream info: {exc!r}") from exc
+        return dict(info.state.subjects or {})
+
+    # -- publishing -------------------------------------------------------------------------
+
+    async def publish(
+        self, subject: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> int:
+        """Publish to JetStream and wait for the server to store it; return the sequence."""
+        try:
+            ack = await self.js.publish(subject, body, headers=headers)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+        return int(ack.seq)
+
+    async def publish_core(self, subject: str, body: bytes) -> None:
+        """Publish on core NATS (no storage): events and control replies."""
+        try:
+            await self.nc.publish(subject, body)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+
+    async def stored_message(self, stream: str, subject: str, after: int) -> StoredMessage | None:
+        """The first message on ``subject`` with sequence > ``after``, or None."""
+        request = json.dumps({"next_by_subj": subject, "seq": after + 1}).encode()
+        try:
+            reply = await self.nc.request(
+                f"$JS.API.DIRECT.GET.{stream}", request, timeout=self.settings.publish_timeout
+            )
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"reading {stream} failed: {exc!r}") from exc
+        headers = reply.headers or {}
+        if headers.get("Status"):
+            return None
+        stamp = headers.get("Nats-Time-Stamp", "")
+        return StoredMessage(
+            seq=int(headers["Nats-Sequence"]),
+            subject=headers.get("Nats-Subject", subject),
+            data=bytes(reply.data),
+            headers={k: v for k, v in headers.items() if not k.startswith("Nats-")},
+            time=_parse_nats_time(stamp),
+        )
+
+    async def delete_message(self, stream: str, seq: int) -> bool:
+        """Delete one message by sequence; False if it was already gone."""
+        try:
+            return bool(await self.js.delete_msg(stream, seq))
+        except nats.js.errors.NotFoundError:
+            return False
+        except nats.js.errors.BadRequestError:
+            return False
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"deleting {stream}/{seq} failed: {exc!r}") from exc
+
+    # -- key/value --------------------------------------------------------------------------
+
+    async def kv_put(self, bucket: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``; waits until stored."""
+        await self.publish(f"$KV.{bucket}.{key}", value)
+
+    async def kv_get(self, bucket: str, key: str) -> bytes | None:
+        """The current value of ``key`` by direct get, or None when absent or deleted."""
+        subject = f"$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{key}"
+        try:
+            reply = await self.nc.request(subject, b"", timeout=self.settings.publish_timeout)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"reading {bucket}/{key} failed: {exc!r}") from exc
+        headers = reply.headers or {}
+        status = headers.get("Status")
+        if status == "404":
+            return None
+        if status:
+            raise BrokerUnavailable(f"reading {bucket}/{key} failed: {status} {headers}")
+        if headers.get("KV-Operation") in ("DEL", "PURGE"):
+            return None
+        return bytes(reply.data)
+
+    async def kv_watch(
+        self, bucket: str, callback: Callable[[str, bytes | None], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """Call ``callback(key, value)`` for every change from now on; return a stop function.
+
+        One ordered push consumer on the whole bucket: use one per process, not one per key.
+        """
+        prefix = f"$KV.{bucket}."
+
+        async def on_msg(msg: Msg) -> None:
+            op = (msg.headers or {}).get("KV-Operation")
+            value = None if op in ("DEL", "PURGE") else bytes(msg.data)
+            await callback(msg.subject[len(prefix) :], value)
+
+        try:
+            sub = await self.js.subscribe(
+                prefix + ">",
+                cb=on_msg,
+                ordered_consumer=True,
+                deliver_policy=api.DeliverPolicy.NEW,
+                pending_msgs_limit=-1,
+                pending_bytes_limit=-1,
+            )
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot watch bucket {bucket}: {exc!r}") from exc
+        return sub.unsubscribe
+
+    # -- consuming --------------------------------------------------------------------------
+
+    def pull(
+        self, task_name: str, on_delivery: Callable[[Delivery], None], limit: int
+    ) -> PullConsumer:
+        """A pull loop for an actor; call :meth:`PullConsumer.start` after ensure_consumer."""
+        return PullConsumer(self, topology.consumer_name(task_name), on_delivery, limit)
+
+
+class PullConsumer:
+    """Keeps pull requests outstanding for up to ``limit`` messages in hand at once.
+
+    Messages arrive on one inbox subscription and go straight to ``on_delivery``; the worker
+    calls :meth:`done` when one is finished. A new pull request is sent whenever the free
+    credit (limit - in hand - requested but undelivered) reaches a quarter of the limit, so
+    there is no request/response round trip per batch on the hot path.
+    """
+
+    EXPIRES = 30.0
+    HEARTBEAT = 5.0
+
+    def __init__(
+        self, broker: Broker, durable: str, on_delivery: Callable[[Delivery], None], limit: int
+    ) -> None:
+        self._broker = broker
+        self._durable = durable
+        self._on_delivery = on_delivery
+        self._limit = limit
+        self._threshold = max(1, limit // 4)
+        self._in_hand = 0
+        self._pending = 0
+        self._last_seen = time.monotonic()
+        self._wake = asyncio.Event()
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Any = None
+        self._inbox = ""
+
+    async def start(self) -> None:
+        """Subscribe to the inbox and begin pulling."""
+        nc = self._broker.nc
+        self._inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1)
+        self._task = asyncio.create_task(self._loop(), name=f"pull:{self._durable}")
+
+    def done(self) -> None:
+        """One delivered message is finished: its credit is free again."""
+        self._in_hand -= 1
+        if self._limit - self._in_hand - self._pending >= self._threshold:
+            self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop asking for messages and drop the inbox."""
+        self._stopped = True
+        self._wake.set()
+        if self._task:
+            await asyncio.wait({self._task}, timeout=5)
+        if self._sub is not None:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await self._sub.unsubscribe()
+
+    async def _loop(self) -> None:
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{topology.TASK_STREAM}.{self._durable}"
+        nc = self._broker.nc
+        while not self._stopped:
+            want = self._limit - self._in_hand - self._pending
+            if want >= self._threshold or (want > 0 and self._pending == 0):
+                request = {
+                    "batch": want,
+                    "expires": int(self.EXPIRES * 1e9),
+                    "idle_heartbeat": int(self.HEARTBEAT * 1e9),
+                }
+                self._pending += want
+                try:
+                    await nc.publish(subject, json.dumps(request).encode(), reply=self._inbox)
+                except _NATS_ERRORS as exc:
+                    log.warning("pull.request_failed", consumer=self._durable, error=repr(exc))
+                    self._pending -= want
+                    await asyncio.sleep(0.5)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.HEARTBEAT)
+            except TimeoutError:
+                # No traffic for two heartbeats while requests are outstanding: they were lost
+                # (reconnect, server restart). Forget them and ask again.
+                if self._pending and time.monotonic() - self._last_seen > 2 * self.HEARTBEAT:
+                    log.info("pull.reset", consumer=self._durable, pending=self._pending)
+                    self._pending = 0
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._last_seen = time.monotonic()
+        if msg.reply:  # a message; status messages (heartbeat, timeout) have no reply subject
+            self._pending = max(0, self._pending - 1)
+            self._in_hand += 1
+            self._on_delivery(_delivery(msg))
+            return
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status == "100":
+            return
+        left = headers.get("Nats-Pending-Messages")
+        if left is not None:
+            self._pending = max(0, self._pending - int(left))
+        elif status in ("404", "408", "409"):
+            self._pending = 0
+        if status == "409" and "Consumer Deleted" in headers.get("Description", ""):
+            log.error("pull.consumer_deleted", consumer=self._durable)
+        self._wake.set()
+
+
+def _delivery(msg: Msg) -> Delivery:
+    # Reply subject: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+    # (or with domain and account hash tokens in front); count from the end.
+    tokens = msg.reply.split(".")
+    return Delivery(
+        subject=msg.subject,
+        data=msg.data,
+        headers=msg.headers or {},
+        delivered=int(tokens[-5]),
+        stream_seq=int(tokens[-4]),
+        _msg=msg,
+    )
+
+
+def _parse_nats_time(stamp: str) -> datetime:
+    # RFC 3339 with nanoseconds; Python parses at most microseconds.
+    if not stamp:
+        return datetime.now(UTC)
+    head, _, fraction = stamp.partition(".")
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
+    return datetime.fromisoformat(f"{head}.{digits or '0'}+00:00")
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+        if settings.nats_tls_cert:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load TLS files: {exc}") from exc
+    return context
+
+
+async def _on_error(exc: Exception) -> None:
+    log.warning("nats.error", error=repr(exc))
+
+
+async def _on_disconnect() -> None:
+    log.warning("nats.disconnected")
+
+
+async def _on_reconnect() -> None:
+    log.info("nats.reconnected")

@@ -1,0 +1,124 @@
+"""Settings: one object built from App arguments and ``ACTORS_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from difflib import get_close_matches
+from typing import Any
+
+from actors.errors import ConfigurationError
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+@dataclasses.dataclass
+class Settings:
+    """Every setting of an App. Each one can also come from ``ACTORS_<NAME>`` in the environment.
+
+    Precedence: arguments to ``App(...)`` (or assignments to ``app.conf``), then environment,
+    then the defaults below. Durations are float seconds. The full table is in README.md.
+    """
+
+    nats_url: str | None = None
+    """Comma-separated NATS seed URLs. None: the local default, started if not reachable."""
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds: str | None = None
+    """Path of a NATS credentials (.creds) file."""
+    nats_tls_ca: str | None = None
+    nats_tls_cert: str | None = None
+    nats_tls_key: str | None = None
+    nats_tls_hostname: str | None = None
+    connect_timeout: float = 5.0
+    stream_replicas: int = 1
+    """Replicas of every stream and bucket: 3 on a 3-node cluster."""
+    result_ttl: float = 86400.0
+    """How long results are kept."""
+    ignore_result: bool = False
+    """Default for tasks: do not store results."""
+    track_started: bool = False
+    """Default for tasks: store a STARTED record when a task begins (costs one write)."""
+    ack_wait: float = 30.0
+    """Seconds without an ack or heartbeat before a message is redelivered."""
+    max_deliveries: int = 5
+    """Deliveries of one message before it goes to the dead-letter stream."""
+    concurrency: int = 64
+    """Tasks in flight per worker process (threads for sync tasks, coroutines for async)."""
+    shutdown_grace: float = 30.0
+    """Seconds a stopping worker waits for in-flight tasks before it exits anyway."""
+    max_message_bytes: int = 1024 * 1024
+    """Messages larger than this are refused by the client and dead-lettered by workers."""
+    unrouted_grace: float = 60.0
+    """A message no worker has a consumer for is failed (TaskNotRegistered) after this age."""
+    publish_timeout: float = 10.0
+    embedded_dir: str = ".actors"
+    """Where the embedded nats-server keeps its data (under ``nats/``)."""
+    timezone: str = "UTC"
+    beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _FIELDS:
+            raise ConfigurationError(_unknown(name))
+        super().__setattr__(name, _coerce(name, value))
+
+    def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Set several settings at once, like Celery's ``app.conf.update``."""
+        for name, value in {**(values or {}), **kwargs}.items():
+            setattr(self, name, value)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The seed URLs as a list."""
+        return [u.strip() for u in (self.nats_url or DEFAULT_NATS_URL).split(",") if u.strip()]
+
+    @classmethod
+    def build(
+        cls, overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Settings from ``overrides`` first, then ``ACTORS_*`` variables, then defaults."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        for name in _FIELDS:
+            value = env.get("ACTORS_" + name.upper())
+            if value is not None and value != "":
+                setattr(settings, name, value)
+        for name, value in overrides.items():
+            setattr(settings, name, value)
+        return settings
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _unknown(name: str) -> str:
+    close = get_close_matches(name, list(_FIELDS), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown setting {name!r}{hint}; settings are listed in README.md"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert strings from the environment and timedeltas to the setting's type."""
+    kind = _FIELDS[name].type
+    try:
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        if not isinstance(value, str) or kind in ("str | None", "str"):
+            return value
+        if kind == "bool":
+            lowered = value.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return lowered in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"setting {name!r} expects {kind}, got {value!r} (check ACTORS_{name.upper()})"
+        ) from None
+    return value

@@ -1,0 +1,57 @@
+"""Exceptions raised by actors. Every one derives from :class:`ActorsError`."""
+
+from __future__ import annotations
+
+
+class ActorsError(Exception):
+    """Base class of every error this library raises."""
+
+
+class ConfigurationError(ActorsError):
+    """A setting or a task definition is wrong; the message says what to fix."""
+
+
+class BrokerUnavailable(ActorsError):
+    """NATS could not be reached, or a JetStream request failed."""
+
+
+class ProtocolError(ActorsError):
+    """A message or result record does not follow docs/protocol.md."""
+
+
+class TaskNotRegistered(ActorsError):
+    """A message named a task that no worker serves."""
+
+
+class ResultTimeout(ActorsError, TimeoutError):
+    """Waiting for a result took longer than the timeout given."""
+
+
+class TaskFailed(ActorsError):
+    """A task raised an exception whose type cannot be rebuilt here.
+
+    ``exc_type`` is the remote exception's dotted type name, ``exc_message`` its message and
+    ``remote_traceback`` the formatted traceback from the worker.
+    """
+
+    def __init__(self, exc_type: str, exc_message: str, remote_traceback: str | None) -> None:
+        super().__init__(f"{exc_type}: {exc_message}")
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.remote_traceback = remote_traceback
+
+
+class Revoked(ActorsError):
+    """The task was revoked (or expired) before it finished."""
+
+
+class MaxRetriesExceeded(ActorsError):
+    """A task asked to retry more often than its ``max_retries`` allows."""
+
+
+class SoftTimeLimitExceeded(ActorsError):
+    """Raised inside a task when its soft time limit has passed, so it can clean up."""
+
+
+class TimeLimitExceeded(ActorsError):
+    """A task ran past its hard time limit and was stopped."""

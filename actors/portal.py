@@ -1,0 +1,52 @@
+"""The sync facade: runs coroutines on an event loop in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from actors.errors import ActorsError
+
+T = TypeVar("T")
+
+
+class Portal:
+    """An event loop in a daemon thread, or an adopted running loop (a worker's)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._thread: threading.Thread | None = None
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=loop.run_forever, name="actors-portal", daemon=True
+            )
+            self._thread.start()
+        self.loop = loop
+
+    @property
+    def owns_loop(self) -> bool:
+        """True when the loop runs in the portal's own thread (not an adopted one)."""
+        return self._thread is not None
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the portal's loop and block until it returns."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self.loop:
+            coro.close()
+            raise ActorsError(
+                "a blocking call (delay, apply_async, get, ...) was made inside the event loop "
+                "it would wait on; use the async twin instead (adelay, aapply_async, aget, ...)"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        """Stop the background loop (an adopted loop is left alone)."""
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+            self._thread = None

@@ -1,0 +1,133 @@
+"""Running workers from the command line: app loading, embedded server, process supervision."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import structlog
+
+from actors.app import App
+from actors.config import DEFAULT_NATS_URL
+from actors.errors import ConfigurationError
+from actors.log import configure_logging
+from actors.server import EmbeddedServer
+from actors.worker import Worker
+
+log = structlog.get_logger(__name__)
+
+
+def load_app(path: str) -> App:
+    """Import ``module:attribute`` (attribute defaults to ``app``) and return the App."""
+    module_name, _, attribute = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, App):
+        raise ConfigurationError(
+            f"{path!r} is not an actors App: give MODULE:ATTRIBUTE, e.g. tasks:app"
+        )
+    return app
+
+
+def reachable(url: str, timeout: float = 0.5) -> bool:
+    """True if something accepts TCP connections at the URL's host and port."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def start_embedded(app: App) -> EmbeddedServer | None:
+    """Start a local nats-server when no URL is configured and none listens at the default."""
+    if app.conf.nats_url is not None or reachable(DEFAULT_NATS_URL):
+        return None
+    port = urlparse(DEFAULT_NATS_URL).port or 4222
+    server = EmbeddedServer(Path(app.conf.embedded_dir) / "nats", port=port)
+    server.start()
+    log.info("server.embedded_started", url=server.url, store_dir=str(server.store_dir.resolve()))
+    return server
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What ``actors run`` passes to each worker process."""
+
+    app_path: str
+    actors: tuple[str, ...] = ()
+    concurrency: int | None = None
+    log_level: str = "info"
+    log_format: str | None = None
+    nats_url: str | None = None
+
+
+def run_worker(options: WorkerOptions) -> int:
+    """Run one worker in this process until SIGTERM or SIGINT; return the exit code."""
+    configure_logging(options.log_level, options.log_format)
+    if options.nats_url:
+        os.environ["ACTORS_NATS_URL"] = options.nats_url
+    app = load_app(options.app_path)
+    if options.nats_url:
+        app.conf.nats_url = options.nats_url
+    worker = Worker(app, options.actors or None, options.concurrency)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _child(options: WorkerOptions) -> None:
+    sys.exit(run_worker(options))
+
+
+def run_processes(options: WorkerOptions, processes: int) -> int:
+    """Run ``processes`` worker processes, restart any that crash, stop them all on SIGTERM."""
+    context = multiprocessing.get_context("spawn")
+    children: list[Any] = [None] * processes
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stopping:
+        for index, child in enumerate(children):
+            if child is not None and child.is_alive():
+                continue
+            if child is not None:
+                log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
+            children[index] = context.Process(target=_child, args=(options,), daemon=False)
+            children[index].start()
+        time.sleep(0.2)
+    for child in children:
+        if child.is_alive() and child.pid:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join()
+    return 0

@@ -1,0 +1,273 @@
+"""The worker: pulls messages for its actors, runs them, stores results, acks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from actors import topology
+from actors.actor import Actor, Request, current_request
+from actors.app import App, Connection
+from actors.broker import Broker, Delivery, PullConsumer
+from actors.deadletter import dead_letter, message_id, sweep_unrouted
+from actors.errors import ActorsError, BrokerUnavailable, ProtocolError
+from actors.message import TaskMessage, decode
+from actors.results import STARTED, ResultRecord, ResultWaiter
+
+log = structlog.get_logger(__name__)
+
+
+class Worker:
+    """Serves the actors of an app in this process, on the running event loop.
+
+    ``actor_names`` limits which actors are served (default: all registered). ``concurrency``
+    bounds tasks running at once; each actor may also hold up to that many fetched messages.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        actor_names: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = app.conf
+        names = list(actor_names) if actor_names else sorted(app.registry)
+        self.actors = [app.get_actor(name) for name in names]
+        if not self.actors:
+            raise ActorsError(f"app {app.name!r} has no actors to serve")
+        self.concurrency = concurrency or self.settings.concurrency
+        self.hostname = hostname or f"{os.getpid()}@{socket.gethostname()}"
+        self.stopping = False
+        self._broker: Broker | None = None
+        self._consumers: dict[str, PullConsumer] = {}
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._in_hand: dict[int, tuple[Delivery, float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="actors-task")
+        self._background: list[asyncio.Task[None]] = []
+        self.processed = 0
+
+    @property
+    def broker(self) -> Broker:
+        """The worker's connection (after :meth:`start`)."""
+        if self._broker is None:
+            raise ActorsError("worker not started")
+        return self._broker
+
+    async def start(self) -> None:
+        """Connect, create the actors' consumers and begin pulling."""
+        self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
+        await self._broker.ensure_topology()
+        self.app.adopt_loop(
+            asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
+        )
+        for actor in self.actors:
+            await self._broker.ensure_consumer(actor.name)
+            consumer = self._broker.pull(actor.name, self._dispatcher(actor), self.concurrency)
+            self._consumers[actor.name] = consumer
+        for consumer in self._consumers.values():
+            await consumer.start()
+        self._background = [
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._sweep(), name="sweep-unrouted"),
+        ]
+        log.info(
+            "worker.started",
+            nats=",".join(self.settings.nats_servers),
+            actors=[a.name for a in self.actors],
+            concurrency=self.concurrency,
+            hostname=self.hostname,
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop fetching, let in-flight tasks finish for ``grace`` seconds, then close.
+
+        Unfinished messages are not acked, so NATS redelivers them to another worker.
+        """
+        if self.stopping:
+            return
+        self.stopping = True
+        grace = self.settings.shutdown_grace if grace is None else grace
+        log.info("worker.stopping", in_flight=len(self._tasks), grace_s=grace)
+        for consumer in self._consumers.values():
+            await consumer.stop()
+        if self._tasks:
+            _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                log.warning("worker.abandoned", tasks=len(unfinished))
+                await asyncio.wait(unfinished, timeout=1)
+        for task in self._background:
+            task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._broker is not None:
+            await self._broker.close()
+        log.info("worker.stopped", processed=self.processed)
+
+    async def run(self, stop: asyncio.Event, grace: float | None = None) -> None:
+        """Start, serve until ``stop`` is set, then stop gracefully."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop(grace)
+
+    # -- per message ------------------------------------------------------------------------
+
+    def _dispatcher(self, actor: Actor[Any, Any]) -> Callable[[Delivery], None]:
+        def on_delivery(delivery: Delivery) -> None:
+            task = asyncio.create_task(self._handle(actor, delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return on_delivery
+
+    async def _handle(self, actor: Actor[Any, Any], d: Delivery) -> None:
+        self._in_hand[d.stream_seq] = (d, time.monotonic())
+        try:
+            async with self._slots:
+                if self.stopping:
+                    await d.nak()  # not started: hand it to another worker now
+                    return
+                await self._process(actor, d)
+        except asyncio.CancelledError:
+            raise
+        except BrokerUnavailable as exc:
+            log.warning("task.not_acked", task=actor.name, seq=d.stream_seq, error=str(exc))
+        except Exception:
+            log.exception("worker.internal_error", task=actor.name, seq=d.stream_seq)
+        finally:
+            self._in_hand.pop(d.stream_seq, None)
+            self._consumers[actor.name].done()
+
+    async def _process(self, actor: Actor[Any, Any], d: Delivery) -> None:
+        content_type = d.headers.get("Content-Type")
+        if len(d.data) > self.settings.max_message_bytes:
+            reason = f"message is {len(d.data)} bytes, over max_message_bytes"
+            await self._reject(d, actor.name, reason, message_id(d.data, content_type))
+            return
+        try:
+            message = TaskMessage.from_wire(decode(d.data, content_type))
+        except ProtocolError as exc:
+            await self._reject(d, actor.name, f"malformed message: {exc}", None)
+            return
+        if message.task != actor.name:
+            reason = f"message names task {message.task!r} but came on {d.subject}"
+            await self._reject(d, actor.name, reason, message.id)
+            return
+        if d.delivered > self.settings.max_deliveries:
+            reason = (
+                f"delivered {d.delivered} times without finishing (max_deliveries="
+                f"{self.settings.max_deliveries}); the task may crash its worker"
+            )
+            await self._reject(d, actor.name, reason, message.id)
+            return
+        try:
+            actor.check_arguments(message.args, message.kwargs)
+        except TypeError as exc:
+            reason = f"arguments do not fit {actor.name}{actor.signature}: {exc}"
+            await self._reject(d, actor.name, reason, message.id)
+            return
+        await self._run(actor, message, d)
+
+    async def _run(self, actor: Actor[Any, Any], message: TaskMessage, d: Delivery) -> None:
+        store = not (
+            actor.ignore_result if message.ignore_result is None else message.ignore_result
+        )
+        structlog.contextvars.bind_contextvars(
+            task=actor.name, task_id=message.id, retries=message.retries
+        )
+        request = Request.from_message(
+            message,
+            {"subject": d.subject, "stream_seq": d.stream_seq, "delivered": d.delivered},
+        )
+        current_request.set(request)
+        if store and actor.track_started:
+            started = ResultRecord(id=message.id, task=actor.name, status=STARTED)
+            await self.broker.kv_put(topology.RESULTS_BUCKET, message.id, started.to_bytes())
+        began = time.perf_counter()
+        try:
+            value = await self._call(actor, message)
+        except Exception as exc:
+            runtime_ms = round((time.perf_counter() - began) * 1000, 3)
+            log.error("task.failed", runtime_ms=runtime_ms, error=repr(exc), exc_info=exc)
+            record = ResultRecord.failure(message.id, actor.name, exc, retries=message.retries)
+        else:
+            runtime_ms = round((time.perf_counter() - began) * 1000, 3)
+            log.info("task.succeeded", runtime_ms=runtime_ms)
+            record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
+        if store:
+            await self._store(record)
+        await d.ack()
+        self.processed += 1
+
+    async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
+        args = [actor, *message.args] if actor.options.bind else message.args
+        if actor.is_async:
+            return await actor.fn(*args, **message.kwargs)
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, lambda: context.run(actor.fn, *args, **message.kwargs)
+        )
+
+    async def _store(self, record: ResultRecord) -> None:
+        try:
+            body = record.to_bytes()
+        except (TypeError, ValueError, OverflowError) as exc:
+            error = TypeError(f"result of {record.task} cannot be stored as msgpack: {exc}")
+            log.error("task.result_unencodable", error=str(error))
+            body = ResultRecord.failure(record.id, record.task, error).to_bytes()
+        await self.broker.kv_put(topology.RESULTS_BUCKET, record.id, body)
+
+    async def _reject(self, d: Delivery, task: str, reason: str, task_id: str | None) -> None:
+        """Dead-letter a message that cannot run, fail its result, and ack it."""
+        await dead_letter(
+            self.broker,
+            subject=d.subject,
+            data=d.data,
+            headers=d.headers,
+            seq=d.stream_seq,
+            reason=reason,
+            task=task,
+        )
+        if task_id is not None:
+            record = ResultRecord.failure(task_id, task, ProtocolError(reason))
+            await self.broker.kv_put(topology.RESULTS_BUCKET, task_id, record.to_bytes())
+        await d.ack()
+
+    # -- background -------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        """Keep messages in hand from being redelivered while their tasks run."""
+        interval = max(0.1, self.settings.ack_wait / 3)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for delivery, since in list(self._in_hand.values()):
+                if now - since >= interval:
+                    try:
+                        await delivery.in_progress()
+                    except Exception as exc:
+                        log.warning("task.heartbeat_failed", error=repr(exc))
+
+    async def _sweep(self) -> None:
+        """Periodically fail messages for tasks no worker serves (see sweep_unrouted)."""
+        interval = min(30.0, max(0.5, self.settings.unrouted_grace / 2))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await sweep_unrouted(self.broker, self.settings.unrouted_grace)
+            except BrokerUnavailable as exc:
+                log.warning("sweep.failed", error=str(exc))
