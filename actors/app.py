@@ -8,14 +8,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from actors import topology
+from actors import results, topology
 from actors.actor import Actor, P, R, actor_options, new_task_id
 from actors.broker import Broker
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
 from actors.message import TaskMessage, encode
 from actors.portal import Portal
-from actors import results
 from actors.results import ResultWaiter
 
 T = TypeVar("T")
