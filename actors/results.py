@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
-import importlib
+import sys
 import traceback as tb
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -120,19 +120,23 @@ def rebuild_exception(error: Mapping[str, Any], remote_traceback: str | None) ->
 
 
 def _import_exception_type(type_name: str) -> type[BaseException] | None:
-    module_name, _, attr = type_name.rpartition(".")
-    try:
-        target: Any = importlib.import_module(module_name) if module_name else builtins
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError, ValueError):
-        # Qualified names of nested classes need a shorter module path.
-        if "." in module_name:
-            parent, _, outer = module_name.rpartition(".")
-            return _import_exception_type(f"{parent}.{outer}.{attr}") if parent else None
+    """Find an exception type by dotted name among modules this process already imported.
+
+    Only ``sys.modules`` is searched: a result record must never make a client import code.
+    """
+    if "<locals>" in type_name:
         return None
-    if isinstance(target, type) and issubclass(target, Exception):
-        return target
+    parts = type_name.split(".")
+    for split in range(len(parts) - 1, -1, -1):
+        module = sys.modules.get(".".join(parts[:split])) if split else builtins
+        if module is None:
+            continue
+        target: Any = module
+        for attr in parts[split:]:
+            target = getattr(target, attr, None)
+        if isinstance(target, type) and issubclass(target, Exception):
+            return target
+        return None
     return None
 
 

@@ -202,15 +202,29 @@ class Worker:
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             log.error("task.failed", runtime_ms=runtime_ms, error=repr(exc), exc_info=exc)
-            record = ResultRecord.failure(message.id, actor.name, exc, retries=message.retries)
+            await self._failed(actor, message, exc, store)
         else:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             log.info("task.succeeded", runtime_ms=runtime_ms)
-            record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
-        if store:
-            await self._store(record)
+            await self._succeeded(actor, message, value, store)
         await d.ack()
         self.processed += 1
+
+    async def _succeeded(
+        self, actor: Actor[Any, Any], message: TaskMessage, value: Any, store: bool
+    ) -> None:
+        """Store the result of a task that returned (callbacks and workflows hook in here)."""
+        if store:
+            record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
+            await self._store(record)
+
+    async def _failed(
+        self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
+    ) -> None:
+        """Store the failure of a task that raised (retries and errbacks hook in here)."""
+        if store:
+            record = ResultRecord.failure(message.id, actor.name, exc, retries=message.retries)
+            await self._store(record)
 
     async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
         args = [actor, *message.args] if actor.options.bind else message.args

@@ -1,0 +1,5 @@
+"""``python -m actors`` runs the CLI."""
+
+from actors.cli import main
+
+main()
