@@ -158,7 +158,9 @@ class App:
         """The connection for the running event loop, made on first use."""
         loop = asyncio.get_running_loop()
         future = self._connections.get(loop)
-        if future is None or (future.done() and future.exception() is not None):
+        if future is not None and future.done() and future.exception() is None:
+            return future.result()  # the common case, kept cheap
+        if future is None or future.done():
             future = loop.create_future()
             self._connections[loop] = future
             try:

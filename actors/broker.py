@@ -68,6 +68,64 @@ class StoredMessage:
     time: datetime
 
 
+class _Requests:
+    """Request/reply over one wildcard inbox subscription.
+
+    nats-py's ``request`` wraps each call in ``asyncio.wait_for`` (a task per request); at
+    thousands of publishes per second that dominates. Here a request is a future in a dict and
+    one sweeper expires the overdue ones.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = nc.new_inbox()
+        self._futures: dict[str, tuple[asyncio.Future[Msg], float]] = {}
+        self._next = 0
+        self._sub: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
+    ) -> Msg:
+        if self._sub is None:
+            self._sub = await self._nc.subscribe(
+                self._prefix + ".*", cb=self._on_reply, pending_msgs_limit=-1
+            )
+            self._sweeper = asyncio.create_task(self._sweep())
+        self._next += 1
+        token = str(self._next)
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._futures[token] = (future, time.monotonic() + timeout)
+        try:
+            await self._nc.publish(
+                subject, payload, reply=f"{self._prefix}.{token}", headers=headers
+            )
+            return await future
+        finally:
+            self._futures.pop(token, None)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        entry = self._futures.get(msg.subject[len(self._prefix) + 1 :])
+        if entry is None or entry[0].done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            entry[0].set_exception(nats.errors.NoRespondersError())
+        else:
+            entry[0].set_result(msg)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for future, deadline in list(self._futures.values()):
+                if deadline < now and not future.done():
+                    future.set_exception(TimeoutError())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+
 class Broker:
     """One NATS connection and every NATS operation actors performs over it."""
 
@@ -77,6 +135,7 @@ class Broker:
         self.settings = settings
         self._topology_ready = False
         self._consumers: set[str] = set()
+        self._requests = _Requests(nc)
 
     @classmethod
     async def connect(cls, settings: Settings, name: str = "actors") -> Broker:
@@ -232,10 +291,16 @@ class Broker:
     ) -> int:
         """Publish to JetStream and wait for the server to store it; return the sequence."""
         try:
-            ack = await self.js.publish(subject, body, headers=headers)
+            reply = await self._requests.request(
+                subject, body, headers, self.settings.publish_timeout
+            )
         except _NATS_ERRORS as exc:
             raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
-        return int(ack.seq)
+        ack = json.loads(reply.data)
+        error = ack.get("error")
+        if error:
+            raise BrokerUnavailable(f"publish to {subject} refused: {error.get('description')}")
+        return int(ack["seq"])
 
     async def publish_core(self, subject: str, body: bytes) -> None:
         """Publish on core NATS (no storage): events and control replies."""
@@ -286,7 +351,7 @@ class Broker:
         """The current value of ``key`` by direct get, or None when absent or deleted."""
         subject = f"$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{key}"
         try:
-            reply = await self.nc.request(subject, b"", timeout=self.settings.publish_timeout)
+            reply = await self._requests.request(subject, b"", None, self.settings.publish_timeout)
         except _NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {bucket}/{key} failed: {exc!r}") from exc
         headers = reply.headers or {}

@@ -51,8 +51,8 @@ class ResultRecord:
 
     def to_bytes(self) -> bytes:
         """msgpack body, leaving out empty optional fields."""
-        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        return encode(data)
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        return encode({k: v for k, v in data.items() if v is not None})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ResultRecord:
@@ -83,6 +83,9 @@ class ResultRecord:
             date_done=_now(),
             **extra,
         )
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ResultRecord))
 
 
 def _now() -> str:

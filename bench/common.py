@@ -1,0 +1,51 @@
+"""Helpers shared by bench scripts: a server and worker processes to measure against."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from actors.runner import reachable
+from actors.server import EmbeddedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def nats_url() -> Iterator[str]:
+    """ACTORS_NATS_URL if set, else a fresh embedded server in a temp dir."""
+    url = os.environ.get("ACTORS_NATS_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(Path(tmp)) as server:
+        yield server.url
+
+
+@contextmanager
+def worker_processes(url: str, app: str, count: int = 1, *args: str) -> Iterator[None]:
+    """Run ``count`` ``actors run`` processes (warning-level logs) while the block runs."""
+    env = {**os.environ, "ACTORS_NATS_URL": url, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "actors", "run", app, "--log-level", "warning", *args]
+    procs = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(count)]
+    try:
+        time.sleep(1.0)  # bench only: let workers connect before timing starts
+        assert reachable(url)
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at ``fraction`` (0..1) of the sorted values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

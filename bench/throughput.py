@@ -1,0 +1,75 @@
+"""Core speed: tasks/s with results, fire-and-forget tasks/s, and round-trip latency.
+
+Run by hand: ``python -m bench.throughput [N]``. One worker process and this client on the
+same machine as nats-server (an embedded one unless ACTORS_NATS_URL is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from actors import App
+from bench.common import nats_url, percentile, worker_processes
+from bench import tasks
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+WINDOW = 2_000  # tasks in flight from the client at once
+
+
+async def with_results(app: App) -> float:
+    add = app.registry["bench.add"]
+    started = time.perf_counter()
+    results = []
+    for offset in range(0, N, WINDOW):
+        results += await asyncio.gather(*(add.adelay(i, i) for i in range(offset, offset + WINDOW)))
+    values = await asyncio.gather(*(r.aget(timeout=120) for r in results))
+    elapsed = time.perf_counter() - started
+    assert values == [2 * i for i in range(N)], "wrong results"
+    return N / elapsed
+
+
+async def fire_and_forget(app: App) -> float:
+    noop = app.registry["bench.noop"]
+    connection = await app.connection()
+    started = time.perf_counter()
+    for offset in range(0, N, WINDOW):
+        await asyncio.gather(*(noop.adelay(i) for i in range(offset, offset + WINDOW)))
+    sent = time.perf_counter() - started
+    while True:  # until the worker has acked everything
+        info = await connection.broker.js.consumer_info("ACTORS", "bench-noop")
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    print(f"  (sending alone: {N / sent:,.0f} tasks/s)")
+    return N / elapsed
+
+
+def round_trips(app: App, count: int = 1000) -> list[float]:
+    add = app.registry["bench.add"]
+    add.delay(0, 0).get(timeout=10)
+    latencies = []
+    for i in range(count):
+        began = time.perf_counter()
+        add.delay(i, i).get(timeout=10)
+        latencies.append((time.perf_counter() - began) * 1000)
+    return latencies
+
+
+def main() -> None:
+    with nats_url() as url, worker_processes(url, "bench.tasks:app"):
+        app = tasks.app
+        app.conf.nats_url = url
+        print(f"N={N}, one worker process, client and nats-server on this machine")
+        print(f"with results:     {asyncio.run(with_results(app)):,.0f} tasks/s")
+        print(f"fire-and-forget:  {asyncio.run(fire_and_forget(app)):,.0f} tasks/s")
+        latencies = round_trips(app)
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        print(f"round trip (sync delay().get(), 1000 sequential): p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+        app.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Periodic task schedules and the beat actor."""
