@@ -195,5 +195,6 @@ class Actor(Generic[P, R]):
             args, kwargs, task_id=task_id, headers=headers, ignore_result=ignore_result
         )
         connection = await self.app.connection()
-        await connection.send(message)
+        stores = not (self.ignore_result if ignore_result is None else ignore_result)
+        await connection.send(message, expect_result=stores)
         return AsyncResult(message.id, self.app, self.name)

@@ -27,8 +27,13 @@ class Connection:
     broker: Broker
     results: ResultWaiter
 
-    async def send(self, message: TaskMessage, msg_id: str | None = None) -> None:
-        """Publish a task message (msgpack). ``msg_id`` defaults to the task id."""
+    async def send(
+        self, message: TaskMessage, msg_id: str | None = None, expect_result: bool = True
+    ) -> None:
+        """Publish a task message (msgpack). ``msg_id`` defaults to the task id.
+
+        ``expect_result=False`` for tasks whose result is not stored.
+        """
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -43,6 +48,8 @@ class Connection:
                 f"{limit}; pass a reference (a key, a URL) instead of the data"
             )
         headers = {"Nats-Msg-Id": msg_id or message.id, "Content-Type": topology.MSGPACK}
+        if expect_result:
+            self.results.sent(message.id)
         await self.broker.publish(topology.task_subject(message.task), body, headers)
 
 

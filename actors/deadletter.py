@@ -53,7 +53,7 @@ def message_id(data: bytes, content_type: str | None) -> str | None:
         body = decode(data, content_type)
     except ProtocolError:
         return None
-    task_id = body.get("id") if isinstance(body, dict) else None
+    task_id = body.get("id") if isinstance(body, dict) else None  # a map, possibly malformed
     return task_id if topology.valid_task_id(task_id) else None
 
 

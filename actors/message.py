@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -45,9 +46,9 @@ class TaskMessage:
         out: dict[str, Any] = {"v": self.v, "id": self.id, "task": self.task}
         out["args"] = self.args
         out["kwargs"] = self.kwargs
-        for name in _OPTIONAL:
+        for name, default in _OPTIONAL.items():
             value = getattr(self, name)
-            if value not in (None, 0, [], {}) or (name == "ignore_result" and value is not None):
+            if value != default or type(value) is not type(default):
                 out[name] = value
         return out
 
@@ -72,7 +73,7 @@ class TaskMessage:
         values: dict[str, Any] = {"id": data["id"], "task": data["task"]}
         values["args"] = list(args)
         values["kwargs"] = dict(kwargs)
-        for name in _OPTIONAL:
+        for name in (*_OPTIONAL, "v"):
             if name in data and data[name] is not None:
                 values[name] = data[name]
         _check_types(values)
@@ -87,11 +88,11 @@ class TaskMessage:
         return parse_time(self.expires) if self.expires else None
 
 
-_OPTIONAL = [
-    f.name
+_OPTIONAL: dict[str, Any] = {
+    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     for f in dataclasses.fields(TaskMessage)
-    if f.name not in ("id", "task", "args", "kwargs")
-]
+    if f.name not in ("id", "task", "args", "kwargs", "v")
+}
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "retries": int,
     "eta": str,
@@ -113,7 +114,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 def _check_types(values: Mapping[str, Any]) -> None:
     for name, value in values.items():
         expected = _TYPES.get(name)
-        if expected is not None and not isinstance(value, expected):
+        if expected is None:
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ProtocolError(f"field {name!r} has the wrong type {type(value).__name__}")
 
 
@@ -124,12 +127,22 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
 def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 time field; raise ProtocolError when it is not one."""
+    """Parse an RFC 3339 time field (UTC when it has no offset); ProtocolError if not one."""
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+        raise ProtocolError(f"{text!r} is not an RFC 3339 time (e.g. 2030-01-01T12:00:00Z)")
+    head, _, rest = text.upper().partition(".")
+    if rest:  # Python parses at most 6 fractional digits
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[: min(digits, 6)] + rest[digits:]
+        head = f"{head}.{rest}"
     try:
-        moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ProtocolError(f"{text!r} is not an RFC 3339 time") from None
+        moment = datetime.fromisoformat(head.replace("Z", "+00:00"))
+    except ValueError:
+        raise ProtocolError(f"{text!r} is not an RFC 3339 time (invalid date)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -148,6 +161,7 @@ def decode(data: bytes, content_type: str | None) -> Any:
             return json.loads(data)
         if kind == MSGPACK:
             return msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException, msgpack.ExtraData) as exc:
-        raise ProtocolError(f"body is not valid {kind}: {exc}") from None
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+        # TypeError: a map with an unhashable key; RecursionError: absurdly deep nesting.
+        raise ProtocolError(f"body is not valid {kind}: {exc!r}") from None
     raise ProtocolError(f"unsupported Content-Type {content_type!r}: use {MSGPACK} or {JSON}")

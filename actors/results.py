@@ -144,40 +144,71 @@ def _import_exception_type(type_name: str) -> type[BaseException] | None:
 
 
 class ResultWaiter:
-    """Waits for results with one KV watch per connection, dispatching to futures by task id."""
+    """Waits for results with one KV watch per connection, dispatching to futures by task id.
 
-    def __init__(self, broker: Broker) -> None:
+    The watch starts on the first wait. Results of tasks sent through this connection after
+    that arrive through the watch and are kept until waited for (up to ``keep`` of them), so
+    waiting on them needs no read from the server.
+    """
+
+    def __init__(self, broker: Broker, keep: int = 200_000) -> None:
         self._broker = broker
+        self._keep = keep
         self._waiting: dict[str, list[asyncio.Future[ResultRecord]]] = {}
-        self._watching: asyncio.Task[Any] | None = None
+        self._expected: dict[str, ResultRecord | None] = {}
+        self._watch: asyncio.Future[Any] | None = None
+        self._live = False
+
+    def sent(self, task_id: str) -> None:
+        """Note a task sent through this connection whose result will be stored."""
+        if self._live:
+            self._expected[task_id] = None
+            if len(self._expected) > self._keep:
+                del self._expected[next(iter(self._expected))]
 
     async def fetch(self, task_id: str) -> ResultRecord | None:
         """The stored record, or None when there is none (PENDING)."""
         data = await self._broker.kv_get(topology.RESULTS_BUCKET, task_id)
         return ResultRecord.from_bytes(data) if data is not None else None
 
-    async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
-        """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
-        if self._watching is None:
-            self._watching = asyncio.ensure_future(
+    async def _start_watch(self) -> None:
+        if self._watch is None:
+            self._watch = asyncio.ensure_future(
                 self._broker.kv_watch(topology.RESULTS_BUCKET, self._on_change)
             )
-        await asyncio.shield(self._watching)
-        future: asyncio.Future[ResultRecord] = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._watch)
+        self._live = True
+
+    async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
+        """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
+        if not self._live:
+            await self._start_watch()
+        expected = task_id in self._expected
+        if expected:
+            arrived = self._expected[task_id]
+            if arrived is not None:
+                del self._expected[task_id]
+                return arrived
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResultRecord] = loop.create_future()
         self._waiting.setdefault(task_id, []).append(future)
+        timer = loop.call_later(timeout, _expire, future) if timeout is not None else None
         try:
-            # The watch is live, so a record stored from now on reaches the future; one stored
-            # earlier is found by this read. Nothing falls in between.
-            record = await self.fetch(task_id)
-            if record is not None and record.ready:
-                return record
-            return await asyncio.wait_for(future, timeout)
+            if not expected:
+                # The watch is live, so a record stored from now on reaches the future; one
+                # stored earlier is found by this read. Nothing falls in between.
+                record = await self.fetch(task_id)
+                if record is not None and record.ready:
+                    return record
+            return await future
         except TimeoutError:
             raise ResultTimeout(
                 f"result of task {task_id} not ready after {timeout}s; is a worker serving "
                 "the task running?"
             ) from None
         finally:
+            if timer is not None:
+                timer.cancel()
             futures = self._waiting.get(task_id, [])
             if future in futures:
                 futures.remove(future)
@@ -186,16 +217,26 @@ class ResultWaiter:
 
     async def _on_change(self, key: str, value: bytes | None) -> None:
         futures = self._waiting.get(key)
-        if not futures or value is None:
+        if (not futures and key not in self._expected) or value is None:
             return
         try:
             record = ResultRecord.from_bytes(value)
         except ProtocolError:
             return
-        if record.ready:
+        if not record.ready:
+            return
+        if futures:
+            self._expected.pop(key, None)
             for future in futures:
                 if not future.done():
                     future.set_result(record)
+        else:
+            self._expected[key] = record
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 class AsyncResult:

@@ -30,7 +30,7 @@ DEAD_SUBJECT = "Actors-Dead-Subject"
 DEAD_SEQUENCE = "Actors-Dead-Sequence"
 DEAD_TASK = "Actors-Dead-Task"
 
-_TASK_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+_TASK_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
 
 def validate_task_name(name: str) -> str:
@@ -39,7 +39,7 @@ def validate_task_name(name: str) -> str:
     Names are dot-separated words of letters, digits and underscores, so that each maps to
     one NATS subject and one consumer name with no collisions.
     """
-    if not _TASK_NAME.match(name):
+    if not _TASK_NAME.fullmatch(name):
         raise ConfigurationError(
             f"invalid task name {name!r}: use dot-separated words of letters, digits and "
             "underscores, e.g. 'billing.tasks.charge'"
@@ -64,7 +64,7 @@ def consumer_name(name: str) -> str:
 
 def dead_subject(name: str) -> str:
     """Subject a dead letter of task ``name`` is stored under."""
-    return DEAD_PREFIX + (name if _TASK_NAME.match(name) else "_invalid")
+    return DEAD_PREFIX + (name if _TASK_NAME.fullmatch(name) else "_invalid")
 
 
 def result_subject(task_id: str) -> str:
@@ -72,9 +72,9 @@ def result_subject(task_id: str) -> str:
     return f"$KV.{RESULTS_BUCKET}.{task_id}"
 
 
-_TASK_ID = re.compile(r"^[A-Za-z0-9_\-=]{1,128}$")
+_TASK_ID = re.compile(r"[A-Za-z0-9_\-=]{1,128}")
 
 
 def valid_task_id(task_id: object) -> bool:
     """Task ids are usable as one KV key token: letters, digits, ``-``, ``_``, ``=``."""
-    return isinstance(task_id, str) and bool(_TASK_ID.match(task_id))
+    return isinstance(task_id, str) and bool(_TASK_ID.fullmatch(task_id))

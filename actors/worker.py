@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -21,6 +19,7 @@ from actors.deadletter import dead_letter, message_id, sweep_unrouted
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError
 from actors.message import TaskMessage, decode
 from actors.results import STARTED, ResultRecord, ResultWaiter
+from actors.threads import ThreadRunner
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +52,7 @@ class Worker:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._in_hand: dict[int, tuple[Delivery, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="actors-task")
+        self._threads: ThreadRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self.processed = 0
 
@@ -66,6 +65,7 @@ class Worker:
 
     async def start(self) -> None:
         """Connect, create the actors' consumers and begin pulling."""
+        self._threads = ThreadRunner(asyncio.get_running_loop(), self.concurrency)
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
         await self._broker.ensure_topology()
         self.app.adopt_loop(
@@ -110,7 +110,8 @@ class Worker:
                 await asyncio.wait(unfinished, timeout=1)
         for task in self._background:
             task.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._threads is not None:
+            self._threads.shutdown()
         if self._broker is not None:
             await self._broker.close()
         log.info("worker.stopped", processed=self.processed)
@@ -153,6 +154,13 @@ class Worker:
 
     async def _process(self, actor: Actor[Any, Any], d: Delivery) -> None:
         content_type = d.headers.get("Content-Type")
+        if d.delivered > self.settings.max_deliveries:
+            reason = (
+                f"delivered {d.delivered} times without finishing (max_deliveries="
+                f"{self.settings.max_deliveries}); the task may crash its worker"
+            )
+            await self._reject(d, actor.name, reason, message_id(d.data, content_type))
+            return
         if len(d.data) > self.settings.max_message_bytes:
             reason = f"message is {len(d.data)} bytes, over max_message_bytes"
             await self._reject(d, actor.name, reason, message_id(d.data, content_type))
@@ -160,17 +168,11 @@ class Worker:
         try:
             message = TaskMessage.from_wire(decode(d.data, content_type))
         except ProtocolError as exc:
-            await self._reject(d, actor.name, f"malformed message: {exc}", None)
+            reason = f"malformed message: {exc}"
+            await self._reject(d, actor.name, reason, message_id(d.data, content_type))
             return
         if message.task != actor.name:
             reason = f"message names task {message.task!r} but came on {d.subject}"
-            await self._reject(d, actor.name, reason, message.id)
-            return
-        if d.delivered > self.settings.max_deliveries:
-            reason = (
-                f"delivered {d.delivered} times without finishing (max_deliveries="
-                f"{self.settings.max_deliveries}); the task may crash its worker"
-            )
             await self._reject(d, actor.name, reason, message.id)
             return
         try:
@@ -230,11 +232,8 @@ class Worker:
         args = [actor, *message.args] if actor.options.bind else message.args
         if actor.is_async:
             return await actor.fn(*args, **message.kwargs)
-        context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, lambda: context.run(actor.fn, *args, **message.kwargs)
-        )
+        assert self._threads is not None
+        return await self._threads.run(actor.fn, *args, **message.kwargs)
 
     async def _store(self, record: ResultRecord) -> None:
         try:
@@ -283,5 +282,5 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await sweep_unrouted(self.broker, self.settings.unrouted_grace)
-            except BrokerUnavailable as exc:
-                log.warning("sweep.failed", error=str(exc))
+            except Exception as exc:  # keep sweeping: a bad message must not end the loop
+                log.warning("sweep.failed", error=repr(exc))

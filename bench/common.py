@@ -28,8 +28,16 @@ def nats_url() -> Iterator[str]:
         yield server.url
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def worker_processes(url: str, app: str, count: int = 1, *args: str) -> Iterator[None]:
+def worker_processes(
+    url: str, app: str, count: int = 1, *args: str
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Run ``count`` ``actors run`` processes (warning-level logs) while the block runs."""
     env = {**os.environ, "ACTORS_NATS_URL": url, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "actors", "run", app, "--log-level", "warning", *args]
@@ -37,7 +45,7 @@ def worker_processes(url: str, app: str, count: int = 1, *args: str) -> Iterator
     try:
         time.sleep(1.0)  # bench only: let workers connect before timing starts
         assert reachable(url)
-        yield
+        yield procs
     finally:
         for proc in procs:
             proc.terminate()

@@ -18,4 +18,3 @@ async def aadd(x: int, y: int) -> int:
 @app.actor(name="bench.noop", ignore_result=True)
 async def noop(x: int) -> None:
     return None
-
