@@ -136,10 +136,12 @@ class Broker:
         self._topology_ready = False
         self._consumers: set[str] = set()
         self._requests = _Requests(nc)
+        self._events = _ConnectionEvents()
 
     @classmethod
     async def connect(cls, settings: Settings, name: str = "actors") -> Broker:
         """Connect to the configured NATS servers; BrokerUnavailable says what to check."""
+        events = _ConnectionEvents()
         options: dict[str, Any] = {
             "servers": settings.nats_servers,
             "name": name,
@@ -147,9 +149,9 @@ class Broker:
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.5,
             "allow_reconnect": True,
-            "error_cb": _on_error,
-            "disconnected_cb": _on_disconnect,
-            "reconnected_cb": _on_reconnect,
+            "error_cb": events.on_error,
+            "disconnected_cb": events.on_disconnect,
+            "reconnected_cb": events.on_reconnect,
             "pending_size": 64 * 1024 * 1024,
         }
         if settings.nats_user:
@@ -171,10 +173,14 @@ class Broker:
                 f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({exc!r}); start "
                 "one with `actors server`, or set ACTORS_NATS_URL to a running server"
             ) from exc
-        return cls(nc, settings)
+        broker = cls(nc, settings)
+        broker._events = events
+        return broker
 
     async def close(self) -> None:
         """Flush pending messages and close the connection."""
+        self._events.closing = True
+        await self._requests.close()
         if self.nc.is_closed:
             return
         with contextlib.suppress(*_NATS_ERRORS):
@@ -537,13 +543,19 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def _on_error(exc: Exception) -> None:
-    log.warning("nats.error", error=repr(exc))
+class _ConnectionEvents:
+    """Logs connection trouble; quiet once the connection is being closed on purpose."""
 
+    def __init__(self) -> None:
+        self.closing = False
 
-async def _on_disconnect() -> None:
-    log.warning("nats.disconnected")
+    async def on_error(self, exc: Exception) -> None:
+        if not self.closing:
+            log.warning("nats.error", error=repr(exc))
 
+    async def on_disconnect(self) -> None:
+        if not self.closing:
+            log.warning("nats.disconnected")
 
-async def _on_reconnect() -> None:
-    log.info("nats.reconnected")
+    async def on_reconnect(self) -> None:
+        log.info("nats.reconnected")

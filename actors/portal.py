@@ -47,6 +47,16 @@ class Portal:
     def close(self) -> None:
         """Stop the background loop (an adopted loop is left alone)."""
         if self._thread is not None:
+            asyncio.run_coroutine_threadsafe(_cancel_others(), self.loop).result(timeout=5)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
             self._thread = None
+
+
+async def _cancel_others() -> None:
+    """Cancel what is left on the loop (library housekeeping tasks) so none is destroyed."""
+    me = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not me]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
