@@ -93,7 +93,9 @@ class App:
         parsed = actor_options(options)
 
         def register(function: Callable[P, R]) -> Actor[P, R]:
-            task_name = topology.validate_task_name(name or self._default_name(function))
+            task_name = topology.validate_task_name(
+                name if name is not None else self._default_name(function)
+            )
             existing = self.registry.get(task_name)
             if existing is not None and not _same_function(existing.fn, function):
                 raise ConfigurationError(
