@@ -12,13 +12,22 @@ from actors.errors import ActorsError
 T = TypeVar("T")
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop where uvloop is installed (faster I/O and wake-ups), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Portal:
     """An event loop in a daemon thread, or an adopted running loop (a worker's)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._thread: threading.Thread | None = None
         if loop is None:
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop()
             self._thread = threading.Thread(
                 target=loop.run_forever, name="actors-portal", daemon=True
             )

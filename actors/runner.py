@@ -13,7 +13,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import structlog
@@ -22,10 +22,12 @@ from actors.app import App
 from actors.config import DEFAULT_NATS_URL
 from actors.errors import ConfigurationError
 from actors.log import configure_logging
+from actors.portal import new_event_loop
 from actors.server import EmbeddedServer
 from actors.worker import Worker
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def load_app(path: str) -> App:
@@ -101,14 +103,10 @@ def run_worker(options: WorkerOptions) -> int:
     return 0
 
 
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop where it is installed (faster I/O and thread wake-ups)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _child(options: WorkerOptions) -> None:

@@ -7,27 +7,33 @@ same machine as nats-server (an embedded one unless ACTORS_NATS_URL is set).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
 from actors import App
-from bench.common import nats_url, percentile, worker_processes
+from actors.runner import run_loop as run
 from bench import tasks
+from bench.common import cpu_seconds, nats_url, percentile, worker_processes
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
 WINDOW = 2_000  # tasks in flight from the client at once
 
 
-async def with_results(app: App) -> float:
+async def with_results(app: App, worker_pid: int) -> float:
     add = app.registry["bench.add"]
     await (await add.adelay(0, 0)).aget(timeout=10)  # warm up: connect, start the result watch
     started = time.perf_counter()
+    cpu_worker, cpu_client = cpu_seconds(worker_pid), cpu_seconds(os.getpid())
     results = []
     for offset in range(0, N, WINDOW):
         results += await asyncio.gather(*(add.adelay(i, i) for i in range(offset, offset + WINDOW)))
     values = await asyncio.gather(*(r.aget(timeout=120) for r in results))
     elapsed = time.perf_counter() - started
     assert values == [2 * i for i in range(N)], "wrong results"
+    worker_us = (cpu_seconds(worker_pid) - cpu_worker) / N * 1e6
+    client_us = (cpu_seconds(os.getpid()) - cpu_client) / N * 1e6
+    print(f"  (CPU per task: worker {worker_us:.0f} us, client {client_us:.0f} us)")
     return N / elapsed
 
 
@@ -60,12 +66,12 @@ def round_trips(app: App, count: int = 1000) -> list[float]:
 
 
 def main() -> None:
-    with nats_url() as url, worker_processes(url, "bench.tasks:app"):
+    with nats_url() as url, worker_processes(url, "bench.tasks:app") as procs:
         app = tasks.app
         app.conf.nats_url = url
         print(f"N={N}, one worker process, client and nats-server on this machine")
-        print(f"with results:     {asyncio.run(with_results(app)):,.0f} tasks/s")
-        print(f"fire-and-forget:  {asyncio.run(fire_and_forget(app)):,.0f} tasks/s")
+        print(f"with results:     {run(with_results(app, procs[0].pid)):,.0f} tasks/s")
+        print(f"fire-and-forget:  {run(fire_and_forget(app)):,.0f} tasks/s")
         latencies = round_trips(app)
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         print(
