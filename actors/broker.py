@@ -146,7 +146,8 @@ class Broker:
             "servers": settings.nats_servers,
             "name": name,
             "connect_timeout": settings.connect_timeout,
-            "max_reconnect_attempts": -1,
+            # Bounded for the first connect, so a wrong URL fails fast; unbounded after.
+            "max_reconnect_attempts": 2,
             "reconnect_time_wait": 0.5,
             "allow_reconnect": True,
             "error_cb": events.on_error,
@@ -173,6 +174,7 @@ class Broker:
                 f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({exc!r}); start "
                 "one with `actors server`, or set ACTORS_NATS_URL to a running server"
             ) from exc
+        nc.options["max_reconnect_attempts"] = -1
         broker = cls(nc, settings)
         broker._events = events
         return broker

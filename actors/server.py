@@ -37,14 +37,22 @@ def find_nats_server() -> Path:
 class EmbeddedServer:
     """A local nats-server with JetStream on a loopback port.
 
+    ``extra_args`` are passed to nats-server as they are (e.g. ``("--user", "u")``).
     ``port=-1`` picks a free port; after :meth:`start` the chosen one is in :attr:`port`, and
     :meth:`restart` reuses it and the same storage directory (for fault tests and restarts).
     """
 
-    def __init__(self, store_dir: Path | str, port: int = -1, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        store_dir: Path | str,
+        port: int = -1,
+        host: str = "127.0.0.1",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port
+        self.extra_args = extra_args
         self._process: subprocess.Popen[str] | None = None
         self._output: collections.deque[str] = collections.deque(maxlen=200)
 
@@ -67,6 +75,7 @@ class EmbeddedServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         command = [str(find_nats_server()), "-js", "-a", self.host, "-p", str(self.port)]
         command += ["-sd", str(self.store_dir), "--server_name", "actors-embedded"]
+        command += self.extra_args
         self._process = subprocess.Popen(
             command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
