@@ -167,12 +167,18 @@ class Broker:
             options["tls"] = tls
             if settings.nats_tls_hostname:
                 options["tls_hostname"] = settings.nats_tls_hostname
+        nc = Client()
+        # nats-py can keep retrying some failures (e.g. TLS verification) for ever: bound it.
+        deadline = settings.connect_timeout * 3 * len(settings.nats_servers) + 2
         try:
-            nc = await nats.connect(**options)
+            await asyncio.wait_for(nc.connect(**options), deadline)
         except _NATS_ERRORS as exc:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await nc.close()
+            cause = events.last_error or exc
             raise BrokerUnavailable(
-                f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({exc!r}); start "
-                "one with `actors server`, or set ACTORS_NATS_URL to a running server"
+                f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({cause!r}); "
+                "start one with `actors server`, or set ACTORS_NATS_URL to a running server"
             ) from exc
         nc.options["max_reconnect_attempts"] = -1
         broker = cls(nc, settings)
@@ -475,8 +481,11 @@ class PullConsumer:
                 try:
                     await nc.publish(subject, json.dumps(request).encode(), reply=self._inbox)
                 except _NATS_ERRORS as exc:
-                    log.warning("pull.request_failed", consumer=self._durable, error=repr(exc))
                     self._pending -= want
+                    if nc.is_closed:
+                        log.error("pull.connection_closed", consumer=self._durable)
+                        return
+                    log.warning("pull.request_failed", consumer=self._durable, error=repr(exc))
                     await asyncio.sleep(0.5)
                 continue
             self._wake.clear()
@@ -550,8 +559,10 @@ class _ConnectionEvents:
 
     def __init__(self) -> None:
         self.closing = False
+        self.last_error: Exception | None = None
 
     async def on_error(self, exc: Exception) -> None:
+        self.last_error = exc
         if not self.closing:
             log.warning("nats.error", error=repr(exc))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +58,38 @@ async def test_nothing_listening_fails_fast(tmp_path: Path) -> None:
     app = App("auth", nats_url=f"nats://127.0.0.1:{free_port()}", connect_timeout=1)
     with pytest.raises(BrokerUnavailable, match="actors server"):
         await app.connection()
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.pem"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    ext = directory / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    commands = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_cert,
+         "-days", "1", "-subj", "/CN=actors-test-ca"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "1", "-extfile", ext],
+    ]  # fmt: skip
+    for command in commands:
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return ca_cert, cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_tls_with_a_private_ca(tmp_path: Path, worker) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    tls = ("--tls", "--tlscert", str(cert), "--tlskey", str(key))
+    with EmbeddedServer(tmp_path / "nats", extra_args=tls) as server:
+        url = f"tls://127.0.0.1:{server.port}"
+        app = App("tls", nats_url=url, nats_tls_ca=str(ca))
+        tasks = register(app)
+        await worker(app)
+        assert await (await tasks["add"].adelay(5, 5)).aget(timeout=10) == 10
+        await app.aclose()
+        untrusting = App("tls", nats_url=url, connect_timeout=1)
+        with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.connection()
