@@ -22,6 +22,7 @@ from nats.js import api
 
 from actors import topology
 from actors.config import Settings
+from actors.deadlines import Deadlines
 from actors.errors import BrokerUnavailable, ConfigurationError
 
 log = structlog.get_logger(__name__)
@@ -72,17 +73,17 @@ class _Requests:
     """Request/reply over one wildcard inbox subscription.
 
     nats-py's ``request`` wraps each call in ``asyncio.wait_for`` (a task per request); at
-    thousands of publishes per second that dominates. Here a request is a future in a dict and
-    one sweeper expires the overdue ones.
+    thousands of publishes per second that dominates. Here a request is a future in a dict,
+    and one :class:`Deadlines` heap times them all out.
     """
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._prefix = nc.new_inbox()
-        self._futures: dict[str, tuple[asyncio.Future[Msg], float]] = {}
+        self._futures: dict[str, asyncio.Future[Msg]] = {}
         self._next = 0
         self._sub: Any = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._deadlines = Deadlines()
 
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
@@ -91,39 +92,30 @@ class _Requests:
             self._sub = await self._nc.subscribe(
                 self._prefix + ".*", cb=self._on_reply, pending_msgs_limit=-1
             )
-            self._sweeper = asyncio.create_task(self._sweep())
         self._next += 1
         token = str(self._next)
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self._futures[token] = (future, time.monotonic() + timeout)
+        self._futures[token] = future
+        self._deadlines.add(future, timeout)
         try:
             await self._nc.publish(
                 subject, payload, reply=f"{self._prefix}.{token}", headers=headers
             )
             return await future
         finally:
-            self._futures.pop(token, None)
+            del self._futures[token]
 
     async def _on_reply(self, msg: Msg) -> None:
-        entry = self._futures.get(msg.subject[len(self._prefix) + 1 :])
-        if entry is None or entry[0].done():
+        future = self._futures.get(msg.subject[len(self._prefix) + 1 :])
+        if future is None or future.done():
             return
         if msg.headers and msg.headers.get("Status") == "503":
-            entry[0].set_exception(nats.errors.NoRespondersError())
+            future.set_exception(nats.errors.NoRespondersError())
         else:
-            entry[0].set_result(msg)
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            now = time.monotonic()
-            for future, deadline in list(self._futures.values()):
-                if deadline < now and not future.done():
-                    future.set_exception(TimeoutError())
+            future.set_result(msg)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        self._deadlines.close()
 
 
 class Broker:

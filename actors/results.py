@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from actors import topology
+from actors.deadlines import Deadlines
 from actors.errors import ProtocolError, ResultTimeout, TaskFailed
 from actors.message import decode, encode, format_time
 
@@ -158,6 +159,7 @@ class ResultWaiter:
         self._expected: dict[str, ResultRecord | None] = {}
         self._watch: asyncio.Future[Any] | None = None
         self._live = False
+        self._deadlines = Deadlines()
 
     def sent(self, task_id: str) -> None:
         """Note a task sent through this connection whose result will be stored."""
@@ -192,7 +194,8 @@ class ResultWaiter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ResultRecord] = loop.create_future()
         self._waiting.setdefault(task_id, []).append(future)
-        timer = loop.call_later(timeout, _expire, future) if timeout is not None else None
+        if timeout is not None:
+            self._deadlines.add(future, timeout)
         try:
             if not expected:
                 # The watch is live, so a record stored from now on reaches the future; one
@@ -207,8 +210,6 @@ class ResultWaiter:
                 "the task running?"
             ) from None
         finally:
-            if timer is not None:
-                timer.cancel()
             futures = self._waiting.get(task_id, [])
             if future in futures:
                 futures.remove(future)
@@ -232,11 +233,6 @@ class ResultWaiter:
                     future.set_result(record)
         else:
             self._expected[key] = record
-
-
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 class AsyncResult:
