@@ -29,6 +29,13 @@ class Connection:
 
     async def send(self, message: TaskMessage, msg_id: str | None = None) -> None:
         """Publish a task message (msgpack). ``msg_id`` defaults to the task id."""
+        await self.broker.publish(*self._wire(message, msg_id))
+
+    async def send_many(self, messages: list[TaskMessage]) -> None:
+        """Publish task messages pipelined (workflows); each is stored once by its task id."""
+        await self.broker.publish_many([self._wire(message, None) for message in messages])
+
+    def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -43,7 +50,7 @@ class Connection:
                 f"{limit}; pass a reference (a key, a URL) instead of the data"
             )
         headers = {"Nats-Msg-Id": msg_id or message.id, "Content-Type": topology.MSGPACK}
-        await self.broker.publish(topology.task_subject(message.task), body, headers)
+        return topology.task_subject(message.task), body, headers
 
 
 class App:

@@ -251,6 +251,49 @@ class Broker:
             raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
         return int(ack.seq)
 
+    async def publish_many(
+        self, messages: list[tuple[str, bytes, dict[str, str]]], tolerate: int | None = None
+    ) -> list[bool]:
+        """Publish many messages to JetStream pipelined, and wait until all are answered.
+
+        One reply subscription for the batch instead of a request per message: several times
+        faster than awaiting each publish. Returns per message True (stored) or False (refused
+        with JetStream error code ``tolerate``, e.g. 10071 for a create-only KV key that
+        exists); any other refusal raises BrokerUnavailable.
+        """
+        stored = [True] * len(messages)
+        if not messages:
+            return stored
+        inbox = self.nc.new_inbox()
+        left = len(messages)
+        errors: list[str] = []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def on_ack(msg: Msg) -> None:
+            nonlocal left
+            if b'"error"' in msg.data or (msg.headers or {}).get("Status"):
+                index = int(msg.subject.rsplit(".", 1)[-1])
+                stored[index] = False
+                if tolerate is None or f'"err_code":{tolerate}'.encode() not in msg.data:
+                    errors.append(f"{messages[index][0]}: {msg.data[:200]!r} {msg.headers}")
+            left -= 1
+            if left == 0 and not done.done():
+                done.set_result(None)
+
+        try:
+            sub = await self.nc.subscribe(inbox + ".*", cb=on_ack, pending_msgs_limit=-1)
+            try:
+                for index, (subject, body, headers) in enumerate(messages):
+                    await self.nc.publish(subject, body, reply=f"{inbox}.{index}", headers=headers)
+                await asyncio.wait_for(done, self.settings.publish_timeout)
+            finally:
+                await sub.unsubscribe()
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"publishing {len(messages)} messages failed: {exc!r}") from exc
+        if errors:
+            raise BrokerUnavailable(f"{len(errors)} messages not stored, e.g. {errors[0]}")
+        return stored
+
     async def publish_core(self, subject: str, body: bytes) -> None:
         """Publish on core NATS (no storage): events and control replies."""
         try:

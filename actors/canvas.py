@@ -185,7 +185,7 @@ class chord(Canvas):
 
     def to_wire(self) -> WireSignature:
         """See :meth:`Canvas.to_wire`."""
-        body = self._body().to_wire()
+        body = self.body.to_wire() if self.body is not None else None
         header = self.header.to_wire()
         options = wire_options(self.options)
         return {"kind": "chord", "header": header, "body": body, "options": options}
@@ -304,5 +304,8 @@ KINDS["chain"] = lambda data, app: chain(
     *(from_wire(t, app) for t in data["tasks"]), options=data.get("options"), app=app
 )
 KINDS["chord"] = lambda data, app: chord(
-    from_wire(data["header"], app), from_wire(data["body"], app), data.get("options"), app
+    from_wire(data["header"], app),
+    None if data.get("body") is None else from_wire(data["body"], app),
+    data.get("options"),
+    app,
 )

@@ -10,7 +10,6 @@ next messages (actors/routing.py); no task waits on another.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -300,11 +299,11 @@ def link_list(value: Any) -> list[WireSignature]:
 
 
 async def send_all(connection: Connection, messages: list[TaskMessage]) -> None:
-    """Publish task messages concurrently; each waits for its stored-ack."""
+    """Publish task messages (pipelined when several); returns once all are stored."""
     if len(messages) == 1:
         await connection.send(messages[0])
     elif messages:
-        await asyncio.gather(*(connection.send(m) for m in messages))
+        await connection.send_many(messages)
 
 
 def wire_options(options: dict[str, Any]) -> dict[str, Any]:
