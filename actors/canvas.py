@@ -85,7 +85,7 @@ class group(Canvas):
     def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
         """See :meth:`Canvas.messages`. A group followed by more steps becomes a chord."""
         if rest:
-            return chord(self, _chain_of(rest, self.app)).messages(extra, [], hop)
+            return chord(self, _chain_of(rest, self.find_app())).messages(extra, [], hop)
         if hop.chord is not None:
             raise ConfigurationError("a chord header member must be a task or a chain of tasks")
         out: list[TaskMessage] = []
@@ -210,7 +210,7 @@ class chord(Canvas):
             raise ConfigurationError("a chord cannot be a member of another chord's header")
         body = self._body()
         if rest:
-            body = chain(body, _chain_of(rest, self.app))
+            body = chain(body, _chain_of(rest, self.find_app()))
         body.freeze(f"{self.header.id}.body")  # fills only ids a foreign sender left out
         size = len(self.header.tasks)
         if size == 0:

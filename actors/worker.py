@@ -177,6 +177,7 @@ class Worker:
             routing.check_arguments(actor, message)
         except TypeError as exc:
             reason = f"arguments do not fit {actor.name}{actor.call_signature}: {exc}"
+            await routing.failed(self.app, message, ProtocolError(reason))
             await self._reject(d, actor.name, reason, message.id)
             return
         await self._run(actor, message, d)

@@ -58,11 +58,15 @@ async def measure(runs: int, size: int, steps: int) -> None:
     await chain_seconds(3)
     chords = [await chord_seconds(size) for _ in range(runs)]
     chains = [await chain_seconds(steps) for _ in range(runs)]
-    print(f"chord of {size} -> body result: median {statistics.median(chords) * 1000:.0f} ms, "
-          f"min {min(chords) * 1000:.0f} ms, max {max(chords) * 1000:.0f} ms ({runs} runs)")
+    print(
+        f"chord of {size} -> body result: median {statistics.median(chords) * 1000:.0f} ms, "
+        f"min {min(chords) * 1000:.0f} ms, max {max(chords) * 1000:.0f} ms ({runs} runs)"
+    )
     per_hop = [c / steps * 1000 for c in chains]
-    print(f"chain of {steps}: median {statistics.median(chains) * 1000:.0f} ms total, "
-          f"{statistics.median(per_hop):.2f} ms per hop (min {min(per_hop):.2f})")
+    print(
+        f"chain of {steps}: median {statistics.median(chains) * 1000:.0f} ms total, "
+        f"{statistics.median(per_hop):.2f} ms per hop (min {min(per_hop):.2f})"
+    )
     await app.aclose()
 
 
