@@ -282,3 +282,34 @@ async def test_a_json_chain_published_by_hand_runs(canvas: dict[str, Any]) -> No
     headers = {"Nats-Msg-Id": "json-chain-1", "Content-Type": "application/json"}
     await connection.broker.publish("actors.task.canvas.add", json.dumps(message).encode(), headers)
     assert await app.AsyncResult("json-chain-3").aget(timeout=10) == 31
+
+
+# -- chord joins are idempotent ----------------------------------------------------------------
+
+
+async def test_redelivered_members_and_double_counts_fire_the_body_once(
+    app: App, worker: Any, tmp_path: Path
+) -> None:
+    """Replays what redeliveries do to the join: members joining again, alone and in batches
+    the counter has not seen (as after the dedupe window), including the one that fired."""
+    from actors import routing
+    from actors.signature import Hop
+
+    tasks = register(app)
+    await worker(app, actor_names=["canvas.record"])
+    ran = tmp_path / "body"
+    flow = chord([tasks["add"].s(i, i) for i in range(5)], tasks["record"].s(str(ran)))
+    result = flow.freeze()
+    members = flow.messages([], [], Hop())
+    for member in members[:4]:
+        await routing.succeeded(app, member, member.args[0] * 2)
+    await routing.succeeded(app, members[0], 0)  # redelivered alone: deduplicated
+    # redelivered together: a batch the counter never saw, so the count passes the size
+    await asyncio.gather(*(routing.succeeded(app, m, m.args[0] * 2) for m in members[:2]))
+    await asyncio.sleep(0.3)
+    assert not ran.exists()  # member 4 has not finished: the body must not run yet
+    await routing.succeeded(app, members[4], 8)
+    await routing.succeeded(app, members[4], 8)  # the firing member redelivered
+    assert await result.aget(timeout=10) == [0, 2, 4, 6, 8]
+    await asyncio.sleep(0.3)
+    assert len(lines(ran)) == 1
