@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -244,14 +244,14 @@ class Actor(Generic[P, R]):
         """A signature with options: ``add.signature((2, 2), countdown=10)``."""
         return Signature(self, args, kwargs, options, immutable=immutable)
 
-    def map(self, items: Sequence[Any]) -> Signature:
+    def map(self, items: Iterable[Any]) -> Signature:
         """One message calling the task with each item in order: ``[task(i) for i in items]``."""
         return Signature(self, (list(items),), immutable=True, mode="map")
 
-    def starmap(self, items: Sequence[Sequence[Any]]) -> Signature:
+    def starmap(self, items: Iterable[Iterable[Any]]) -> Signature:
         """One message calling ``task(*item)`` for each item in order."""
         return Signature(self, ([list(i) for i in items],), immutable=True, mode="starmap")
 
-    def chunks(self, items: Sequence[Sequence[Any]], n: int) -> chunks:
+    def chunks(self, items: Iterable[Iterable[Any]], n: int) -> chunks:
         """The items in chunks of ``n`` argument tuples, each chunk one starmap message."""
         return chunks(Signature(self), items, n)

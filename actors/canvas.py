@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
 from actors.errors import ConfigurationError
@@ -243,7 +243,7 @@ class chord(Canvas):
 class chunks(group):
     """``add.chunks(items, n)``: the items in chunks of ``n``, each chunk one starmap message."""
 
-    def __init__(self, task: Signature, items: Iterable[Sequence[Any]], n: int) -> None:
+    def __init__(self, task: Signature, items: Iterable[Iterable[Any]], n: int) -> None:
         if n < 1:
             raise ConfigurationError("chunk size must be at least 1")
         listed = [list(item) for item in items]
