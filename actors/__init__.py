@@ -2,9 +2,11 @@
 
 from actors.actor import Actor, Request
 from actors.app import App
+from actors.canvas import Signature, chain, chord, chunks, group, signature
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
+    ChordError,
     ConfigurationError,
     MaxRetriesExceeded,
     ProtocolError,
@@ -16,7 +18,7 @@ from actors.errors import (
     TimeLimitExceeded,
 )
 from actors.log import get_task_logger
-from actors.results import AsyncResult
+from actors.results import AsyncResult, GroupResult
 from actors.worker import Worker
 
 __all__ = [
@@ -25,16 +27,24 @@ __all__ = [
     "App",
     "AsyncResult",
     "BrokerUnavailable",
+    "ChordError",
     "ConfigurationError",
+    "GroupResult",
     "MaxRetriesExceeded",
     "ProtocolError",
     "Request",
     "ResultTimeout",
     "Revoked",
+    "Signature",
     "SoftTimeLimitExceeded",
     "TaskFailed",
     "TaskNotRegistered",
     "TimeLimitExceeded",
     "Worker",
+    "chain",
+    "chord",
+    "chunks",
     "get_task_logger",
+    "group",
+    "signature",
 ]

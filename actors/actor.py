@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from actors.canvas import Signature, chunks
 from actors.errors import ConfigurationError
 from actors.message import TaskMessage
 from actors.results import AsyncResult
+from actors.signature import link_list
 
 if TYPE_CHECKING:
     from actors.app import App
@@ -101,7 +103,7 @@ class Actor(Generic[P, R]):
         self.name = name
         self.options = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.signature = inspect.signature(fn)
+        self.call_signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -134,9 +136,9 @@ class Actor(Generic[P, R]):
     def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise TypeError if the arguments do not fit the function."""
         if self.options.bind:
-            self.signature.bind(None, *args, **kwargs)
+            self.call_signature.bind(None, *args, **kwargs)
         else:
-            self.signature.bind(*args, **kwargs)
+            self.call_signature.bind(*args, **kwargs)
 
     def message(
         self,
@@ -146,6 +148,8 @@ class Actor(Generic[P, R]):
         task_id: str | None = None,
         headers: dict[str, Any] | None = None,
         ignore_result: bool | None = None,
+        link: Any = None,
+        link_error: Any = None,
     ) -> TaskMessage:
         """Build the task message apply_async would send."""
         return TaskMessage(
@@ -155,6 +159,8 @@ class Actor(Generic[P, R]):
             kwargs=dict(kwargs or {}),
             headers=dict(headers or {}),
             ignore_result=ignore_result,
+            link=link_list(link),
+            link_error=link_list(link_error),
         )
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
@@ -173,11 +179,23 @@ class Actor(Generic[P, R]):
         task_id: str | None = None,
         headers: dict[str, Any] | None = None,
         ignore_result: bool | None = None,
+        link: Any = None,
+        link_error: Any = None,
     ) -> AsyncResult:
-        """Send the task with options; returns its AsyncResult."""
+        """Send the task with options; returns its AsyncResult.
+
+        ``link``/``link_error``: a signature or a list of them, sent when the task succeeds
+        (with its result prepended) or fails (with ``task_id, error, traceback`` prepended).
+        """
         return self.app.run_sync(
             self.aapply_async(
-                args, kwargs, task_id=task_id, headers=headers, ignore_result=ignore_result
+                args,
+                kwargs,
+                task_id=task_id,
+                headers=headers,
+                ignore_result=ignore_result,
+                link=link,
+                link_error=link_error,
             )
         )
 
@@ -189,12 +207,52 @@ class Actor(Generic[P, R]):
         task_id: str | None = None,
         headers: dict[str, Any] | None = None,
         ignore_result: bool | None = None,
+        link: Any = None,
+        link_error: Any = None,
     ) -> AsyncResult:
         """Async twin of :meth:`apply_async`."""
         message = self.message(
-            args, kwargs, task_id=task_id, headers=headers, ignore_result=ignore_result
+            args,
+            kwargs,
+            task_id=task_id,
+            headers=headers,
+            ignore_result=ignore_result,
+            link=link,
+            link_error=link_error,
         )
         connection = await self.app.connection()
         stores = not (self.ignore_result if ignore_result is None else ignore_result)
         await connection.send(message, expect_result=stores)
         return AsyncResult(message.id, self.app, self.name)
+
+    # -- signatures (docs/workflows.md) -----------------------------------------------------
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of a call: ``add.s(2, 2)``; a partial one takes a parent's result."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: a parent's result is not prepended to its args."""
+        return Signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        immutable: bool = False,
+        **options: Any,
+    ) -> Signature:
+        """A signature with options: ``add.signature((2, 2), countdown=10)``."""
+        return Signature(self, args, kwargs, options, immutable=immutable)
+
+    def map(self, items: Iterable[Any]) -> Signature:
+        """One message calling the task with each item in order: ``[task(i) for i in items]``."""
+        return Signature(self, (list(items),), immutable=True, mode="map")
+
+    def starmap(self, items: Iterable[Iterable[Any]]) -> Signature:
+        """One message calling ``task(*item)`` for each item in order."""
+        return Signature(self, ([list(i) for i in items],), immutable=True, mode="starmap")
+
+    def chunks(self, items: Iterable[Iterable[Any]], n: int) -> chunks:
+        """The items in chunks of ``n`` argument tuples, each chunk one starmap message."""
+        return chunks(Signature(self), items, n)

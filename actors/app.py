@@ -34,6 +34,20 @@ class Connection:
 
         ``expect_result=False`` for tasks whose result is not stored.
         """
+        subject, body, headers = self._wire(message, msg_id)
+        if expect_result:
+            self.results.sent(message.id)
+        await self.broker.publish(subject, body, headers)
+
+    async def send_many(self, messages: list[TaskMessage]) -> None:
+        """Publish task messages pipelined (workflows); each is stored once by its task id."""
+        wired = [self._wire(message, None) for message in messages]
+        for message in messages:
+            if message.ignore_result is not True:
+                self.results.sent(message.id)
+        await self.broker.publish_many(wired)
+
+    def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -48,9 +62,7 @@ class Connection:
                 f"{limit}; pass a reference (a key, a URL) instead of the data"
             )
         headers = {"Nats-Msg-Id": msg_id or message.id, "Content-Type": topology.MSGPACK}
-        if expect_result:
-            self.results.sent(message.id)
-        await self.broker.publish(topology.task_subject(message.task), body, headers)
+        return topology.task_subject(message.task), body, headers
 
 
 class App:

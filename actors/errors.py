@@ -41,6 +41,10 @@ class TaskFailed(ActorsError):
         self.remote_traceback = remote_traceback
 
 
+class ChordError(ActorsError):
+    """A chord's body did not run because a header task failed; the message names it."""
+
+
 class Revoked(ActorsError):
     """The task was revoked (or expired) before it finished."""
 

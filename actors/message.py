@@ -38,6 +38,7 @@ class TaskMessage:
     root_id: str | None = None
     parent_id: str | None = None
     ignore_result: bool | None = None
+    map: str | None = None
     headers: dict[str, Any] = dataclasses.field(default_factory=dict)
     v: int = PROTOCOL_VERSION
 
@@ -106,6 +107,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "root_id": str,
     "parent_id": str,
     "ignore_result": bool,
+    "map": str,
     "headers": dict,
     "v": int,
 }

@@ -7,7 +7,7 @@ import builtins
 import dataclasses
 import sys
 import traceback as tb
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +173,10 @@ class ResultWaiter:
         data = await self._broker.kv_get(topology.RESULTS_BUCKET, task_id)
         return ResultRecord.from_bytes(data) if data is not None else None
 
+    async def fetch_many(self, task_ids: Sequence[str]) -> list[ResultRecord | None]:
+        """The stored records of several tasks (None where there is none), in order."""
+        return list(await asyncio.gather(*(self.fetch(task_id) for task_id in task_ids)))
+
     async def _start_watch(self) -> None:
         if self._watch is None:
             self._watch = asyncio.ensure_future(
@@ -183,38 +187,62 @@ class ResultWaiter:
 
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
+        return (await self.wait_many([task_id], timeout))[0]
+
+    async def wait_many(self, task_ids: Sequence[str], timeout: float | None) -> list[ResultRecord]:
+        """The records of all ``task_ids`` once all are ready, in order, on the one watch.
+
+        Raises ResultTimeout after ``timeout`` seconds.
+        """
         if not self._live:
             await self._start_watch()
-        expected = task_id in self._expected
-        if expected:
-            arrived = self._expected[task_id]
-            if arrived is not None:
-                del self._expected[task_id]
-                return arrived
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[ResultRecord] = loop.create_future()
-        self._waiting.setdefault(task_id, []).append(future)
-        if timeout is not None:
-            self._deadlines.add(future, timeout)
+        futures: dict[str, asyncio.Future[ResultRecord]] = {}
+        unknown: list[str] = []
+        for task_id in task_ids:
+            if task_id in futures:
+                continue
+            future: asyncio.Future[ResultRecord] = loop.create_future()
+            futures[task_id] = future
+            if task_id in self._expected:  # sent here after the watch began: no read needed
+                arrived = self._expected[task_id]
+                if arrived is not None:
+                    del self._expected[task_id]
+                    future.set_result(arrived)
+                    continue
+            else:
+                unknown.append(task_id)
+            self._waiting.setdefault(task_id, []).append(future)
+            if timeout is not None:
+                self._deadlines.add(future, timeout)
         try:
-            if not expected:
-                # The watch is live, so a record stored from now on reaches the future; one
+            if unknown:
+                # The watch is live, so a record stored from now on reaches its future; one
                 # stored earlier is found by this read. Nothing falls in between.
-                record = await self.fetch(task_id)
-                if record is not None and record.ready:
-                    return record
-            return await future
+                for task_id, record in zip(unknown, await self.fetch_many(unknown), strict=True):
+                    if record is not None and record.ready and not futures[task_id].done():
+                        futures[task_id].set_result(record)
+            await asyncio.gather(*futures.values())
         except TimeoutError:
+            missing = [task_id for task_id, future in futures.items() if not future.done()]
+            missing = missing or [next(iter(futures))]
             raise ResultTimeout(
-                f"result of task {task_id} not ready after {timeout}s; is a worker serving "
-                "the task running?"
+                f"result of task {missing[0]} not ready after {timeout}s"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + "; is a worker serving the task running?"
             ) from None
         finally:
-            futures = self._waiting.get(task_id, [])
-            if future in futures:
-                futures.remove(future)
-            if not futures:
-                self._waiting.pop(task_id, None)
+            for task_id, future in futures.items():
+                if not future.done():
+                    future.cancel()  # so its deadline does not fail it unobserved later
+                waiting = self._waiting.get(task_id)
+                if waiting is None:
+                    continue
+                if future in waiting:
+                    waiting.remove(future)
+                if not waiting:
+                    del self._waiting[task_id]
+        return [futures[task_id].result() for task_id in task_ids]
 
     async def _on_change(self, key: str, value: bytes | None) -> None:
         futures = self._waiting.get(key)
@@ -245,6 +273,8 @@ class AsyncResult:
         self.id = id
         self.app = app
         self.task_name = task_name
+        self.parent: AsyncResult | GroupResult | None = None
+        """The result of the step before this one in a chain (or a chord's header)."""
         self._record: ResultRecord | None = None
 
     def __repr__(self) -> str:
@@ -330,3 +360,120 @@ def _outcome(record: ResultRecord) -> Any:
     if record.error is not None:
         return rebuild_exception(record.error, record.traceback)
     return None
+
+
+class GroupResult:
+    """The results of a group's tasks, in the order the tasks were given (Celery's GroupResult).
+
+    ``results`` holds an AsyncResult per task, or a GroupResult for a nested group. Waiting uses
+    the connection's one KV watch for every member, not a watch per member.
+    """
+
+    def __init__(self, id: str, results: list[AsyncResult | GroupResult], app: App) -> None:
+        self.id = id
+        self.results = results
+        self.app = app
+        self.parent: AsyncResult | GroupResult | None = None
+        """The result of the step before the group in a chain."""
+
+    def __repr__(self) -> str:
+        return f"<GroupResult {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[AsyncResult | GroupResult]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult | GroupResult:
+        return self.results[index]
+
+    @property
+    def children(self) -> list[AsyncResult | GroupResult]:
+        """The member results (Celery's name)."""
+        return self.results
+
+    def leaf_ids(self) -> list[str]:
+        """Task ids of every member, nested groups flattened, in order."""
+        ids: list[str] = []
+        for member in self.results:
+            ids.extend(member.leaf_ids() if isinstance(member, GroupResult) else [member.id])
+        return ids
+
+    async def _astates(self) -> list[set[str]]:
+        """Per member: the set of states of its tasks (PENDING where nothing is stored)."""
+        connection = await self.app.connection()
+        ids = self.leaf_ids()
+        records = await connection.results.fetch_many(ids)
+        status = {i: (r.status if r else PENDING) for i, r in zip(ids, records, strict=True)}
+        return [
+            {status[i] for i in m.leaf_ids()} if isinstance(m, GroupResult) else {status[m.id]}
+            for m in self.results
+        ]
+
+    async def acompleted_count(self) -> int:
+        """Async twin of :meth:`completed_count`."""
+        return sum(1 for states in await self._astates() if states == {SUCCESS})
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        return self.app.run_sync(self.acompleted_count())
+
+    def ready(self) -> bool:
+        """True once every member succeeded, failed or was revoked."""
+        states = self.app.run_sync(self._astates())
+        return all(s <= READY_STATES for s in states)
+
+    def waiting(self) -> bool:
+        """True while any member is not ready."""
+        return not self.ready()
+
+    def successful(self) -> bool:
+        """True if every member succeeded."""
+        return all(s == {SUCCESS} for s in self.app.run_sync(self._astates()))
+
+    def failed(self) -> bool:
+        """True if any member failed."""
+        return any(FAILURE in s for s in self.app.run_sync(self._astates()))
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+        """Wait for every member; return their results in order (nested groups as lists).
+
+        With ``propagate`` the first failure (in member order) is raised; otherwise exceptions
+        take the failed members' places. ResultTimeout after ``timeout`` seconds.
+        """
+        return self.app.run_sync(self.aget(timeout=timeout, propagate=propagate))
+
+    join = get
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+        """Async twin of :meth:`get`."""
+        connection = await self.app.connection()
+        ids = self.leaf_ids()
+        records = dict(zip(ids, await connection.results.wait_many(ids, timeout), strict=True))
+        values = self._assemble(records)
+        if propagate:
+            for value in _flatten(values):
+                if isinstance(value, BaseException):
+                    raise value
+        return values
+
+    ajoin = aget
+
+    def _assemble(self, records: Mapping[str, ResultRecord]) -> list[Any]:
+        values: list[Any] = []
+        for member in self.results:
+            if isinstance(member, GroupResult):
+                values.append(member._assemble(records))
+            else:
+                member._record = records[member.id]
+                values.append(_outcome(records[member.id]))
+        return values
+
+
+def _flatten(values: list[Any]) -> Iterator[Any]:
+    for value in values:
+        if isinstance(value, list):
+            yield from _flatten(value)
+        else:
+            yield value

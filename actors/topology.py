@@ -18,6 +18,9 @@ DEAD_STREAM = "ACTORS_DEAD"
 DEAD_PREFIX = "actors.dead."
 RESULTS_BUCKET = "actors_results"
 REVOKED_BUCKET = "actors_revoked"
+CHORDS_BUCKET = "actors_chords"
+CHORD_COUNTER_STREAM = "ACTORS_CHORD_COUNTERS"
+CHORD_COUNTER_PREFIX = "actors.chord."
 CONTROL_PREFIX = "actors.control."
 EVENT_PREFIX = "actors.event."
 
@@ -70,6 +73,11 @@ def dead_subject(name: str) -> str:
 def result_subject(task_id: str) -> str:
     """The KV subject holding the result of ``task_id``."""
     return f"$KV.{RESULTS_BUCKET}.{task_id}"
+
+
+def chord_counter_subject(chord_id: str) -> str:
+    """Counter subject (``Nats-Incr``) counting the finished members of a chord."""
+    return CHORD_COUNTER_PREFIX + chord_id
 
 
 _TASK_ID = re.compile(r"[A-Za-z0-9_\-=]{1,128}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from actors import topology
+from actors import routing, topology
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker, Delivery, PullConsumer
@@ -176,9 +176,10 @@ class Worker:
             await self._reject(d, actor.name, reason, message.id)
             return
         try:
-            actor.check_arguments(message.args, message.kwargs)
+            routing.check_arguments(actor, message)
         except TypeError as exc:
-            reason = f"arguments do not fit {actor.name}{actor.signature}: {exc}"
+            reason = f"arguments do not fit {actor.name}{actor.call_signature}: {exc}"
+            await routing.failed(self.app, message, ProtocolError(reason))
             await self._reject(d, actor.name, reason, message.id)
             return
         await self._run(actor, message, d)
@@ -219,6 +220,7 @@ class Worker:
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
             await self._store(record)
+        await routing.succeeded(self.app, message, value)
 
     async def _failed(
         self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
@@ -227,13 +229,20 @@ class Worker:
         if store:
             record = ResultRecord.failure(message.id, actor.name, exc, retries=message.retries)
             await self._store(record)
+        await routing.failed(self.app, message, exc)
 
     async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
-        args = [actor, *message.args] if actor.options.bind else message.args
+        if message.map is not None:
+            return await routing.run_map(actor, message, self._invoke)
+        return await self._invoke(actor, message.args, message.kwargs)
+
+    async def _invoke(self, actor: Actor[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if actor.options.bind:
+            args = [actor, *args]
         if actor.is_async:
-            return await actor.fn(*args, **message.kwargs)
+            return await actor.fn(*args, **kwargs)
         assert self._threads is not None
-        return await self._threads.run(actor.fn, *args, **message.kwargs)
+        return await self._threads.run(actor.fn, *args, **kwargs)
 
     async def _store(self, record: ResultRecord) -> None:
         try:

@@ -1,0 +1,311 @@
+"""The workflow primitives: chain, group, chord and chunks (map/starmap are Signature modes).
+
+Each primitive is plain data like a Signature and travels as message fields: a chain as the
+``chain`` field (the steps still to run), a group as N messages sharing a ``group_id``, a chord
+as a ``chord`` field on each header message. docs/workflows.md shows how each one travels.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Self
+
+from actors.errors import ConfigurationError
+from actors.message import TaskMessage
+from actors.results import GroupResult
+from actors.signature import (
+    KINDS,
+    Canvas,
+    Hop,
+    Result,
+    Signature,
+    WireSignature,
+    derived_id,
+    from_wire,
+    link_list,
+    maybe_signature,
+    send_all,
+    wire_options,
+)
+
+if TYPE_CHECKING:
+    from actors.actor import Actor
+    from actors.app import App
+
+__all__ = [
+    "Canvas",
+    "Signature",
+    "chain",
+    "chord",
+    "chunks",
+    "from_wire",
+    "group",
+    "maybe_signature",
+    "send_all",
+    "signature",
+]
+
+
+class group(Canvas):
+    """Run signatures in parallel: ``group(add.s(i, i) for i in range(10))``."""
+
+    def __init__(
+        self, *tasks: Any, options: dict[str, Any] | None = None, app: App | None = None
+    ) -> None:
+        if len(tasks) == 1 and not isinstance(tasks[0], Canvas | dict):
+            tasks = tuple(tasks[0])
+        self.tasks: list[Canvas] = [maybe_signature(t, app) for t in tasks]
+        self.options = dict(options or {})
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<group {self.tasks!r}>"
+
+    @property
+    def id(self) -> str | None:
+        """The group id, once frozen (or set with ``group_id=``)."""
+        return self.options.get("group_id")
+
+    def to_wire(self) -> WireSignature:
+        """See :meth:`Canvas.to_wire`."""
+        tasks = [t.to_wire() for t in self.tasks]
+        return {"kind": "group", "tasks": tasks, "options": wire_options(self.options)}
+
+    def freeze(self, seed: str | None = None) -> GroupResult:
+        """See :meth:`Canvas.freeze`. ``link_error`` of the group goes to every member."""
+        if self.options.get("link"):
+            raise ConfigurationError("a group has no link: use a chord to run a task after it")
+        group_id = self.options.setdefault("group_id", derived_id(seed and f"{seed}.g"))
+        _spread_errbacks(self.options, self.tasks)
+        results = [t.freeze(seed and f"{seed}.{i}") for i, t in enumerate(self.tasks)]
+        return GroupResult(group_id, results, self.bound_app())
+
+    def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
+        """See :meth:`Canvas.messages`. A group followed by more steps becomes a chord."""
+        if rest:
+            return chord(self, _chain_of(rest, self.find_app())).messages(extra, [], hop)
+        if hop.chord is not None:
+            raise ConfigurationError("a chord header member must be a task or a chain of tasks")
+        out: list[TaskMessage] = []
+        for index, task in enumerate(self.tasks):
+            member = dataclasses.replace(hop, group_id=self.id, group_index=index)
+            out.extend(task.messages(extra, [], member))
+        return out
+
+    def tasks_in(self) -> list[Signature]:
+        """See :meth:`Canvas.tasks_in`."""
+        return [s for t in self.tasks for s in t.tasks_in()]
+
+    def __call__(self, *args: Any, **options: Any) -> Result:
+        """Send the group (as Celery does): ``group(...)()``."""
+        return self.apply_async(args, **options)
+
+
+class chain(Canvas):
+    """Run signatures one after another, each result feeding the next: ``a.s() | b.s()``."""
+
+    def __init__(
+        self, *tasks: Any, options: dict[str, Any] | None = None, app: App | None = None
+    ) -> None:
+        if len(tasks) == 1 and not isinstance(tasks[0], Canvas | dict):
+            tasks = tuple(tasks[0])
+        self.tasks: list[Canvas] = []
+        for task in (maybe_signature(t, app) for t in tasks):
+            flat = isinstance(task, chain) and not task.options
+            self.tasks.extend(task.tasks if isinstance(task, chain) and flat else [task])
+        if not self.tasks:
+            raise ConfigurationError("a chain needs at least one signature")
+        self.options = dict(options or {})
+        self.app = app
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(t) for t in self.tasks)
+
+    def to_wire(self) -> WireSignature:
+        """See :meth:`Canvas.to_wire`."""
+        tasks = [t.to_wire() for t in self.tasks]
+        return {"kind": "chain", "tasks": tasks, "options": wire_options(self.options)}
+
+    def freeze(self, seed: str | None = None) -> Result:
+        """See :meth:`Canvas.freeze`: the last step's result, ``.parent`` leading back.
+
+        ``link_error`` of the chain goes to every step, ``link`` to the last one.
+        """
+        _spread_errbacks(self.options, self.tasks)
+        if "link" in self.options:
+            self.tasks[-1].options["link"] = link_list(self.options.pop("link"))
+        previous: Result | None = None
+        for index, task in enumerate(self.tasks):
+            result = task.freeze(seed and f"{seed}.{index}")
+            if previous is not None:
+                _first(result).parent = previous
+            previous = result
+        assert previous is not None
+        return previous
+
+    def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
+        """See :meth:`Canvas.messages`."""
+        if hop.chord is not None and not all(isinstance(t, Signature) for t in self.tasks):
+            raise ConfigurationError("a chain in a chord header must hold only tasks")
+        following = [t.to_wire() for t in self.tasks[1:]]
+        return self.tasks[0].messages(extra, [*following, *rest], hop)
+
+    def tasks_in(self) -> list[Signature]:
+        """See :meth:`Canvas.tasks_in`."""
+        return [s for t in self.tasks for s in t.tasks_in()]
+
+    def __call__(self, *args: Any, **options: Any) -> Result:
+        """Send the chain (as Celery does): ``chain(...)()``."""
+        return self.apply_async(args, **options)
+
+
+class chord(Canvas):
+    """A group (the header) whose ordered results are passed to one more task (the body).
+
+    ``chord(header, body)`` or ``chord(header)(body)``. The result is the body's, with
+    ``.parent`` the header's GroupResult. ``link_error`` is the body's errbacks.
+    """
+
+    def __init__(
+        self,
+        header: Any,
+        body: Canvas | None = None,
+        options: dict[str, Any] | None = None,
+        app: App | None = None,
+    ) -> None:
+        self.header = header if isinstance(header, group) else group(header, app=app)
+        self.body = body
+        self.options = dict(options or {})
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<chord {self.header!r} -> {self.body!r}>"
+
+    def to_wire(self) -> WireSignature:
+        """See :meth:`Canvas.to_wire`."""
+        body = self.body.to_wire() if self.body is not None else None
+        header = self.header.to_wire()
+        options = wire_options(self.options)
+        return {"kind": "chord", "header": header, "body": body, "options": options}
+
+    def _body(self) -> Canvas:
+        if self.body is None:
+            raise ConfigurationError("chord has no body: chord(header)(body) or chord(header, b)")
+        return self.body
+
+    def freeze(self, seed: str | None = None) -> Result:
+        """See :meth:`Canvas.freeze`."""
+        body = self._body()
+        _spread_errbacks(self.options, [body])
+        header = self.header.freeze(seed and f"{seed}.h")
+        result = body.freeze(seed and f"{seed}.b")
+        _first(result).parent = header
+        return result
+
+    def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
+        """See :meth:`Canvas.messages`: each header member carries the chord id, size, body."""
+        if hop.chord is not None:
+            raise ConfigurationError("a chord cannot be a member of another chord's header")
+        body = self._body()
+        if rest:
+            body = chain(body, _chain_of(rest, self.find_app()))
+        body.freeze(f"{self.header.id}.body")  # fills only ids a foreign sender left out
+        size = len(self.header.tasks)
+        if size == 0:
+            return body.messages([[]], [], hop)
+        spec = {"id": self.header.id, "size": size, "body": body.to_wire()}
+        out: list[TaskMessage] = []
+        for index, task in enumerate(self.header.tasks):
+            if isinstance(task, group | chord):
+                raise ConfigurationError("a chord header member must be a task or a chain of tasks")
+            joining = {**spec, "index": index}
+            member = Hop(hop.root_id, hop.parent_id, joining, self.header.id, index)
+            out.extend(task.messages(extra, [], member))
+        return out
+
+    def tasks_in(self) -> list[Signature]:
+        """See :meth:`Canvas.tasks_in`."""
+        return [*self.header.tasks_in(), *self._body().tasks_in()]
+
+    def __call__(self, body: Canvas | None = None, **options: Any) -> Result:
+        """Send the chord: ``chord(header)(body)``."""
+        sig = chord(self.header, body or self.body, self.options, self.app)
+        return sig.apply_async(**options)
+
+    async def acall(self, body: Canvas | None = None, **options: Any) -> Result:
+        """Async twin of calling the chord: ``await chord(header).acall(body)``."""
+        sig = chord(self.header, body or self.body, self.options, self.app)
+        return await sig.aapply_async(**options)
+
+
+class chunks(group):
+    """``add.chunks(items, n)``: the items in chunks of ``n``, each chunk one starmap message."""
+
+    def __init__(self, task: Signature, items: Iterable[Iterable[Any]], n: int) -> None:
+        if n < 1:
+            raise ConfigurationError("chunk size must be at least 1")
+        listed = [list(item) for item in items]
+        parts = [listed[i : i + n] for i in range(0, len(listed), n)]
+        starmaps = [
+            Signature(task.task, (part,), task.kwargs, task.options, True, task.app, "starmap")
+            for part in parts
+        ]
+        super().__init__(*starmaps, app=task.app)
+
+    def clone(self, **options: Any) -> Self:
+        """A copy with copied member signatures (still a chunks)."""
+        twin = copy.copy(self)
+        twin.tasks = [t.clone() for t in self.tasks]
+        twin.options = {**self.options, **options}
+        return twin
+
+    def group(self) -> group:
+        """The plain group of starmap signatures."""
+        return group(*self.tasks, options=self.options, app=self.app)
+
+
+def signature(
+    task: str | Actor[Any, Any] | WireSignature,
+    args: Iterable[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    app: App | None = None,
+    immutable: bool = False,
+    **options: Any,
+) -> Canvas:
+    """A signature by task name (the task need not be registered here), or from a wire map."""
+    if isinstance(task, dict):
+        return from_wire(task, app)
+    return Signature(task, args, kwargs, options, immutable=immutable, app=app)
+
+
+def _chain_of(rest: list[WireSignature], app: App | None) -> Canvas:
+    steps = [from_wire(s, app) for s in rest]
+    return steps[0] if len(steps) == 1 else chain(*steps, app=app)
+
+
+def _first(result: Result) -> Result:
+    while result.parent is not None:
+        result = result.parent
+    return result
+
+
+def _spread_errbacks(options: dict[str, Any], tasks: list[Canvas]) -> None:
+    errbacks = link_list(options.pop("link_error", None))
+    for task in tasks if errbacks else []:
+        task.options["link_error"] = [*link_list(task.options.get("link_error")), *errbacks]
+
+
+KINDS["group"] = lambda data, app: group(
+    *(from_wire(t, app) for t in data["tasks"]), options=data.get("options"), app=app
+)
+KINDS["chain"] = lambda data, app: chain(
+    *(from_wire(t, app) for t in data["tasks"]), options=data.get("options"), app=app
+)
+KINDS["chord"] = lambda data, app: chord(
+    from_wire(data["header"], app),
+    None if data.get("body") is None else from_wire(data["body"], app),
+    data.get("options"),
+    app,
+)

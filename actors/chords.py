@@ -1,0 +1,195 @@
+"""The chord join: each header member counts once, and the body is published once.
+
+State per chord (docs/protocol.md, "Chords"): in KV bucket ``actors_chords`` the key
+``<chord id>.r.<index>`` holds member ``index``'s result (created once, create-only) and
+``<chord id>.fired`` is ``firing``, ``fired`` or ``failed`` (created once); the counter subject
+``actors.chord.<chord id>`` (stream ``ACTORS_CHORD_COUNTERS``, ``Nats-Incr``) counts finished
+members, each increment carrying ``Nats-Msg-Id: <chord id>.<index>`` so a member that is
+redelivered and finishes again is not counted twice (see ChordJoin for batches). The member
+that sees the count reach the size, and finds every result stored, creates the ``fired``
+marker and publishes the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors import topology
+from actors.errors import ChordError
+from actors.message import TaskMessage, decode, encode
+from actors.results import describe_exception
+from actors.signature import Hop, Signature, WireSignature, from_wire, send_all
+
+if TYPE_CHECKING:
+    from actors.app import App, Connection
+    from actors.broker import Broker
+
+log = structlog.get_logger(__name__)
+
+FIRING = b"firing"
+FIRED = b"fired"
+FAILED = b"failed"
+
+
+async def join(connection: Connection, app: App, message: TaskMessage, value: Any) -> None:
+    """Record a finished header member once, count it, and fire the body if it is the last.
+
+    Returns once the member is recorded and counted (so the caller may ack its message).
+    Members finishing at about the same time in this process are joined in one batch.
+    """
+    try:
+        data = encode(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"result of {message.task} cannot be stored as msgpack: {exc}") from None
+    joiner = _joiners.get(connection.broker)
+    if joiner is None:
+        joiner = _joiners[connection.broker] = ChordJoin(connection)
+    await joiner.add(app, message, data)
+
+
+@dataclasses.dataclass(slots=True)
+class _Member:
+    app: App
+    message: TaskMessage
+    data: bytes
+    done: asyncio.Future[None]
+
+
+class ChordJoin:
+    """Joins the chord members finished in this process, in batches.
+
+    While one batch is being written, members finishing meanwhile queue up for the next, so
+    under load one pipelined write of the results and one counter increment serve many
+    members. A batch's increment carries a ``Nats-Msg-Id`` naming its members; a member
+    redelivered into another batch may count twice, which is harmless: the body fires only
+    when every member's result is found stored.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._queue: list[_Member] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def add(self, app: App, message: TaskMessage, data: bytes) -> None:
+        """Queue a member and wait until its batch is recorded and counted."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Member(app, message, data, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        await done
+
+    async def _flush_all(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._flush(batch)
+            except Exception as exc:
+                for member in batch:
+                    if not member.done.done():
+                        member.done.set_exception(exc)
+            else:
+                for member in batch:
+                    if not member.done.done():
+                        member.done.set_result(None)
+
+    async def _flush(self, batch: list[_Member]) -> None:
+        broker = self.connection.broker
+        creates = [
+            (_result_subject(m.message), m.data, {"Nats-Expected-Last-Subject-Sequence": "0"})
+            for m in batch
+        ]
+        await broker.publish_many(creates, tolerate=10071)  # 10071: recorded before
+        chords: dict[str, list[_Member]] = {}
+        for member in batch:
+            chords.setdefault((member.message.chord or {})["id"], []).append(member)
+        await asyncio.gather(*(self._count(chord_id, ms) for chord_id, ms in chords.items()))
+
+    async def _count(self, chord_id: str, members: list[_Member]) -> None:
+        broker = self.connection.broker
+        spec = members[0].message.chord or {}
+        size = int(spec["size"])
+        indices = ",".join(str(m.message.chord["index"]) for m in members if m.message.chord)
+        batch_id = hashlib.sha1(indices.encode()).hexdigest()[:16]
+        subject = topology.chord_counter_subject(chord_id)
+        count = await broker.counter_add(subject, len(members), f"{chord_id}.{batch_id}")
+        if count is None:  # this very batch was counted before
+            count = await broker.counter_value(topology.CHORD_COUNTER_STREAM, subject)
+        if count < size:
+            return
+        stored = await broker.kv_scan(topology.CHORDS_BUCKET, f"{chord_id}.r")
+        keys = [f"{chord_id}.r.{i}" for i in range(size)]
+        if not all(key in stored for key in keys):
+            return  # counted a redelivered member twice: the member still missing fires
+        results = [decode(stored[key], topology.MSGPACK) for key in keys]
+        last = members[-1]
+        await _fire(self.connection, last.app, last.message, results)
+
+
+_joiners: weakref.WeakKeyDictionary[Broker, ChordJoin] = weakref.WeakKeyDictionary()
+
+
+def _result_subject(message: TaskMessage) -> str:
+    spec = message.chord or {}
+    return f"$KV.{topology.CHORDS_BUCKET}.{spec['id']}.r.{spec['index']}"
+
+
+async def _fire(connection: Connection, app: App, message: TaskMessage, results: list[Any]) -> None:
+    spec = message.chord or {}
+    chord_id = spec["id"]
+    marker = f"{chord_id}.fired"
+    broker = connection.broker
+    if not await broker.kv_create(topology.CHORDS_BUCKET, marker, FIRING):
+        state = await broker.kv_get(topology.CHORDS_BUCKET, marker)
+        if state != FIRING:
+            return
+        # The firing member may have died before publishing: publish again. The body's
+        # Nats-Msg-Id makes this a no-op if it did publish (within the dedupe window).
+    body = from_wire(spec["body"], app)
+    body.freeze(f"{chord_id}.body")
+    hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
+    await send_all(connection, body.messages([results], [], hop))
+    await broker.kv_put(topology.CHORDS_BUCKET, marker, FIRED)
+    log.info("chord.fired", chord=chord_id, size=len(results))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChordFailure:
+    """What to do when a chord fails: the body's tasks to fail, and its errbacks to call."""
+
+    tasks: list[Signature]
+    errbacks: list[WireSignature]
+    body_id: str
+    error: dict[str, Any]
+
+
+async def abort(
+    connection: Connection, app: App, message: TaskMessage, error: dict[str, Any]
+) -> ChordFailure | None:
+    """A header member failed: claim the chord's ``fired`` marker as ``failed``.
+
+    Returns what the caller must do (fail the body's tasks, call its errbacks), or None when
+    the chord already fired or failed.
+    """
+    spec = message.chord or {}
+    chord_id = spec["id"]
+    if not await connection.broker.kv_create(topology.CHORDS_BUCKET, f"{chord_id}.fired", FAILED):
+        return None
+    body = from_wire(spec["body"], app)
+    body.freeze(f"{chord_id}.body")
+    reason = ChordError(
+        f"chord {chord_id}: header task {message.task}[{message.id}] failed: "
+        f"{error.get('type')}: {error.get('message')}"
+    )
+    log.warning("chord.failed", chord=chord_id, failed_task=message.id, error=str(reason))
+    tasks = body.tasks_in()
+    errbacks: list[WireSignature] = []
+    for wire in tasks[0].options.get("link_error") or []:
+        if wire not in errbacks:
+            errbacks.append(wire)
+    return ChordFailure(tasks, errbacks, tasks[0].id or chord_id, describe_exception(reason))

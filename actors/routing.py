@@ -1,0 +1,144 @@
+"""What a worker does after a task finishes: callbacks, the next chain step, chord joins,
+errbacks, and marking the steps that will not run. Also the map/starmap loop.
+
+Every message published here gets a task id fixed before the task ran (frozen by the sender)
+or derived from the finished task's id, so a task redelivered after a crash re-publishes the
+same ids and JetStream's ``Nats-Msg-Id`` de-duplication stores them once.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors import canvas, chords, topology
+from actors.message import TaskMessage, format_time
+from actors.results import FAILURE, ResultRecord, describe_exception
+from actors.signature import Canvas, Hop, Signature, WireSignature, send_all
+
+if TYPE_CHECKING:
+    from actors.actor import Actor
+    from actors.app import App, Connection
+
+log = structlog.get_logger(__name__)
+
+Invoke = Callable[["Actor[Any, Any]", list[Any], dict[str, Any]], Awaitable[Any]]
+
+
+async def succeeded(app: App, message: TaskMessage, value: Any) -> None:
+    """Publish the links and the next chain step with ``value``; join a chord if a member."""
+    if not (message.link or message.chain or message.chord):
+        return
+    connection = await app.connection()
+    hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
+    out: list[TaskMessage] = []
+    for index, wire in enumerate(message.link):
+        out.extend(_prepare(wire, app, f"{message.id}.link.{index}").messages([value], [], hop))
+    if message.chain:
+        chord, group_id, position = message.chord, message.group_id, message.group_index
+        carried = Hop(hop.root_id, hop.parent_id, chord, group_id, position)
+        step = _prepare(message.chain[0], app, f"{message.id}.next")
+        out.extend(step.messages([value], message.chain[1:], carried))
+    await send_all(connection, out)
+    if message.chord and not message.chain:
+        try:
+            await chords.join(connection, app, message, value)
+        except TypeError as exc:  # the result cannot be encoded: the chord cannot complete
+            error = describe_exception(exc)
+            await _abort_chord(connection, app, message, error, str(exc))
+
+
+async def failed(app: App, message: TaskMessage, exc: BaseException) -> None:
+    """Call the errbacks, fail the rest of the chain, and fail the chord this task was in."""
+    if not (message.link_error or message.chain or message.chord):
+        return
+    connection = await app.connection()
+    error = describe_exception(exc)
+    trace = "".join(traceback.format_exception(exc))
+    await call_errbacks(connection, app, message.link_error, message, message.id, error, trace)
+    skipped = [s for wire in message.chain for s in _prepare(wire, app, None).tasks_in()]
+    note = f"not run: {message.task}[{message.id}] before it in the chain failed\n\n{trace}"
+    await store_failures(connection, skipped, error, note)
+    if message.chord:
+        await _abort_chord(connection, app, message, error, trace)
+
+
+async def _abort_chord(
+    connection: Connection, app: App, message: TaskMessage, error: dict[str, Any], trace: str
+) -> None:
+    failure = await chords.abort(connection, app, message, error)
+    if failure is not None:
+        await store_failures(connection, failure.tasks, failure.error, trace)
+        await call_errbacks(
+            connection, app, failure.errbacks, message, failure.body_id, failure.error, trace
+        )
+
+
+async def call_errbacks(
+    connection: Connection,
+    app: App,
+    errbacks: list[WireSignature],
+    message: TaskMessage,
+    task_id: str,
+    error: dict[str, Any],
+    trace: str,
+) -> None:
+    """Publish each errback with ``(task_id, error, traceback)`` prepended (unless immutable)."""
+    hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
+    out: list[TaskMessage] = []
+    for index, wire in enumerate(errbacks):
+        errback = _prepare(wire, app, f"{message.id}.{task_id}.errback.{index}")
+        out.extend(errback.messages([task_id, error, trace], [], hop))
+    await send_all(connection, out)
+
+
+async def store_failures(
+    connection: Connection, tasks: list[Signature], error: dict[str, Any], trace: str
+) -> None:
+    """Store FAILURE records for tasks that will not run, so nobody waits on them for ever."""
+    done = format_time(datetime.now(UTC))
+    for task in tasks:
+        if task.id is None:  # a foreign sender gave no id: nobody can be waiting on it
+            continue
+        record = ResultRecord(
+            id=task.id, task=task.task, status=FAILURE, error=error, traceback=trace, date_done=done
+        )
+        await connection.broker.kv_put(topology.RESULTS_BUCKET, task.id, record.to_bytes())
+
+
+def check_arguments(actor: Actor[Any, Any], message: TaskMessage) -> None:
+    """Raise TypeError when the arguments (or, for map/starmap, any item) do not fit."""
+    if message.map is None:
+        actor.check_arguments(message.args, message.kwargs)
+        return
+    for args, kwargs in map_calls(message):
+        actor.check_arguments(args, kwargs)
+
+
+def map_calls(message: TaskMessage) -> list[tuple[list[Any], dict[str, Any]]]:
+    """The calls a map/starmap message stands for: one per item of ``args[0]``, in order."""
+    if message.map not in ("map", "starmap"):
+        raise TypeError(f"unknown map mode {message.map!r}: use map or starmap")
+    if len(message.args) != 1 or not isinstance(message.args[0], list):
+        raise TypeError("a map/starmap message takes one argument: the list of items")
+    if message.map == "map":
+        return [([item], message.kwargs) for item in message.args[0]]
+    if not all(isinstance(item, list) for item in message.args[0]):
+        raise TypeError("every starmap item must be a list of arguments")
+    return [(list(item), message.kwargs) for item in message.args[0]]
+
+
+async def run_map(actor: Actor[Any, Any], message: TaskMessage, invoke: Invoke) -> list[Any]:
+    """Run a map/starmap message: call the task for each item in order; the list of results."""
+    return [await invoke(actor, args, kwargs) for args, kwargs in map_calls(message)]
+
+
+def _prepare(wire: WireSignature, app: App, seed: str | None) -> Canvas:
+    sig = canvas.from_wire(wire, app)
+    if seed is not None:
+        sig.freeze(seed)  # fills only the ids the sender left out
+    return sig

@@ -1,0 +1,333 @@
+"""Signatures: one task call as plain data, and the base class of every workflow primitive.
+
+A signature (task name, args, kwargs, options, immutable) round-trips through msgpack and JSON
+(see docs/protocol.md, "Signatures"), so another language can build one, and it can name a task
+this process does not have. Sending a workflow *freezes* it (every task gets its id up front,
+so the result objects exist at once), turns it into the first task messages, with what happens
+next carried inside them, and publishes those. The worker that finishes a task publishes the
+next messages (actors/routing.py); no task waits on another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self, cast
+
+from actors.errors import ConfigurationError, ProtocolError
+from actors.message import TaskMessage, format_time
+from actors.results import AsyncResult, GroupResult
+
+if TYPE_CHECKING:
+    from actors.actor import Actor
+    from actors.app import App, Connection
+
+WireSignature = dict[str, Any]
+Result = AsyncResult | GroupResult
+_IDS = uuid.UUID("6f1c5a0e-4b7d-4c4e-9a51-2f1d3c8b7e10")
+KINDS: dict[str, Callable[[WireSignature, App | None], Canvas]] = {}
+"""Builders of the non-task signature kinds (group, chain, chord), filled by actors.canvas."""
+
+
+def derived_id(seed: str | None) -> str:
+    """A fresh id, or one derived from ``seed`` so a redelivered worker re-publishes the same."""
+    return str(uuid.uuid5(_IDS, seed) if seed else uuid.uuid4())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hop:
+    """What a message carries besides its own signature: lineage and group/chord membership."""
+
+    root_id: str | None = None
+    parent_id: str | None = None
+    chord: dict[str, Any] | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+
+
+class Canvas:
+    """Base of Signature, group, chain and chord: options, sending, ``|``."""
+
+    app: App | None
+    options: dict[str, Any]
+
+    def to_wire(self) -> WireSignature:
+        """The signature as a plain map (docs/protocol.md, "Signatures")."""
+        raise NotImplementedError
+
+    def freeze(self, seed: str | None = None) -> Result:
+        """Assign every missing task id (derived from ``seed`` if given); return the result."""
+        raise NotImplementedError
+
+    def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
+        """The task messages that start this (frozen) signature.
+
+        ``extra`` is prepended to the args (a parent's result), ``rest`` is what follows it in
+        a chain, in wire form.
+        """
+        raise NotImplementedError
+
+    def tasks_in(self) -> list[Signature]:
+        """Every task signature inside, in order (to mark them when they will not run)."""
+        raise NotImplementedError
+
+    def set(self, **options: Any) -> Self:
+        """Set options (any apply_async option) in place; returns self."""
+        self.options.update(options)
+        return self
+
+    def clone(self, **options: Any) -> Self:
+        """A deep copy (via the wire form), with ``options`` set on it."""
+        twin = from_wire(self.to_wire(), self.find_app())
+        return cast(Self, twin.set(**options))
+
+    def find_app(self) -> App | None:
+        """The App of this signature or of the first task inside that has one."""
+        return self.app or next((t.app for t in self.tasks_in() if t.app), None)
+
+    def bound_app(self) -> App:
+        """The App this signature sends through."""
+        app = self.find_app()
+        if app is None:
+            raise ConfigurationError(
+                f"{self!r} is not bound to an app: build it from an actor (add.s(...)) or pass "
+                "app= to signature()"
+            )
+        return app
+
+    def __or__(self, other: Canvas) -> Canvas:
+        from actors.canvas import chain  # the primitives module builds on this one
+
+        return chain(self, other)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Result:
+        """Send with these partial arguments: ``sig.delay(2)``."""
+        return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> Result:
+        """Async twin of :meth:`delay`."""
+        return await self.aapply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Result:
+        """Send it; ``args`` are prepended to the args of the first task(s)."""
+        return self.bound_app().run_sync(self.aapply_async(args, kwargs, **options))
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Result:
+        """Async twin of :meth:`apply_async`."""
+        app = self.bound_app()
+        sig = self.clone(**options)
+        if kwargs:
+            sig = sig.with_kwargs(kwargs)
+        result = sig.freeze()
+        await send_all(await app.connection(), sig.messages(list(args or ()), [], Hop()))
+        return result
+
+    def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
+        """Merge keyword arguments (task signatures only)."""
+        raise TypeError(f"{type(self).__name__} takes no keyword arguments when sent")
+
+
+class Signature(Canvas):
+    """One task call as data: ``add.s(2, 2)``, ``signature("tasks.add", args=(2, 2))``.
+
+    ``mode`` is ``"map"`` or ``"starmap"`` for ``task.map(items)``/``task.starmap(items)``:
+    one message whose worker calls the task for each item in order.
+    """
+
+    def __init__(
+        self,
+        task: str | Actor[Any, Any],
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        immutable: bool = False,
+        app: App | None = None,
+        mode: str | None = None,
+    ) -> None:
+        if not isinstance(task, str):
+            app, task = app or task.app, task.name
+        self.task = task
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.options = dict(options or {})
+        self.immutable = immutable
+        self.app = app
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        kind = f".{self.mode}" if self.mode else ""
+        return f"<Signature {self.task}{kind}{self.args!r} {self.kwargs!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Signature) and other.to_wire() == self.to_wire()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like Celery's
+
+    @property
+    def id(self) -> str | None:
+        """The task id, once frozen (or set with ``task_id=``)."""
+        return self.options.get("task_id")
+
+    def to_wire(self) -> WireSignature:
+        """See :meth:`Canvas.to_wire`."""
+        out: WireSignature = {"task": self.task, "args": list(self.args), "kwargs": self.kwargs}
+        out["options"] = wire_options(self.options)
+        out["immutable"] = self.immutable
+        if self.mode:
+            out["map"] = self.mode
+        return out
+
+    def freeze(self, seed: str | None = None) -> AsyncResult:
+        """See :meth:`Canvas.freeze`."""
+        task_id = self.options.setdefault("task_id", derived_id(seed))
+        return AsyncResult(task_id, self.bound_app(), self.task)
+
+    def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
+        """See :meth:`Canvas.messages`."""
+        options = self.options
+        args = list(self.args) if self.immutable else [*extra, *self.args]
+        return [
+            TaskMessage(
+                id=options["task_id"],
+                task=self.task,
+                args=args,
+                kwargs=dict(self.kwargs),
+                eta=_eta(options),
+                expires=_moment(options.get("expires")),
+                link=link_list(options.get("link")),
+                link_error=link_list(options.get("link_error")),
+                chain=rest,
+                chord=hop.chord,
+                group_id=hop.group_id,
+                group_index=hop.group_index,
+                root_id=hop.root_id,
+                parent_id=hop.parent_id,
+                ignore_result=options.get("ignore_result"),
+                map=self.mode,
+                headers=dict(options.get("headers") or {}),
+            )
+        ]
+
+    def tasks_in(self) -> list[Signature]:
+        """See :meth:`Canvas.tasks_in`."""
+        return [self]
+
+    def link(self, callback: Canvas) -> Canvas:
+        """Add a callback run with this task's result; returns the callback."""
+        self.options["link"] = [*link_list(self.options.get("link")), callback.to_wire()]
+        return callback
+
+    def link_error(self, errback: Canvas) -> Canvas:
+        """Add an errback run if this task fails; returns the errback."""
+        errbacks = link_list(self.options.get("link_error"))
+        self.options["link_error"] = [*errbacks, errback.to_wire()]
+        return errback
+
+    on_error = link_error
+
+    def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
+        """See :meth:`Canvas.with_kwargs`."""
+        self.kwargs = {**self.kwargs, **kwargs}
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task here, in this process (no message), with partial arguments merged."""
+        actor = self.bound_app().get_actor(self.task)
+        merged = {**self.kwargs, **kwargs}
+        if self.mode == "map":
+            return [actor(item, **merged) for item in self.args[0]]
+        if self.mode == "starmap":
+            return [actor(*item, **merged) for item in self.args[0]]
+        return actor(*(self.args if self.immutable else (*args, *self.args)), **merged)
+
+
+def maybe_signature(value: Any, app: App | None = None) -> Canvas:
+    """A Canvas as is, a wire map decoded; anything else is a TypeError."""
+    if isinstance(value, Canvas):
+        return value
+    if isinstance(value, dict):
+        return from_wire(value, app)
+    raise TypeError(f"expected a signature (e.g. add.s(2, 2)), got {value!r}")
+
+
+def from_wire(data: Any, app: App | None = None) -> Canvas:
+    """Rebuild a signature from its wire map; ProtocolError when it is not one."""
+    if not isinstance(data, dict):
+        raise ProtocolError(f"a signature must be a map, got {type(data).__name__}")
+    kind = data.get("kind", "task")
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise ProtocolError("signature field 'options' must be a map")
+    if kind == "task":
+        if not isinstance(data.get("task"), str):
+            raise ProtocolError("signature field 'task' must be a string")
+        args, kwargs = data.get("args") or [], data.get("kwargs") or {}
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+            raise ProtocolError("signature fields 'args' and 'kwargs' must be a list and a map")
+        mode = data.get("map")
+        if mode not in (None, "map", "starmap"):
+            raise ProtocolError(f"signature field 'map' must be map or starmap, not {mode!r}")
+        immutable = bool(data.get("immutable", False))
+        return Signature(data["task"], args, kwargs, options, immutable, app, mode)
+    build = KINDS.get(kind)
+    if build is None:
+        raise ProtocolError(f"unknown signature kind {kind!r}: use task, group, chain or chord")
+    try:
+        return build(data, app)
+    except (KeyError, TypeError) as exc:
+        raise ProtocolError(f"malformed {kind} signature: {exc!r}") from None
+
+
+def link_list(value: Any) -> list[WireSignature]:
+    """``link``/``link_error`` option (one signature or a list) as wire maps."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [maybe_signature(item).to_wire() for item in items]
+
+
+async def send_all(connection: Connection, messages: list[TaskMessage]) -> None:
+    """Publish task messages (pipelined when several); returns once all are stored."""
+    if len(messages) == 1:
+        await connection.send(messages[0])
+    elif messages:
+        await connection.send_many(messages)
+
+
+def wire_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as msgpack/JSON-friendly data (signatures as maps, times as RFC 3339)."""
+    out = dict(options)
+    for name in ("link", "link_error"):
+        if name in out:
+            out[name] = link_list(out[name])
+    for name in ("eta", "expires"):
+        if isinstance(out.get(name), datetime):
+            out[name] = format_time(out[name])
+    return out
+
+
+def _eta(options: dict[str, Any]) -> str | None:
+    if options.get("countdown") is not None:
+        return format_time(datetime.now(UTC) + timedelta(seconds=float(options["countdown"])))
+    return _moment(options.get("eta"))
+
+
+def _moment(value: Any) -> str | None:
+    """An eta/expires option (datetime, RFC 3339 string, or seconds from now) as RFC 3339."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return format_time(value)
+    return format_time(datetime.now(UTC) + timedelta(seconds=float(value)))
