@@ -15,6 +15,7 @@ import json
 import re
 import socket
 import subprocess
+import textwrap
 import threading
 import time
 import urllib.request
@@ -28,6 +29,7 @@ import nats
 import pytest
 
 from actors import App, BrokerUnavailable, Worker
+from actors.config import Settings
 from actors.server import find_nats_server
 from tests.apps.basic import register
 
@@ -241,6 +243,32 @@ async def stream_infos(url: str) -> dict[str, Any]:
         await nc.close()
 
 
+async def settled_stream_infos(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Stream infos once every replica has caught up (or as they are after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = await stream_infos(url)
+        replicas = [r for info in infos.values() for r in info.cluster.replicas or []]
+        if all(r.current for r in replicas) or time.monotonic() > deadline:
+            return infos
+        await asyncio.sleep(0.2)
+
+
+async def healthy(node: Node, query: str, timeout: float = 10.0) -> bool:
+    """Poll the node's ``/healthz`` until it answers ok; False after ``timeout``."""
+    url = f"http://127.0.0.1:{node.http_port}/healthz{query}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if json.loads(response.read()) == {"status": "ok"}:
+                    return True
+        except OSError:  # HTTPError (503 while not current) is an OSError
+            pass
+        await asyncio.sleep(0.2)
+    return False
+
+
 def test_shipped_configs_differ_only_in_server_name() -> None:
     shapes = set()
     for number, name in enumerate(NAMES, start=1):
@@ -253,18 +281,86 @@ def test_shipped_configs_differ_only_in_server_name() -> None:
     assert len(shapes) == 1, "the node configs differ in more than their own name"
 
 
+def _seconds(pattern: str, path: Path) -> list[float]:
+    found = re.findall(pattern, path.read_text(), flags=re.MULTILINE)
+    assert found, f"no {pattern!r} in {path}"
+    return [float(value) for value in found]
+
+
+def test_stop_timeouts_outlast_the_shutdown_grace() -> None:
+    """Every shipped way of stopping a worker waits longer than it drains, then kills."""
+    deploy = ROOT / "deploy"
+    grace = {Settings().shutdown_grace}
+    for path in (deploy / "compose.yaml", deploy / "kubernetes" / "worker.yaml"):
+        grace.update(_seconds(r'ACTORS_SHUTDOWN_GRACE[:\s]+(?:value:\s*)?"(\d+)"', path))
+    worst = max(grace)
+    stops = [
+        *_seconds(r"^\s+terminationGracePeriodSeconds: (\d+)$", deploy / "kubernetes/worker.yaml"),
+        *_seconds(r"^\s+stop_grace_period: (\d+)s$", deploy / "compose.yaml"),
+    ]
+    for unit in (deploy / "systemd").glob("*.service"):
+        text = unit.read_text()
+        assert "KillSignal=SIGTERM" in text and "Restart=on-failure" in text, unit.name
+        assert "EnvironmentFile=" in text, unit.name
+        stops += _seconds(r"^TimeoutStopSec=(\d+)$", unit)
+    assert len(stops) >= 4
+    assert all(stop > worst for stop in stops), f"{stops} vs shutdown_grace {worst}"
+
+
+def test_kubernetes_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
+    manifest = (ROOT / "deploy" / "kubernetes" / "nats.yaml").read_text()
+    block = re.search(r"^  nats\.conf: \|\n((?:    .*\n|\n)+)", manifest, re.MULTILINE)
+    assert block, "no nats.conf in the ConfigMap"
+    config = tmp_path / "nats.conf"
+    config.write_text(textwrap.dedent(block.group(1)))
+    check = subprocess.run(
+        [str(find_nats_server()), "-t", "-c", str(config)],
+        env={"POD_NAME": "nats-0"},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "server_name: $POD_NAME" in config.read_text()
+
+
 async def test_tasks_round_trip_on_r3_streams(nats_cluster: Cluster) -> None:
     async with served(nats_cluster) as (client, _worker):
         add = client.registry["basic.add"]
         results = [await add.adelay(i, i) for i in range(50)]
         assert [await r.aget(timeout=20) for r in results] == [2 * i for i in range(50)]
 
-    infos = await stream_infos(nats_cluster.url)
+    for node in nats_cluster.nodes:  # what the compose healthcheck and Kubernetes probes ask
+        for query in ("", "?js-enabled-only=true"):
+            assert await healthy(node, query), f"{node.name} /healthz{query} is not ok"
+
+    infos = await settled_stream_infos(nats_cluster.url)
     for name, info in infos.items():
         assert info.config.num_replicas == 3, name
         peers = {info.cluster.leader} | {r.name for r in info.cluster.replicas or []}
         assert peers == set(NAMES), f"{name} is placed on {peers}"
         assert all(r.current for r in info.cluster.replicas), f"{name} replicas lag"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Broker.ensure_topology updates an existing stream to the caller's stream_replicas, "
+    "so one process left at stream_replicas=1 scales every R3 stream and bucket down to R1",
+)
+async def test_a_process_with_fewer_replicas_does_not_scale_streams_down(
+    nats_cluster: Cluster,
+) -> None:
+    async with served(nats_cluster):
+        pass  # the worker created the R3 topology
+    careless = App("careless", nats_url=nats_cluster.url, stream_replicas=1)
+    try:
+        await careless.connection()
+    finally:
+        await careless.aclose()
+    infos = await stream_infos(nats_cluster.url)
+    assert {name: info.config.num_replicas for name, info in infos.items()} == dict.fromkeys(
+        STREAMS, 3
+    )
 
 
 @pytest.mark.slow
@@ -305,6 +401,8 @@ async def test_tasks_survive_killing_a_node(nats_cluster: Cluster, victim: str) 
         sent = time.monotonic()
         values = [await r.aget(timeout=60) for r in results]
         done = time.monotonic()
+        info = await worker.broker.js.stream_info("ACTORS")
+        assert info.cluster.leader in set(NAMES) - {node.name}
 
     assert values == [i + 1 for i in range(total)]
     print(
