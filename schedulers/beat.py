@@ -16,15 +16,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
 from actors.actor import Actor, ActorOptions
 from actors.app import App
-from actors.errors import ActorsError, BrokerUnavailable, ConfigurationError
+from actors.errors import ActorsError, BrokerUnavailable
 from actors.message import format_time
-from schedulers.entries import Entry, Override, effective_entries, parse_entry
+from schedulers.entries import Entry, Override, check_timezone, effective_entries, parse_entry
 from schedulers.policy import Fire, Policy, TickState, Wait, abandoned, next_action
 from schedulers.state import BeatBucket
 
@@ -44,21 +43,11 @@ def tick_task_id(name: str, tick: datetime) -> str:
 
 def code_entries(app: App) -> dict[str, Entry]:
     """The entries of ``app.conf.beat_schedule``, validated (ConfigurationError if not)."""
-    check_timezone(app.conf.timezone)
+    check_timezone(app.conf.timezone, "app.conf.timezone: ")
     return {
         name: parse_entry(name, spec, app.conf.timezone)
         for name, spec in app.conf.beat_schedule.items()
     }
-
-
-def check_timezone(tz: str) -> None:
-    """Raise ConfigurationError unless ``tz`` is an IANA time zone name."""
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ConfigurationError(
-            f"unknown timezone {tz!r}: set app.conf.timezone to an IANA name like 'Europe/Berlin'"
-        ) from None
 
 
 def _now() -> datetime:

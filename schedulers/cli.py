@@ -164,6 +164,7 @@ def disable(app: AppArg, name: NameArg) -> None:
 
 def _call(app_path: str, operation: Any) -> Any:
     """Run ``operation(store)`` against the app's NATS; errors become exit codes 1 or 2."""
+    configure_logging("warning")  # log lines go to stderr, never into the listing
     try:
         app: App = load_app(app_path)
     except ActorsError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from difflib import get_close_matches
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actors import topology
 from actors.actor import Actor
@@ -128,6 +129,7 @@ def parse_entry(
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
     tz = spec.get("tz") or default_tz
+    check_timezone(tz, f"{where}: ")
     schedule = _schedule(where, spec["schedule"], tz)
     args = spec.get("args") or ()
     kwargs = spec.get("kwargs") or {}
@@ -158,6 +160,16 @@ def parse_entry(
         source=source,
         created_at=created_at,
     )
+
+
+def check_timezone(tz: object, where: str = "") -> None:
+    """Raise ConfigurationError unless ``tz`` is an IANA time zone name."""
+    try:
+        ZoneInfo(tz)  # type: ignore[arg-type]
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigurationError(
+            f"{where}unknown time zone {tz!r}: use an IANA name like 'Europe/Berlin'"
+        ) from None
 
 
 def check_options(where: str, options: Mapping[str, Any]) -> None:
