@@ -30,6 +30,10 @@ from schedulers.state import BeatBucket
 log = structlog.get_logger(__name__)
 
 _MAX_SLEEP = 30.0  # re-read the clock and the state at least this often
+_STANDBY = 0.025
+"""Seconds a replica that did not publish the last tick waits past the next one. The replica
+that did usually claims it first; waking the others together only makes them compete for the
+CPU and the claim. If that replica is gone, a standby publishes this much later."""
 
 
 def tick_task_id(name: str, tick: datetime) -> str:
@@ -173,6 +177,8 @@ class Beat:
         action = next_action(entry.schedule, state, now, self.policy, entry.enabled_at)
         if isinstance(action, Wait):
             delay = (action.until - _now()).total_seconds()
+            if state.owner and state.owner != self.replica:
+                delay += _STANDBY
             if delay > 0:
                 await asyncio.sleep(min(delay, _MAX_SLEEP))
             return
