@@ -139,6 +139,49 @@ class App:
                 f"task {name!r} is not registered in app {self.name!r}"
             ) from None
 
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Add an entry to ``conf.beat_schedule`` (Celery's API); return its name.
+
+        ``sig`` is an Actor, a task name, or a signature (anything with ``task``, ``args``,
+        ``kwargs`` and ``options``; ``args`` are appended to its args, ``kwargs`` and
+        ``options`` merged over its own). ``schedule`` is stored as given; beat validates it.
+        ``name`` defaults to the task name.
+        """
+        base_args: Sequence[Any] = ()
+        base_kwargs: dict[str, Any] = {}
+        base_options: dict[str, Any] = {}
+        if isinstance(sig, str | Actor):
+            task = sig if isinstance(sig, str) else sig.name
+        elif hasattr(sig, "task"):
+            task = str(getattr(sig.task, "name", sig.task))
+            base_args, base_kwargs = sig.args or (), sig.kwargs or {}
+            base_options = getattr(sig, "options", None) or {}
+        else:
+            raise ConfigurationError(
+                f"add_periodic_task takes an Actor, a task name or a signature, got {sig!r}"
+            )
+        entry = {
+            "task": task,
+            "schedule": schedule,
+            "args": (*base_args, *args),
+            "kwargs": {**base_kwargs, **(kwargs or {})},
+            "options": {**base_options, **options},
+        }
+        key = name or task
+        existing = self.conf.beat_schedule.get(key)
+        if existing is not None and existing != entry:
+            raise ConfigurationError(f"beat_schedule has another entry {key!r}; pass name=")
+        self.conf.beat_schedule[key] = entry
+        return key
+
     # -- sending and results ----------------------------------------------------------------
 
     def AsyncResult(self, task_id: str) -> results.AsyncResult:

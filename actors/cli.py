@@ -19,8 +19,12 @@ from actors.runner import (
     start_embedded,
 )
 from actors.server import EmbeddedServer
+from schedulers.cli import beat as beat_command
+from schedulers.cli import schedule_cli
 
 cli = typer.Typer(help="actors: distributed tasks on NATS JetStream.", no_args_is_help=True)
+cli.command("beat")(beat_command)
+cli.add_typer(schedule_cli, name="schedule")
 
 
 @cli.command()
@@ -37,6 +41,9 @@ def run(
     log_format: Annotated[
         str | None, typer.Option(help="console or json (default: console on a TTY).")
     ] = None,
+    beat: Annotated[
+        bool, typer.Option(help="Also run beat (periodic tasks) in the worker.")
+    ] = False,
 ) -> None:
     """Run a worker. Starts a local nats-server when none is configured or reachable."""
     configure_logging(log_level, log_format)
@@ -53,6 +60,7 @@ def run(
         log_level=log_level,
         log_format=log_format,
         nats_url=server.url if server else None,
+        companions=("schedulers.beat:serve",) if beat else (),
     )
     try:
         for name in options.actors:

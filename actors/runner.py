@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import multiprocessing
 import os
@@ -80,6 +81,9 @@ class WorkerOptions:
     log_level: str = "info"
     log_format: str | None = None
     nats_url: str | None = None
+    companions: tuple[str, ...] = ()
+    """``module:function`` coroutines ``f(app, stop)`` run next to the worker (first process
+    only), e.g. the beat for ``actors run --beat``. Given as paths so this layer imports none."""
 
 
 def run_worker(options: WorkerOptions) -> int:
@@ -92,12 +96,19 @@ def run_worker(options: WorkerOptions) -> int:
         app.conf.nats_url = options.nats_url
     worker = Worker(app, options.actors or None, options.concurrency)
 
+    companions = [load_callable(path) for path in options.companions]
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await worker.run(stop)
+        await worker.start()  # companions then share the worker's connection
+        try:
+            await asyncio.gather(stop.wait(), *(companion(app, stop) for companion in companions))
+        finally:
+            stop.set()
+            await worker.stop()
 
     run_loop(main())
     return 0
@@ -107,6 +118,15 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop where it is installed (faster I/O and thread wake-ups)."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
+
+
+def load_callable(path: str) -> Any:
+    """Import ``module:attribute`` and return the attribute."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load {path!r}: {exc}") from exc
 
 
 def _child(options: WorkerOptions) -> None:
@@ -131,7 +151,8 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
                 continue
             if child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
-            children[index] = context.Process(target=_child, args=(options,), daemon=False)
+            own = options if index == 0 else dataclasses.replace(options, companions=())
+            children[index] = context.Process(target=_child, args=(own,), daemon=False)
             children[index].start()
         time.sleep(0.2)
     for child in children:

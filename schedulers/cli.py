@@ -1,0 +1,182 @@
+"""``actors beat`` and ``actors schedule ...``, registered on the CLI by actors/cli.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from typing import Annotated, Any
+
+import typer
+
+from actors.app import App
+from actors.errors import ActorsError
+from actors.log import configure_logging
+from actors.runner import load_app, start_embedded
+from schedulers.beat import Beat
+from schedulers.entries import schedule_from_text
+from schedulers.store import ScheduleInfo, ScheduleNotFound, ScheduleStore
+
+AppArg = Annotated[str, typer.Argument(help="The app, as MODULE:ATTRIBUTE.")]
+NameArg = Annotated[str, typer.Argument(help="The entry's name.")]
+
+schedule_cli = typer.Typer(
+    help="Periodic entries stored in NATS (bucket actors_beat); running beats pick up changes.",
+    no_args_is_help=True,
+)
+
+
+def beat(
+    app: AppArg,
+    lease: Annotated[
+        float, typer.Option(help="Seconds before a stalled claim is taken over.")
+    ] = 5.0,
+    grace: Annotated[
+        float, typer.Option(help="A tick later than this counts as missed (catch-up).")
+    ] = 2.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str | None, typer.Option(help="console or json (default: console on a TTY).")
+    ] = None,
+) -> None:
+    """Run beat: publish the app's periodic tasks. Run several for high availability."""
+    configure_logging(log_level, log_format)
+    try:
+        loaded = load_app(app)
+        server = start_embedded(loaded)
+    except ActorsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if server is not None:
+        loaded.conf.nats_url = server.url
+        os.environ["ACTORS_NATS_URL"] = server.url
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Beat(loaded, lease=lease, grace=grace).run(stop)
+        finally:
+            await loaded.aclose()
+
+    code = 0
+    try:
+        asyncio.run(main())
+    except (ActorsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        code = 2
+    finally:
+        if server is not None:
+            server.stop()
+    raise typer.Exit(code)
+
+
+@schedule_cli.command("list")
+def list_entries(
+    app: AppArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List entries from code and stored ones, with their last and next tick."""
+    infos: list[ScheduleInfo] = _call(app, lambda store: store.list())
+    if as_json:
+        typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+        return
+    rows = [("NAME", "TASK", "SCHEDULE", "SOURCE", "ENABLED", "LAST TICK", "NEXT TICK")]
+    for info in infos:
+        rows.append(
+            (
+                info.name,
+                info.task,
+                info.schedule,
+                info.source,
+                "yes" if info.enabled else "no",
+                info.last_tick.isoformat() if info.last_tick else "-",
+                info.next_tick.isoformat() if info.next_tick else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+@schedule_cli.command()
+def add(
+    app: AppArg,
+    name: NameArg,
+    task: Annotated[str, typer.Argument(help="Task name, e.g. tasks.cleanup.")],
+    schedule: Annotated[
+        str, typer.Argument(help="Seconds (30, 0.5) or a cron string ('*/5 * * * *', @daily).")
+    ],
+    args: Annotated[str, typer.Option(help="Positional arguments as a JSON list.")] = "[]",
+    kwargs: Annotated[str, typer.Option(help="Keyword arguments as a JSON object.")] = "{}",
+    options: Annotated[str, typer.Option(help="apply_async options as a JSON object.")] = "{}",
+    tz: Annotated[str | None, typer.Option(help="IANA time zone of a cron schedule.")] = None,
+    disabled: Annotated[bool, typer.Option(help="Store it disabled.")] = False,
+    replace: Annotated[bool, typer.Option(help="Overwrite a stored entry of that name.")] = False,
+) -> None:
+    """Store an entry; running beats start it at once."""
+    try:
+        parsed = {key: json.loads(text) for key, text in (("args", args), ("kwargs", kwargs))}
+        parsed["options"] = json.loads(options)
+    except ValueError as exc:
+        typer.echo(f"error: --args/--kwargs/--options must be JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+    info: ScheduleInfo = _call(
+        app,
+        lambda store: store.add(
+            name,
+            task,
+            schedule_from_text(schedule),
+            args=parsed["args"],
+            kwargs=parsed["kwargs"],
+            options=parsed["options"],
+            tz=tz,
+            enabled=not disabled,
+            replace=replace,
+        ),
+    )
+    typer.echo(f"added {info.name}: {info.task} {info.schedule}")
+
+
+@schedule_cli.command()
+def remove(app: AppArg, name: NameArg) -> None:
+    """Delete a stored entry."""
+    _call(app, lambda store: store.remove(name))
+    typer.echo(f"removed {name}")
+
+
+@schedule_cli.command()
+def enable(app: AppArg, name: NameArg) -> None:
+    """Enable an entry (from code or stored)."""
+    _call(app, lambda store: store.enable(name))
+    typer.echo(f"enabled {name}")
+
+
+@schedule_cli.command()
+def disable(app: AppArg, name: NameArg) -> None:
+    """Disable an entry (from code or stored)."""
+    _call(app, lambda store: store.disable(name))
+    typer.echo(f"disabled {name}")
+
+
+def _call(app_path: str, operation: Any) -> Any:
+    """Run ``operation(store)`` against the app's NATS; errors become exit codes 1 or 2."""
+    configure_logging("warning")  # log lines go to stderr, never into the listing
+    try:
+        app: App = load_app(app_path)
+    except ActorsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        return operation(ScheduleStore(app))
+    except ScheduleNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ActorsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        app.close()

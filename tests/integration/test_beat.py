@@ -1,0 +1,436 @@
+"""Beat against a real nats-server: on-time publishing, replicas, restarts, takeover, and
+entries changed at run time from Python and from the CLI.
+
+Nothing consumes ``beatapp.tick`` here (except in the ``--beat`` worker test), so every
+published message stays in the task stream and the tests count them by tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import App
+from actors.message import TaskMessage, decode, parse_time
+from actors.server import EmbeddedServer
+from schedulers import Beat, Interval, ScheduleNotFound, ScheduleStore, tick_task_id
+from schedulers.entries import entry_key
+from schedulers.policy import TickState
+from schedulers.state import BeatBucket
+from tests.conftest import ROOT
+
+SUBJECT = "actors.task.beatapp.tick"
+SECOND = timedelta(seconds=1)
+
+
+@dataclass
+class Published:
+    """One task message beat stored, with the server's receive time."""
+
+    entry: str
+    tick: datetime
+    id: str
+    stored: datetime
+    args: list[Any]
+
+
+async def published(app: App, entry: str | None = None) -> list[Published]:
+    """Every beat message in the task stream (optionally of one entry), oldest first."""
+    broker = (await app.connection()).broker
+    out: list[Published] = []
+    seq = 0
+    while (stored := await broker.stored_message("ACTORS", SUBJECT, seq)) is not None:
+        seq = stored.seq
+        message = TaskMessage.from_wire(decode(stored.data, stored.headers.get("Content-Type")))
+        headers = message.headers
+        if entry is None or headers.get("beat_entry") == entry:
+            out.append(
+                Published(
+                    entry=headers["beat_entry"],
+                    tick=parse_time(headers["beat_tick"]),
+                    id=message.id,
+                    stored=stored.time,
+                    args=message.args,
+                )
+            )
+    return out
+
+
+def assert_each_tick_once(
+    items: list[Published], gaps_allowed: int = 0, step: timedelta = SECOND
+) -> list[datetime]:
+    """No tick twice, ids derived from the tick; return the ticks in order."""
+    counts = Counter(item.tick for item in items)
+    assert not {t: c for t, c in counts.items() if c > 1}, "a tick was published twice"
+    for item in items:
+        assert item.id == tick_task_id(item.entry, item.tick)
+    ticks = sorted(counts)
+    gaps = [(a, b) for a, b in itertools.pairwise(ticks) if b - a != step]
+    assert len(gaps) <= gaps_allowed, f"ticks skipped: {gaps}"
+    return ticks
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll an async or sync condition until true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+class BeatProcess:
+    """``python -m actors beat tests.apps.beat:app`` with JSON logs in a file."""
+
+    def __init__(self, url: str, log_file: Path, *args: str) -> None:
+        self.log_file = log_file
+        env = {**os.environ, "ACTORS_NATS_URL": url}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+        command = [sys.executable, "-m", "actors", "beat", "tests.apps.beat:app"]
+        self._out = log_file.open("w")
+        self.process = subprocess.Popen(
+            [*command, "--log-format", "json", *args],
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_file.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == name:
+                out.append(event)
+        return out
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.events(name)) < count:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"beat exited {self.process.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {count}x {name!r} in {timeout}s:\n{self.output()}")
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log_file.read_text()[-4000:]
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 20) -> int:
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._out.close()
+
+
+@pytest.fixture
+def beat_process(
+    nats_server: EmbeddedServer, tmp_path: Path
+) -> Iterator[Callable[..., BeatProcess]]:
+    """Start beat subprocesses against the test's server; killed at teardown."""
+    started: list[BeatProcess] = []
+
+    def start(*args: str) -> BeatProcess:
+        instance = BeatProcess(nats_server.url, tmp_path / f"beat-{len(started)}.log", *args)
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.close()
+
+
+@pytest.fixture
+def beat_app(make_app: Callable[..., App]) -> App:
+    """An app of the test's server, to read the stream and the bucket."""
+    return make_app("beatapp")
+
+
+# -- one beat ------------------------------------------------------------------------------
+
+
+async def test_publishes_each_tick_on_time(make_app: Callable[..., App]) -> None:
+    app = make_app("ontime")
+    app.conf.beat_schedule = {
+        "fast": {"task": "beatapp.tick", "schedule": 0.5, "args": [5], "options": {}}
+    }
+    beat = Beat(app)
+    await beat.start()
+    try:
+        await wait_until(lambda: beat.published >= 5, 10, "5 ticks")
+    finally:
+        await beat.stop()
+    items = await published(app)
+    assert len(items) == beat.published
+    ticks = sorted(item.tick for item in items)
+    assert all(b - a == timedelta(seconds=0.5) for a, b in itertools.pairwise(ticks))
+    assert all(item.args == [5] for item in items)
+    late = [(item.stored - item.tick).total_seconds() for item in items]
+    assert max(late) < 0.5, late  # generous for a busy CI box; bench/beat.py measures it
+    assert min(late) >= 0
+
+
+def test_run_with_beat_runs_the_periodic_task_in_the_worker(
+    worker_process: Callable[..., Any], beat_app: App
+) -> None:
+    worker = worker_process("tests.apps.beat:app", "--beat")
+    worker.wait_for_event("beat.published", count=2, timeout=15)
+    event = next(e for e in worker.events() if e.get("event") == "beat.published")
+    assert event["id"] == tick_task_id("every-second", parse_time(event["tick"]))
+    assert beat_app.AsyncResult(event["id"]).get(timeout=10) == 1
+
+
+# -- replicas ------------------------------------------------------------------------------
+
+
+def run_replicas(start: Callable[..., BeatProcess], app: App, replicas: int, seconds: float):
+    processes = [start() for _ in range(replicas)]
+    for process in processes:
+        process.wait_for("beat.started")
+    time.sleep(seconds)  # the schedule itself is what is measured: let it run
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        assert process.wait() == 0, process.output()
+    items = app.run_sync(published(app))
+    ticks = assert_each_tick_once(items)
+    assert len(ticks) >= seconds - 2
+    # Claims make one replica publish each tick: no copy had to be deduplicated.
+    assert sum(len(p.events("beat.published")) for p in processes) == len(items)
+    return processes, ticks
+
+
+def test_three_replicas_publish_each_tick_exactly_once(
+    beat_process: Callable[..., BeatProcess], beat_app: App
+) -> None:
+    run_replicas(beat_process, beat_app, replicas=3, seconds=8)
+
+
+@pytest.mark.slow
+def test_three_replicas_for_30_seconds(
+    beat_process: Callable[..., BeatProcess], beat_app: App
+) -> None:
+    run_replicas(beat_process, beat_app, replicas=3, seconds=30)
+
+
+@pytest.mark.chaos
+def test_killing_a_replica_neither_skips_nor_doubles_ticks(
+    beat_process: Callable[..., BeatProcess], beat_app: App
+) -> None:
+    replicas = [beat_process(), beat_process()]
+    for replica in replicas:
+        replica.wait_for("beat.started")
+    deadline = time.monotonic() + 15
+    while sum(len(r.events("beat.published")) for r in replicas) < 3:
+        assert time.monotonic() < deadline, "no ticks published"
+        time.sleep(0.05)
+    # Kill the replica that published the latest tick: the one the other stands by for.
+    owner = max(
+        replicas, key=lambda r: max((e["tick"] for e in r.events("beat.published")), default="")
+    )
+    survivor = replicas[1 - replicas.index(owner)]
+    owner.kill()
+    killed_at = datetime.now(UTC)
+    time.sleep(4)
+    survivor.terminate()
+    assert survivor.wait() == 0
+    items = beat_app.run_sync(published(beat_app))
+    ticks = assert_each_tick_once(items)
+    assert ticks[-1] > killed_at + 2 * SECOND
+    assert any(e["tick"] > killed_at.isoformat() for e in survivor.events("beat.published"))
+
+
+def test_restart_within_grace_skips_nothing(
+    beat_process: Callable[..., BeatProcess], beat_app: App
+) -> None:
+    first = beat_process()
+    first.wait_for("beat.published", count=2)
+    first.terminate()
+    assert first.wait() == 0
+    second = beat_process()  # down for about a second: late ticks, not missed ones
+    second.wait_for("beat.published", count=3)
+    second.terminate()
+    second.wait()
+    assert_each_tick_once(beat_app.run_sync(published(beat_app)))
+    assert all(e["missed"] == 0 for e in second.events("beat.published"))
+
+
+def test_restart_after_downtime_runs_a_missed_tick_once(
+    beat_process: Callable[..., BeatProcess], beat_app: App
+) -> None:
+    first = beat_process()
+    first.wait_for("beat.published", count=2)
+    first.terminate()
+    assert first.wait() == 0
+    time.sleep(4)  # downtime longer than the grace: ticks are missed
+    second = beat_process()
+    second.wait_for("beat.published", count=2)
+    second.terminate()
+    second.wait()
+    ticks = assert_each_tick_once(beat_app.run_sync(published(beat_app)), gaps_allowed=1)
+    caught_up = second.events("beat.published")[0]
+    gap = next(b - a for a, b in itertools.pairwise(ticks) if b - a != SECOND)
+    assert caught_up["missed"] == gap / SECOND - 1 >= 3
+    assert all(e["missed"] == 0 for e in second.events("beat.published")[1:])
+
+
+@pytest.mark.parametrize("original_was_stored", [True, False])
+async def test_a_stalled_claim_is_published_once(
+    make_app: Callable[..., App], original_was_stored: bool
+) -> None:
+    """A replica claimed a tick and died, before or after publishing: it is stored once."""
+    app = make_app("takeover")
+    app.conf.beat_schedule = {"hourly": {"task": "beatapp.tick", "schedule": 3600, "args": [2]}}
+    now = datetime.now(UTC)
+    tick = Interval(3600).next_after(now - timedelta(hours=1))
+    if original_was_stored:
+        connection = await app.connection()
+        headers = {"beat_entry": "hourly", "beat_tick": tick.isoformat().replace("+00:00", "Z")}
+        await connection.send(
+            TaskMessage(id=tick_task_id("hourly", tick), task="beatapp.tick", headers=headers)
+        )
+    bucket = await BeatBucket.open(app)
+    claim = TickState(since=tick - timedelta(hours=2)).claim(tick, "dead", now - 2 * SECOND)
+    assert await bucket.put_tick_state(entry_key("hourly"), claim, 0)
+    beat = Beat(app, lease=1.0)
+    await beat.start()
+    try:
+        await wait_until(lambda: beat.published == 1, 10, "takeover publish")
+        await wait_until(lambda: _published_state(bucket), 5, "state confirmed after the takeover")
+    finally:
+        await beat.stop()
+    items = await published(app)
+    assert [(i.tick, i.id) for i in items] == [(tick, tick_task_id("hourly", tick))]
+
+
+async def _published_state(bucket: BeatBucket) -> bool:
+    state, _ = await bucket.tick_state(entry_key("hourly"))
+    return state is not None and state.published
+
+
+# -- entries changed at run time ---------------------------------------------------------
+
+
+async def test_stored_entries_reach_a_running_beat(make_app: Callable[..., App]) -> None:
+    app = make_app("dynamic")
+    app.conf.beat_schedule = {"code": {"task": "beatapp.tick", "schedule": 0.5}}
+    beat = Beat(app)
+    await beat.start()
+    store = ScheduleStore(app)
+    try:
+        info = await store.aadd("dyn entry", "beatapp.tick", 0.5, args=[7])
+        assert info.source == "store" and info.schedule == "every 0.5 seconds"
+
+        async def count(entry: str) -> int:
+            return len(await published(app, entry))
+
+        await wait_until(lambda: _at_least(count("dyn entry"), 2), 5, "stored entry runs")
+        listed = {i.name: i for i in await store.alist()}
+        assert listed["dyn entry"].last_tick is not None and listed["code"].source == "code"
+
+        await store.adisable("dyn entry")
+        await store.adisable("code")
+        await wait_until(lambda: not beat.entries, 5, "entries stopped")
+        await asyncio.sleep(0.1)  # a publish under way when the switch came may still land
+        frozen = await count("dyn entry"), await count("code")
+        await asyncio.sleep(1.1)
+        assert (await count("dyn entry"), await count("code")) == frozen
+
+        enabled_at = datetime.now(UTC)
+        await store.aenable("dyn entry")
+        await wait_until(lambda: _at_least(count("dyn entry"), frozen[0] + 1), 5, "re-enabled")
+        resumed = (await published(app, "dyn entry"))[frozen[0] :]
+        assert all(item.tick > enabled_at for item in resumed)  # no catch-up while disabled
+        assert all(item.args == [7] for item in resumed)
+
+        await store.aremove("dyn entry")
+        await wait_until(lambda: "dyn entry" not in beat.entries, 5, "removed")
+        with pytest.raises(ScheduleNotFound):
+            await store.aremove("dyn entry")
+        assert [i.name for i in await store.alist()] == ["code"]
+    finally:
+        await beat.stop()
+    half = timedelta(seconds=0.5)
+    assert_each_tick_once(await published(app, "dyn entry"), gaps_allowed=1, step=half)
+
+
+async def _at_least(value: Any, count: int) -> bool:
+    return bool(await value >= count)
+
+
+def test_cli_manages_entries_of_a_running_beat(
+    beat_process: Callable[..., BeatProcess], beat_app: App, nats_server: EmbeddedServer
+) -> None:
+    env = {**os.environ, "ACTORS_NATS_URL": nats_server.url}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+
+    def actors(*args: str, code: int = 0) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "actors", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == code, result.stdout + result.stderr
+        return result.stdout if code == 0 else result.stderr
+
+    beat = beat_process()
+    beat.wait_for("beat.started")
+    target = "tests.apps.beat:app"
+    out = actors("schedule", "add", target, "from-cli", "beatapp.tick", "1", "--args", "[3]")
+    assert "added from-cli" in out
+    beat.wait_for("beat.entry_started", count=2)
+    listing = actors("schedule", "list", target)
+    assert "from-cli" in listing and "every-second" in listing and "store" in listing
+    as_json = json.loads(actors("schedule", "list", target, "--json"))
+    assert {e["name"]: e["enabled"] for e in as_json} == {"every-second": True, "from-cli": True}
+
+    actors("schedule", "disable", target, "every-second")
+    beat.wait_for("beat.entry_stopped", count=1)
+    actors("schedule", "enable", target, "every-second")
+    beat.wait_for("beat.entry_started", count=3)
+    actors("schedule", "remove", target, "from-cli")
+    beat.wait_for("beat.entry_stopped", count=2)
+    assert "no beat entry" in actors("schedule", "remove", target, "from-cli", code=1)
+    assert "defined in code" in actors("schedule", "remove", target, "every-second", code=2)
+    bad = actors("schedule", "add", target, "x", "beatapp.tick", "61 * * * *", code=2)
+    assert "out of range" in bad
+    stopped = [e["entry"] for e in beat.events("beat.entry_stopped")]
+    assert stopped == ["every-second", "from-cli"]
+    published_by_cli = beat_app.run_sync(published(beat_app, "from-cli"))
+    assert published_by_cli and all(item.args == [3] for item in published_by_cli)
