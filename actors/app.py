@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from actors import results, topology
+from actors import results, timing, topology
 from actors.actor import Actor, P, R, actor_options, new_task_id
 from actors.broker import Broker
 from actors.config import Settings
@@ -28,7 +28,10 @@ class Connection:
     results: ResultWaiter
 
     async def send(self, message: TaskMessage, msg_id: str | None = None) -> None:
-        """Publish a task message (msgpack). ``msg_id`` defaults to the task id."""
+        """Publish a task message (msgpack). ``msg_id`` defaults to the task id.
+
+        A message with a future ``eta`` is published as a server-side schedule.
+        """
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -42,8 +45,8 @@ class Connection:
                 f"message for {message.task} is {len(body)} bytes, over max_message_bytes="
                 f"{limit}; pass a reference (a key, a URL) instead of the data"
             )
-        headers = {"Nats-Msg-Id": msg_id or message.id, "Content-Type": topology.MSGPACK}
-        await self.broker.publish(topology.task_subject(message.task), body, headers)
+        subject, headers = timing.route(message, msg_id or message.id)
+        await self.broker.publish(subject, body, headers)
 
 
 class App:
