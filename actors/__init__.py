@@ -14,9 +14,11 @@ from actors.errors import (
     TaskFailed,
     TaskNotRegistered,
     TimeLimitExceeded,
+    WorkerLost,
 )
 from actors.log import get_task_logger
 from actors.results import AsyncResult
+from actors.retry import Retry
 from actors.worker import Worker
 
 __all__ = [
@@ -30,11 +32,13 @@ __all__ = [
     "ProtocolError",
     "Request",
     "ResultTimeout",
+    "Retry",
     "Revoked",
     "SoftTimeLimitExceeded",
     "TaskFailed",
     "TaskNotRegistered",
     "TimeLimitExceeded",
     "Worker",
+    "WorkerLost",
     "get_task_logger",
 ]

@@ -228,7 +228,7 @@ class Actor(Generic[P, R]):
             headers=dict(headers or {}),
             ignore_result=ignore_result,
             eta=eta_field,
-            expires=timing.resolve_expires(expires, now, eta_field),
+            expires=timing.resolve_expires(expires, now),
         )
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
@@ -254,7 +254,7 @@ class Actor(Generic[P, R]):
         """Send the task with options; returns its AsyncResult.
 
         ``countdown`` (seconds) or ``eta`` (aware datetime): do not run before then (a
-        server-side schedule). ``expires`` (seconds from now, or from the eta, or a datetime):
+        server-side schedule). ``expires`` (seconds from now, or a datetime):
         not started by then means not run, state REVOKED (reason ``expired``).
         """
         return self.app.run_sync(

@@ -12,6 +12,7 @@ from actors import results, timing, topology
 from actors.actor import Actor, P, R, actor_options, new_task_id
 from actors.broker import Broker
 from actors.config import Settings
+from actors.control import Control
 from actors.errors import ConfigurationError, TaskNotRegistered
 from actors.message import TaskMessage, encode
 from actors.portal import Portal
@@ -68,6 +69,11 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.name} actors={len(self.registry)}>"
+
+    @property
+    def control(self) -> Control:
+        """Remote control of the app's workers: ``app.control.revoke(task_id)``."""
+        return Control(self)
 
     # -- registry ---------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from actors import topology
+from actors.broker import Broker
 from actors.revocation import revocation_value
 
 if TYPE_CHECKING:
@@ -31,10 +33,15 @@ class Control:
     async def arevoke(self, task_id: str | Iterable[str], terminate: bool = False) -> None:
         """Async twin of :meth:`revoke`."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        connection = await self.app.connection()
+        await self.store_revocations(connection.broker, ids, terminate)
+
+    @staticmethod
+    async def store_revocations(broker: Broker, ids: Iterable[str], terminate: bool) -> None:
+        """Write the revocations of ``ids`` to the ``actors_revoked`` bucket."""
+        ids = list(ids)
         for one in ids:
             if not topology.valid_task_id(one):
                 raise ValueError(f"{one!r} is not a task id")
-        connection = await self.app.connection()
         value = revocation_value(terminate)
-        for one in ids:
-            await connection.broker.kv_put(topology.REVOKED_BUCKET, one, value)
+        await asyncio.gather(*(broker.kv_put(topology.REVOKED_BUCKET, one, value) for one in ids))

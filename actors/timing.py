@@ -21,17 +21,14 @@ def resolve_eta(
     return None
 
 
-def resolve_expires(
-    expires: float | timedelta | datetime | None, now: datetime, eta: str | None = None
-) -> str | None:
-    """The ``expires`` field. Seconds count from the eta when there is one (as in Celery)."""
+def resolve_expires(expires: float | timedelta | datetime | None, now: datetime) -> str | None:
+    """The ``expires`` field; seconds count from now, also when there is an eta (as in Celery)."""
     if expires is None:
         return None
     if isinstance(expires, datetime):
         return format_time(expires)
     seconds = expires.total_seconds() if isinstance(expires, timedelta) else float(expires)
-    start = datetime.fromisoformat(eta) if eta else now
-    return format_time(start + timedelta(seconds=seconds))
+    return format_time(now + timedelta(seconds=seconds))
 
 
 def route(
