@@ -102,6 +102,8 @@ def server(
 
 
 def _with_broker(url: str | None, action: Callable[[Broker], Awaitable[T]]) -> T:
+    configure_logging("error")
+
     async def run() -> T:
         settings = Settings.build({"nats_url": url} if url else {})
         broker = await Broker.connect(settings, "actors-cli")

@@ -88,7 +88,10 @@ class Run:
 
     def enter_thread(self) -> None:
         """Called in the pool thread just before the function runs."""
-        self._thread = threading.get_ident()
+        with self._lock:
+            self._thread = threading.get_ident()
+        if self.stopped is not None:  # stopped before the thread got to it
+            raise self.error()
 
     def leave_thread(self) -> None:
         """Called in the pool thread after the function; cancels an exception not yet raised."""
@@ -200,6 +203,8 @@ class Executor:
             stdout=asyncio.subprocess.PIPE,
             env=env,
         )
+        if run.stopped is not None:  # stopped while the child was starting
+            process.kill()
         try:
             out, _ = await process.communicate(encode(request))
         except asyncio.CancelledError:

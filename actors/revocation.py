@@ -8,6 +8,7 @@ it is running in this worker at that moment.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -50,9 +51,14 @@ class Revocations:
 
     async def stop(self) -> None:
         """Stop watching."""
-        if self._stop is not None:
-            await self._stop()
-            self._stop = None
+        stop, self._stop = self._stop, None
+        if stop is None:
+            return
+        try:
+            await stop()
+        except Exception as exc:  # the connection may already be gone; nothing to undo then
+            log.debug("revocations.unwatch_failed", error=repr(exc))
+        await asyncio.sleep(0)  # let the watch's cancelled helper tasks finish
 
     def __contains__(self, task_id: str) -> bool:
         return task_id in self._revoked
