@@ -17,7 +17,7 @@ from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker, Delivery, PullConsumer
 from actors.deadletter import dead_letter, message_id, sweep_unrouted
-from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
+from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked, WorkerLost
 from actors.execution import Executor
 from actors.message import TaskMessage, decode
 from actors.ratelimit import RateLimiter
@@ -187,7 +187,7 @@ class Worker:
                 f"delivered {d.delivered} times without finishing (max_deliveries="
                 f"{max_deliveries}); the task may crash its worker"
             )
-            await self._reject(d, actor.name, reason, message.id)
+            await self._reject(d, actor.name, reason, message.id, WorkerLost)
             return
         try:
             actor.check_arguments(message.args, message.kwargs)
@@ -290,7 +290,14 @@ class Worker:
             body = ResultRecord.failure(record.id, record.task, error).to_bytes()
         await self.broker.kv_put(topology.RESULTS_BUCKET, record.id, body)
 
-    async def _reject(self, d: Delivery, task: str, reason: str, task_id: str | None) -> None:
+    async def _reject(
+        self,
+        d: Delivery,
+        task: str,
+        reason: str,
+        task_id: str | None,
+        error: type[ActorsError] = ProtocolError,
+    ) -> None:
         """Dead-letter a message that cannot run, fail its result, and ack it."""
         await dead_letter(
             self.broker,
@@ -302,7 +309,7 @@ class Worker:
             task=task,
         )
         if task_id is not None:
-            record = ResultRecord.failure(task_id, task, ProtocolError(reason))
+            record = ResultRecord.failure(task_id, task, error(reason))
             await self.broker.kv_put(topology.RESULTS_BUCKET, task_id, record.to_bytes())
         await d.ack()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import App, ProtocolError, topology
+from actors import App, WorkerLost, topology
 from actors.results import SUCCESS
 from tests.apps.semantics import app as semantics_app
 from tests.apps.semantics import register, tasks
@@ -36,7 +36,7 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
     try:
         supervisor = worker_process(APP, "--processes", "2", ACTORS_ACK_WAIT="1")
         result = tasks["crash"].delay(str(marker))
-        with pytest.raises(ProtocolError, match="max_deliveries=2"):
+        with pytest.raises(WorkerLost, match="max_deliveries=2"):
             result.get(timeout=40)
         assert marker.read_text().count("run") == 2  # not looping for ever
         assert supervisor.process.poll() is None
