@@ -49,24 +49,22 @@ class Rate:
 
 
 _UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
+_RATE = re.compile(r"^\s*([0-9]+)\s*(?:/\s*([a-z]+))?\s*$", re.ASCII)
 
 
 def parse_rate(text: str | int | float) -> Rate:
     """Parse ``"100/s"``, ``"10/m"``, ``"1000/h"`` (a bare number means per second)."""
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise ConfigurationError(f"rate_limit must be like '100/s', got {text!r}")
     if isinstance(text, int | float):
         count, per = int(text), 1.0
     else:
         match = _RATE.match(text.lower())
-        if match is None or match.group(2) not in _UNITS:
-            if text.strip().isdigit():
-                return parse_rate(int(text))
+        if match is None or (match.group(2) or "s") not in _UNITS:
             raise ConfigurationError(
                 f"rate_limit {text!r} is not a rate: use '<count>/s', '<count>/m' or '<count>/h'"
             )
-        count, per = int(match.group(1)), _UNITS[match.group(2)]
+        count, per = int(match.group(1)), _UNITS[match.group(2) or "s"]
     if count < 1:
         raise ConfigurationError(f"rate_limit {text!r} must allow at least 1 task per window")
     return Rate(count, per)

@@ -66,7 +66,7 @@ async def main(delayed_count: int, immediate_count: int, wait: float) -> None:
             print(
                 f"immediate burst: {immediate_count} tasks with results in {burst_s:.2f}s = "
                 f"{immediate_count / burst_s:,.0f} tasks/s"
-                + ("" if still_early else " (WARNING: delayed tasks had started firing)")
+                + ("" if still_early or not delayed_count else " (WARNING: eta passed)")
             )
 
             fired = await asyncio.gather(*(r.aget(timeout=wait + 120) for r in delayed))

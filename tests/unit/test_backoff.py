@@ -62,7 +62,9 @@ def test_rates_parse(text: str | int, rate: Rate) -> None:
     assert parse_rate(text) == rate
 
 
-@pytest.mark.parametrize("text", ["", "fast", "10/d", "0/s", "-1/s", "1.5/s", "/s", True])
+@pytest.mark.parametrize(
+    "text", ["", "fast", "10/d", "0/s", "-1/s", "1.5/s", "/s", True, "\u00b2", "\u0663/s"]
+)
 def test_bad_rates_say_what_to_write(text: object) -> None:
     with pytest.raises(ConfigurationError, match="rate_limit"):
         parse_rate(text)  # type: ignore[arg-type]
