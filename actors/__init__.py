@@ -16,9 +16,11 @@ from actors.errors import (
     TaskFailed,
     TaskNotRegistered,
     TimeLimitExceeded,
+    WorkerLost,
 )
 from actors.log import get_task_logger
 from actors.results import AsyncResult, GroupResult
+from actors.retry import Retry
 from actors.worker import Worker
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "ProtocolError",
     "Request",
     "ResultTimeout",
+    "Retry",
     "Revoked",
     "Signature",
     "SoftTimeLimitExceeded",
@@ -41,6 +44,7 @@ __all__ = [
     "TaskNotRegistered",
     "TimeLimitExceeded",
     "Worker",
+    "WorkerLost",
     "chain",
     "chord",
     "chunks",

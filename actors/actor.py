@@ -7,12 +7,16 @@ import inspect
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
+from actors import timing
+from actors.backoff import parse_rate
 from actors.canvas import Signature, chunks
-from actors.errors import ConfigurationError
+from actors.errors import ActorsError, ConfigurationError
 from actors.message import TaskMessage
 from actors.results import AsyncResult
+from actors.retry import retry_signal
 from actors.signature import link_list
 
 if TYPE_CHECKING:
@@ -29,6 +33,23 @@ class ActorOptions:
     bind: bool = False
     ignore_result: bool | None = None
     track_started: bool | None = None
+    # Retries (docs/tasks.md "Retries"): max_retries=None retries for ever.
+    max_retries: int | None = 3
+    default_retry_delay: float = 180.0
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    retry_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    throws: tuple[type[BaseException], ...] = ()
+    # Limits and delivery (docs/tasks.md): None means the worker's setting.
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    rate_limit: str | None = None
+    acks_late: bool = True
+    max_deliveries: int | None = None
+    pool: str | None = None
+    """``"thread"`` or ``"process"`` for sync tasks; default thread, process with time_limit."""
 
 
 _OPTION_NAMES = {f.name for f in dataclasses.fields(ActorOptions)}
@@ -40,7 +61,21 @@ def actor_options(options: dict[str, Any]) -> ActorOptions:
     if unknown:
         known = ", ".join(sorted(_OPTION_NAMES))
         raise ConfigurationError(f"unknown actor option(s) {', '.join(unknown)}; known: {known}")
-    return ActorOptions(**options)
+    values = dict(options)
+    for name in ("autoretry_for", "throws"):
+        kinds = values.get(name, ())
+        kinds = tuple(kinds) if isinstance(kinds, list | tuple) else (kinds,)
+        if not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
+            raise ConfigurationError(f"{name} must be exception classes, got {kinds!r}")
+        values[name] = kinds
+    if values.get("rate_limit") is not None:
+        values["rate_limit"] = str(parse_rate(values["rate_limit"]))
+    if values.get("pool") not in (None, "thread", "process"):
+        raise ConfigurationError(f"pool must be 'thread' or 'process', got {values['pool']!r}")
+    for name in ("time_limit", "soft_time_limit", "default_retry_delay", "retry_backoff_max"):
+        if isinstance(values.get(name), timedelta):
+            values[name] = values[name].total_seconds()
+    return ActorOptions(**values)
 
 
 @dataclasses.dataclass(slots=True)
@@ -133,6 +168,36 @@ class Actor(Generic[P, R]):
             return self.fn(self, *args, **kwargs)  # type: ignore[arg-type]
         return self.fn(*args, **kwargs)
 
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | timedelta | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> NoReturn:
+        """Run this task again later; call it inside a running (bound) task and let it raise.
+
+        Raises :class:`actors.retry.Retry`, which the worker turns into a new message with the
+        same id and ``retries + 1`` (state RETRY meanwhile), after ``countdown`` seconds, at
+        ``eta``, or after ``default_retry_delay``. Past ``max_retries`` it raises ``exc`` when
+        given, else MaxRetriesExceeded.
+        """
+        request = current_request.get()
+        if request is None or request.id is None:
+            raise ActorsError(f"{self.name}.retry() can only be called while the task runs")
+        raise retry_signal(
+            self,
+            request.retries,
+            exc=exc,
+            countdown=countdown,
+            eta=eta,
+            max_retries=max_retries,
+            args=list(args) if args is not None else None,
+            kwargs=dict(kwargs) if kwargs is not None else None,
+        )
+
     def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise TypeError if the arguments do not fit the function."""
         if self.options.bind:
@@ -150,8 +215,15 @@ class Actor(Generic[P, R]):
         ignore_result: bool | None = None,
         link: Any = None,
         link_error: Any = None,
+        countdown: float | timedelta | None = None,
+        eta: datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
     ) -> TaskMessage:
         """Build the task message apply_async would send."""
+        now = datetime.now(UTC)
+        eta_field = timing.resolve_eta(countdown, eta, now)
+        if ignore_result is None and expires is not None and self.ignore_result:
+            ignore_result = True  # lets the server drop it at expiry (see timing.route)
         return TaskMessage(
             id=task_id or new_task_id(),
             task=self.name,
@@ -161,6 +233,8 @@ class Actor(Generic[P, R]):
             ignore_result=ignore_result,
             link=link_list(link),
             link_error=link_list(link_error),
+            eta=eta_field,
+            expires=timing.resolve_expires(expires, now),
         )
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
@@ -181,11 +255,17 @@ class Actor(Generic[P, R]):
         ignore_result: bool | None = None,
         link: Any = None,
         link_error: Any = None,
+        countdown: float | timedelta | None = None,
+        eta: datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
     ) -> AsyncResult:
         """Send the task with options; returns its AsyncResult.
 
         ``link``/``link_error``: a signature or a list of them, sent when the task succeeds
         (with its result prepended) or fails (with ``task_id, error, traceback`` prepended).
+        ``countdown`` (seconds) or ``eta`` (aware datetime): do not run before then (a
+        server-side schedule). ``expires`` (seconds from now, or a datetime):
+        not started by then means not run, state REVOKED (reason ``expired``).
         """
         return self.app.run_sync(
             self.aapply_async(
@@ -196,6 +276,9 @@ class Actor(Generic[P, R]):
                 ignore_result=ignore_result,
                 link=link,
                 link_error=link_error,
+                countdown=countdown,
+                eta=eta,
+                expires=expires,
             )
         )
 
@@ -209,6 +292,9 @@ class Actor(Generic[P, R]):
         ignore_result: bool | None = None,
         link: Any = None,
         link_error: Any = None,
+        countdown: float | timedelta | None = None,
+        eta: datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
     ) -> AsyncResult:
         """Async twin of :meth:`apply_async`."""
         message = self.message(
@@ -219,6 +305,9 @@ class Actor(Generic[P, R]):
             ignore_result=ignore_result,
             link=link,
             link_error=link_error,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
         )
         connection = await self.app.connection()
         stores = not (self.ignore_result if ignore_result is None else ignore_result)

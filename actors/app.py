@@ -8,10 +8,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from actors import results, topology
+from actors import results, timing, topology
 from actors.actor import Actor, P, R, actor_options, new_task_id
 from actors.broker import Broker
 from actors.config import Settings
+from actors.control import Control
 from actors.errors import ConfigurationError, TaskNotRegistered
 from actors.message import TaskMessage, encode
 from actors.portal import Portal
@@ -61,8 +62,8 @@ class Connection:
                 f"message for {message.task} is {len(body)} bytes, over max_message_bytes="
                 f"{limit}; pass a reference (a key, a URL) instead of the data"
             )
-        headers = {"Nats-Msg-Id": msg_id or message.id, "Content-Type": topology.MSGPACK}
-        return topology.task_subject(message.task), body, headers
+        subject, headers = timing.route(message, msg_id or message.id)
+        return subject, body, headers
 
 
 class App:
@@ -84,6 +85,11 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self.name} actors={len(self.registry)}>"
+
+    @property
+    def control(self) -> Control:
+        """Remote control of the app's workers: ``app.control.revoke(task_id)``."""
+        return Control(self)
 
     # -- registry ---------------------------------------------------------------------------
 

@@ -218,6 +218,17 @@ class Broker:
                 allow_direct=True,
             )
         )
+        await self._ensure_stream(
+            api.StreamConfig(
+                name=topology.RATE_STREAM,
+                subjects=[topology.RATE_PREFIX + ">"],
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+                allow_msg_counter=True,
+                max_msgs_per_subject=1,
+                max_age=2 * 3600.0,  # longest rate-limit window is an hour
+            )
+        )
         await self._ensure_bucket(topology.RESULTS_BUCKET, self.settings.result_ttl)
         await self._ensure_bucket(topology.REVOKED_BUCKET, self.settings.result_ttl)
         await self._ensure_bucket(topology.CHORDS_BUCKET, self.settings.result_ttl)
@@ -481,12 +492,17 @@ class Broker:
         except _NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {subject} failed: {exc!r}") from exc
 
-    async def counter_add(self, subject: str, amount: int, msg_id: str) -> int | None:
-        """Add to a ``Nats-Incr`` counter once per ``msg_id``; the new total, None if a repeat."""
-        headers = {"Nats-Incr": str(amount), "Nats-Msg-Id": msg_id}
+    async def counter_add(
+        self, subject: str, amount: int = 1, msg_id: str | None = None
+    ) -> int | None:
+        """Add to a ``Nats-Incr`` counter; the new total. With ``msg_id`` the addition counts
+        once per id, and a repeat returns None."""
+        headers = {"Nats-Incr": f"{amount:+d}"}
+        if msg_id is not None:
+            headers["Nats-Msg-Id"] = msg_id
         try:
-            reply = await self.nc.request(
-                subject, b"", timeout=self.settings.publish_timeout, headers=headers
+            reply = await self._requests.request(
+                subject, b"", headers, self.settings.publish_timeout
             )
             answer = json.loads(reply.data)
         except (*_NATS_ERRORS, ValueError) as exc:
@@ -515,31 +531,54 @@ class Broker:
         return bytes(reply.data)
 
     async def kv_watch(
-        self, bucket: str, callback: Callable[[str, bytes | None], Awaitable[None]]
+        self,
+        bucket: str,
+        callback: Callable[[str, bytes | None], Awaitable[None]],
+        initial: bool = False,
     ) -> Callable[[], Awaitable[None]]:
         """Call ``callback(key, value)`` for every change from now on; return a stop function.
 
-        One ordered push consumer on the whole bucket: use one per process, not one per key.
+        With ``initial`` the current value of every key is delivered first, and this returns
+        once they all were. One ordered push consumer on the whole bucket: use one per
+        process, not one per key.
         """
         prefix = f"$KV.{bucket}."
+        caught_up = asyncio.Event()
 
         async def on_msg(msg: Msg) -> None:
             op = (msg.headers or {}).get("KV-Operation")
             value = None if op in ("DEL", "PURGE") else bytes(msg.data)
             await callback(msg.subject[len(prefix) :], value)
+            if initial and not caught_up.is_set() and msg.metadata.num_pending == 0:
+                caught_up.set()
 
         try:
+            if initial and (await self.js.stream_info(f"KV_{bucket}")).state.messages == 0:
+                caught_up.set()
             sub = await self.js.subscribe(
                 prefix + ">",
                 cb=on_msg,
                 ordered_consumer=True,
-                deliver_policy=api.DeliverPolicy.NEW,
+                deliver_policy=(
+                    api.DeliverPolicy.LAST_PER_SUBJECT if initial else api.DeliverPolicy.NEW
+                ),
                 pending_msgs_limit=-1,
                 pending_bytes_limit=-1,
             )
         except _NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot watch bucket {bucket}: {exc!r}") from exc
+        if initial:
+            # Keys may expire between the count and the subscription: do not wait for ever.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(caught_up.wait(), self.settings.publish_timeout)
         return sub.unsubscribe
+
+    async def purge_stream(self, stream: str) -> None:
+        """Remove every message of ``stream``."""
+        try:
+            await self.js.purge_stream(stream)
+        except _NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"purging {stream} failed: {exc!r}") from exc
 
     # -- consuming --------------------------------------------------------------------------
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
+from actors import dead as dead_letters
+from actors.broker import Broker
+from actors.config import Settings
+from actors.control import Control
 from actors.errors import ActorsError
 from actors.log import configure_logging
 from actors.runner import (
@@ -25,6 +31,12 @@ from schedulers.cli import schedule_cli
 cli = typer.Typer(help="actors: distributed tasks on NATS JetStream.", no_args_is_help=True)
 cli.command("beat")(beat_command)
 cli.add_typer(schedule_cli, name="schedule")
+dead = typer.Typer(help="Inspect and replay dead letters (ACTORS_DEAD).", no_args_is_help=True)
+cli.add_typer(dead, name="dead")
+T = TypeVar("T")
+NatsUrl = Annotated[
+    str | None, typer.Option("--nats-url", help="NATS URL(s) (default: $ACTORS_NATS_URL).")
+]
 
 
 @cli.command()
@@ -95,6 +107,95 @@ def server(
     while not done.wait(0.5) and embedded.running():
         pass
     embedded.stop()
+
+
+def _with_broker(url: str | None, action: Callable[[Broker], Awaitable[T]]) -> T:
+    configure_logging("error")
+
+    async def run() -> T:
+        settings = Settings.build({"nats_url": url} if url else {})
+        broker = await Broker.connect(settings, "actors-cli")
+        try:
+            await broker.ensure_topology()
+            return await action(broker)
+        finally:
+            await broker.close()
+
+    try:
+        return asyncio.run(run())
+    except ActorsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def revoke(
+    task_ids: Annotated[list[str], typer.Argument(help="Task id(s) to revoke.")],
+    terminate: Annotated[bool, typer.Option(help="Also stop them where they run.")] = False,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Revoke tasks: workers skip them (state REVOKED); --terminate stops running ones."""
+
+    async def action(broker: Broker) -> None:
+        await Control.store_revocations(broker, task_ids, terminate)
+
+    _with_broker(nats_url, action)
+    typer.echo(f"revoked {len(task_ids)} task(s)" + (" (terminate)" if terminate else ""))
+
+
+@dead.command("list")
+def dead_list(
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 100,
+    nats_url: NatsUrl = None,
+) -> None:
+    """One line per dead letter: SEQ, time, task, task id, reason."""
+    letters = _with_broker(nats_url, lambda b: dead_letters.list_dead(b, limit))
+    for letter in letters:
+        stamp = letter.time.isoformat(timespec="seconds")
+        typer.echo(f"{letter.seq}\t{stamp}\t{letter.task}\t{letter.task_id}\t{letter.reason}")
+    if not letters:
+        typer.echo("no dead letters")
+
+
+@dead.command("show")
+def dead_show(
+    seq: Annotated[int, typer.Argument(help="Sequence number from `actors dead list`.")],
+    nats_url: NatsUrl = None,
+) -> None:
+    """Headers and body of one dead letter."""
+    letter = _with_broker(nats_url, lambda b: dead_letters.get_dead(b, seq))
+    if letter is None:
+        typer.echo(f"error: no dead letter {seq}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"seq: {letter.seq}\ntime: {letter.time.isoformat()}\ntask: {letter.task}")
+    typer.echo(f"task id: {letter.task_id}\nsubject: {letter.subject}\nreason: {letter.reason}")
+    for key, value in sorted(letter.headers.items()):
+        typer.echo(f"header {key}: {value}")
+    typer.echo(f"body: {dead_letters.describe_body(letter)}")
+
+
+@dead.command("replay")
+def dead_replay(
+    seq: Annotated[int | None, typer.Argument(help="Sequence number to replay.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Publish dead letters again to their task subjects, and remove them."""
+    if (seq is None) == (not all_):
+        typer.echo("error: give a sequence number or --all (not both)", err=True)
+        raise typer.Exit(2)
+    count = _with_broker(nats_url, lambda b: dead_letters.replay_many(b, seq))
+    if seq is not None and count == 0:
+        typer.echo(f"error: no dead letter {seq}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"replayed {count} message(s)")
+
+
+@dead.command("purge")
+def dead_purge(nats_url: NatsUrl = None) -> None:
+    """Delete every dead letter."""
+    count = _with_broker(nats_url, dead_letters.purge)
+    typer.echo(f"purged {count} dead letter(s)")
 
 
 def main() -> None:

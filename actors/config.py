@@ -55,6 +55,10 @@ class Settings:
     unrouted_grace: float = 60.0
     """A message no worker has a consumer for is failed (TaskNotRegistered) after this age."""
     publish_timeout: float = 10.0
+    time_limit: float | None = None
+    """Default hard time limit of tasks, in seconds (see docs/tasks.md for what applies when)."""
+    soft_time_limit: float | None = None
+    """Default soft time limit: SoftTimeLimitExceeded is raised inside the task."""
     embedded_dir: str = ".actors"
     """Where the embedded nats-server keeps its data (under ``nats/``)."""
     timezone: str = "UTC"
@@ -115,8 +119,8 @@ def _coerce(name: str, value: Any) -> Any:
             return lowered in ("1", "true", "yes", "on")
         if kind == "int":
             return int(value)
-        if kind == "float":
-            return float(value)
+        if kind in ("float", "float | None"):
+            return float(value) if value.strip().lower() not in ("", "none") else None
     except ValueError:
         raise ConfigurationError(
             f"setting {name!r} expects {kind}, got {value!r} (check ACTORS_{name.upper()})"

@@ -59,3 +59,7 @@ class SoftTimeLimitExceeded(ActorsError):
 
 class TimeLimitExceeded(ActorsError):
     """A task ran past its hard time limit and was stopped."""
+
+
+class WorkerLost(ActorsError):
+    """The process running the task died before it reported back (a crash, ``os._exit``)."""

@@ -32,6 +32,12 @@ DEAD_REASON = "Actors-Dead-Reason"
 DEAD_SUBJECT = "Actors-Dead-Subject"
 DEAD_SEQUENCE = "Actors-Dead-Sequence"
 DEAD_TASK = "Actors-Dead-Task"
+SCHEDULE = "Nats-Schedule"
+SCHEDULE_TARGET = "Nats-Schedule-Target"
+TTL = "Nats-TTL"
+
+RATE_STREAM = "ACTORS_RATE"
+RATE_PREFIX = "actors.rate."
 
 _TASK_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
@@ -68,6 +74,17 @@ def consumer_name(name: str) -> str:
 def dead_subject(name: str) -> str:
     """Subject a dead letter of task ``name`` is stored under."""
     return DEAD_PREFIX + (name if _TASK_NAME.fullmatch(name) else "_invalid")
+
+
+def schedule_subject(task_id: str, retries: int = 0) -> str:
+    """The subject holding the schedule of a delayed task: one schedule per subject."""
+    base = SCHEDULE_PREFIX + task_id
+    return base if retries == 0 else f"{base}.{retries}"
+
+
+def rate_subject(task_name: str, window: int) -> str:
+    """The counter subject of an actor's rate-limit window number ``window``."""
+    return f"{RATE_PREFIX}{consumer_name(task_name)}.{window}"
 
 
 def result_subject(task_id: str) -> str:

@@ -16,9 +16,13 @@ from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker, Delivery, PullConsumer
 from actors.deadletter import dead_letter, message_id, sweep_unrouted
-from actors.errors import ActorsError, BrokerUnavailable, ProtocolError
+from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked, WorkerLost
+from actors.execution import Executor
 from actors.message import TaskMessage, decode
-from actors.results import STARTED, ResultRecord, ResultWaiter
+from actors.ratelimit import RateLimiter
+from actors.results import FAILURE, REVOKED, STARTED, ResultRecord, ResultWaiter
+from actors.retry import Retry, autoretry, next_message, retry_msg_id, retry_record
+from actors.revocation import Revocations
 from actors.threads import ThreadRunner
 
 log = structlog.get_logger(__name__)
@@ -52,7 +56,9 @@ class Worker:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._in_hand: dict[int, tuple[Delivery, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._threads: ThreadRunner | None = None
+        self._executor: Executor | None = None
+        self._revocations: Revocations | None = None
+        self._rates: RateLimiter | None = None
         self._background: list[asyncio.Task[None]] = []
         self.processed = 0
 
@@ -65,12 +71,18 @@ class Worker:
 
     async def start(self) -> None:
         """Connect, create the actors' consumers and begin pulling."""
-        self._threads = ThreadRunner(asyncio.get_running_loop(), self.concurrency)
+        threads = ThreadRunner(asyncio.get_running_loop(), self.concurrency)
+        self._executor = Executor(self.settings, threads)
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
         await self._broker.ensure_topology()
         self.app.adopt_loop(
             asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
         )
+        self._revocations = Revocations(
+            self._broker, self._executor.terminate, self.settings.result_ttl
+        )
+        await self._revocations.start()
+        self._rates = RateLimiter(self._broker)
         for actor in self.actors:
             await self._broker.ensure_consumer(actor.name)
             consumer = self._broker.pull(actor.name, self._dispatcher(actor), self.concurrency)
@@ -110,8 +122,10 @@ class Worker:
                 await asyncio.wait(unfinished, timeout=1)
         for task in self._background:
             task.cancel()
-        if self._threads is not None:
-            self._threads.shutdown()
+        if self._revocations is not None:
+            await self._revocations.stop()
+        if self._executor is not None:
+            self._executor.threads.shutdown()
         if self._broker is not None:
             await self._broker.close()
         log.info("worker.stopped", processed=self.processed)
@@ -137,6 +151,8 @@ class Worker:
     async def _handle(self, actor: Actor[Any, Any], d: Delivery) -> None:
         self._in_hand[d.stream_seq] = (d, time.monotonic())
         try:
+            if actor.options.rate_limit and self._rates is not None:
+                await self._rates.acquire(actor.name, actor.options.rate_limit)
             async with self._slots:
                 if self.stopping:
                     await d.nak()  # not started: hand it to another worker now
@@ -175,6 +191,14 @@ class Worker:
             reason = f"message names task {message.task!r} but came on {d.subject}"
             await self._reject(d, actor.name, reason, message.id)
             return
+        max_deliveries = actor.options.max_deliveries or self.settings.max_deliveries
+        if d.delivered > max_deliveries:
+            reason = (
+                f"delivered {d.delivered} times without finishing (max_deliveries="
+                f"{max_deliveries}); the task may crash its worker"
+            )
+            await self._reject(d, actor.name, reason, message.id, WorkerLost)
+            return
         try:
             routing.check_arguments(actor, message)
         except TypeError as exc:
@@ -191,6 +215,16 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             task=actor.name, task_id=message.id, retries=message.retries
         )
+        assert self._revocations is not None
+        skip = self._revocations.skip_reason(message)
+        if skip is not None:
+            log.info("task.revoked", reason=skip)
+            await self._store_revoked(message, skip, store)
+            await d.ack()
+            return
+        if not actor.options.acks_late:
+            await d.ack()  # at most once: a crash from here on loses the task
+            self._in_hand.pop(d.stream_seq, None)
         request = Request.from_message(
             message,
             {"subject": d.subject, "stream_seq": d.stream_seq, "delivered": d.delivered},
@@ -202,15 +236,27 @@ class Worker:
         began = time.perf_counter()
         try:
             value = await self._call(actor, message)
+        except Retry as requested:
+            await self._retry(message, requested, store)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
-            log.error("task.failed", runtime_ms=runtime_ms, error=repr(exc), exc_info=exc)
-            await self._failed(actor, message, exc, store)
+            again = autoretry(actor, message.retries, exc)
+            if again is not None:
+                await self._retry(message, again, store)
+            elif isinstance(exc, Revoked):
+                log.warning("task.revoked", reason=str(exc), runtime_ms=runtime_ms)
+            elif isinstance(exc, actor.options.throws):  # expected: no traceback
+                log.info("task.failed", runtime_ms=runtime_ms, error=repr(exc), expected=True)
+            else:
+                log.error("task.failed", runtime_ms=runtime_ms, error=repr(exc), exc_info=exc)
+            if again is None:
+                await self._failed(actor, message, exc, store)
         else:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             log.info("task.succeeded", runtime_ms=runtime_ms)
             await self._succeeded(actor, message, value, store)
-        await d.ack()
+        if actor.options.acks_late:
+            await d.ack()
         self.processed += 1
 
     async def _succeeded(
@@ -225,24 +271,41 @@ class Worker:
     async def _failed(
         self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
     ) -> None:
-        """Store the failure of a task that raised (retries and errbacks hook in here)."""
+        """Store the failure of a task that raised (errbacks hook in here)."""
         if store:
-            record = ResultRecord.failure(message.id, actor.name, exc, retries=message.retries)
+            status = REVOKED if isinstance(exc, Revoked) else FAILURE
+            record = ResultRecord.failure(
+                message.id, actor.name, exc, status=status, retries=message.retries
+            )
             await self._store(record)
         await routing.failed(self.app, message, exc)
 
     async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
+        assert self._executor is not None
         if message.map is not None:
             return await routing.run_map(actor, message, self._invoke)
-        return await self._invoke(actor, message.args, message.kwargs)
+        return await self._executor.call(actor, message, message.args, message.kwargs)
 
     async def _invoke(self, actor: Actor[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-        if actor.options.bind:
-            args = [actor, *args]
-        if actor.is_async:
-            return await actor.fn(*args, **kwargs)
-        assert self._threads is not None
-        return await self._threads.run(actor.fn, *args, **kwargs)
+        """One call of a map/starmap item, under the same limits as a task."""
+        assert self._executor is not None
+        message = current_request.get()
+        assert message is not None and message.message is not None
+        return await self._executor.call(actor, message.message, args, kwargs)
+
+    async def _retry(self, message: TaskMessage, signal: Retry, store: bool) -> None:
+        """Store RETRY, then publish the next attempt (same id, retries + 1; see retry.py)."""
+        log.info("task.retry", eta=signal.when, error=repr(signal.exc) if signal.exc else None)
+        if store:
+            await self._store(retry_record(message, signal))
+        following = next_message(message, signal)
+        connection = await self.app.connection()
+        await connection.send(following, retry_msg_id(following))
+
+    async def _store_revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
+        if store:
+            record = ResultRecord.failure(message.id, message.task, Revoked(reason), status=REVOKED)
+            await self._store(record)
 
     async def _store(self, record: ResultRecord) -> None:
         try:
@@ -253,7 +316,14 @@ class Worker:
             body = ResultRecord.failure(record.id, record.task, error).to_bytes()
         await self.broker.kv_put(topology.RESULTS_BUCKET, record.id, body)
 
-    async def _reject(self, d: Delivery, task: str, reason: str, task_id: str | None) -> None:
+    async def _reject(
+        self,
+        d: Delivery,
+        task: str,
+        reason: str,
+        task_id: str | None,
+        error: type[ActorsError] = ProtocolError,
+    ) -> None:
         """Dead-letter a message that cannot run, fail its result, and ack it."""
         await dead_letter(
             self.broker,
@@ -265,7 +335,7 @@ class Worker:
             task=task,
         )
         if task_id is not None:
-            record = ResultRecord.failure(task_id, task, ProtocolError(reason))
+            record = ResultRecord.failure(task_id, task, error(reason))
             await self.broker.kv_put(topology.RESULTS_BUCKET, task_id, record.to_bytes())
         await d.ack()
 

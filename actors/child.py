@@ -1,0 +1,73 @@
+"""A child process that runs one sync task (``pool="process"``): ``python -m actors.child``.
+
+Reads a msgpack request ``{"module", "task", "message"}`` on stdin, imports the module, finds
+the actor by name among the module's Apps and Actors, runs it, and writes one msgpack reply to
+the original stdout: ``{"result": value}``, ``{"error": {...}, "traceback": str}`` or
+``{"retry": {...}}``. Anything the task prints goes to stderr. SIGUSR1 raises
+SoftTimeLimitExceeded; the worker SIGKILLs the child at the hard limit or on terminate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import traceback
+from typing import Any, BinaryIO
+
+from actors import topology
+from actors.actor import Actor, Request, current_request
+from actors.app import App
+from actors.errors import SoftTimeLimitExceeded, TaskNotRegistered
+from actors.message import TaskMessage, decode, encode
+from actors.results import describe_exception
+from actors.retry import Retry
+
+
+def find_actor(module_name: str, task: str) -> Actor[Any, Any]:
+    """The actor named ``task`` registered at import time of ``module_name``."""
+    module = importlib.import_module(module_name)
+    for value in vars(module).values():
+        if isinstance(value, Actor) and value.name == task:
+            return value
+        if isinstance(value, App) and task in value.registry:
+            return value.registry[task]
+    raise TaskNotRegistered(
+        f"{task} is not registered when {module_name} is imported; pool='process' needs the "
+        "actor defined at module level"
+    )
+
+
+def _soft_limit(signum: int, frame: object) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request and return the reply map."""
+    try:
+        message = TaskMessage.from_wire(request["message"])
+        actor = find_actor(request["module"], request["task"])
+        current_request.set(Request.from_message(message, {"pool": "process"}))
+        args = [actor, *message.args] if actor.options.bind else message.args
+        value = actor.fn(*args, **message.kwargs)
+        encode(value)
+        return {"result": value}
+    except Retry as signal_:
+        return {"retry": signal_.to_wire()}
+    except BaseException as exc:
+        return {"error": describe_exception(exc), "traceback": traceback.format_exc()}
+
+
+def main() -> None:
+    """Entry point of the child process."""
+    reply_to: BinaryIO = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # prints from the task must not corrupt the reply
+    signal.signal(signal.SIGUSR1, _soft_limit)
+    request = decode(sys.stdin.buffer.read(), topology.MSGPACK)
+    reply_to.write(encode(run(request)))
+    reply_to.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Remote control of workers: ``app.control.revoke(...)``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from actors import topology
+from actors.broker import Broker
+from actors.revocation import revocation_value
+
+if TYPE_CHECKING:
+    from actors.app import App
+
+
+class Control:
+    """Control commands for the workers of an app (``app.control``)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def revoke(self, task_id: str | Iterable[str], terminate: bool = False) -> None:
+        """Revoke tasks by id (one, or many: a group's or a chain's ids).
+
+        A revoked task that has not started is skipped by every worker, including workers
+        started later (revocations are kept for ``result_ttl``), and gets state REVOKED.
+        ``terminate=True`` also stops it where it runs (see docs/tasks.md "Revoke" for the
+        limits on thread-pool tasks).
+        """
+        self.app.run_sync(self.arevoke(task_id, terminate))
+
+    async def arevoke(self, task_id: str | Iterable[str], terminate: bool = False) -> None:
+        """Async twin of :meth:`revoke`."""
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        connection = await self.app.connection()
+        await self.store_revocations(connection.broker, ids, terminate)
+
+    @staticmethod
+    async def store_revocations(broker: Broker, ids: Iterable[str], terminate: bool) -> None:
+        """Write the revocations of ``ids`` to the ``actors_revoked`` bucket."""
+        ids = list(ids)
+        for one in ids:
+            if not topology.valid_task_id(one):
+                raise ValueError(f"{one!r} is not a task id")
+        value = revocation_value(terminate)
+        await asyncio.gather(*(broker.kv_put(topology.REVOKED_BUCKET, one, value) for one in ids))

@@ -1,0 +1,133 @@
+"""Retries: the ``Retry`` signal a task raises, and how the worker turns it into a new message."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from actors.backoff import retry_delay
+from actors.errors import ActorsError, MaxRetriesExceeded
+from actors.message import TaskMessage, format_time
+from actors.results import RETRY, ResultRecord, describe_exception, rebuild_exception
+
+if TYPE_CHECKING:
+    from actors.actor import Actor
+
+
+class Retry(ActorsError):
+    """Raised by ``self.retry(...)``: run this task again later (same id, retries + 1).
+
+    ``when`` is the RFC 3339 time of the next run (None: at once). ``args``/``kwargs`` replace
+    the task's arguments when given. ``exc`` is the error that caused the retry, if any.
+    """
+
+    def __init__(
+        self,
+        when: str | None = None,
+        exc: BaseException | None = None,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "retry requested"
+        super().__init__(f"retry at {when or 'once'} ({reason})")
+        self.when = when
+        self.exc = exc
+        self.retry_args = args
+        self.retry_kwargs = kwargs
+
+    def to_wire(self) -> dict[str, Any]:
+        """A msgpack-able map (used to pass the signal out of a child process)."""
+        return {
+            "when": self.when,
+            "exc": describe_exception(self.exc) if self.exc is not None else None,
+            "args": self.retry_args,
+            "kwargs": self.retry_kwargs,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Retry:
+        """Rebuild a signal from :meth:`to_wire`."""
+        exc = rebuild_exception(data["exc"], None) if data.get("exc") else None
+        return cls(data.get("when"), exc, data.get("args"), data.get("kwargs"))
+
+
+def retry_signal(
+    actor: Actor[Any, Any],
+    retries: int,
+    *,
+    exc: BaseException | None = None,
+    countdown: float | timedelta | None = None,
+    eta: datetime | None = None,
+    max_retries: int | None = None,
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> BaseException:
+    """What ``self.retry(...)`` raises: a Retry signal, or the error once retries are used up.
+
+    Past ``max_retries`` (the argument, else the actor's option; None = no limit) this is
+    ``exc`` when given, else MaxRetriesExceeded.
+    """
+    limit = actor.options.max_retries if max_retries is None else max_retries
+    if limit is not None and retries >= limit:
+        if exc is not None:
+            return exc
+        return MaxRetriesExceeded(
+            f"{actor.name} asked for retry {retries + 1} but max_retries={limit}; raise "
+            "max_retries or handle the error"
+        )
+    now = datetime.now(UTC)
+    if countdown is None and eta is None:
+        countdown = actor.options.default_retry_delay
+    if countdown is not None:
+        seconds = countdown.total_seconds() if isinstance(countdown, timedelta) else countdown
+        when = format_time(now + timedelta(seconds=float(seconds))) if seconds > 0 else None
+    else:
+        assert eta is not None
+        when = format_time(eta)
+    return Retry(when, exc, args, kwargs)
+
+
+def autoretry(actor: Actor[Any, Any], retries: int, exc: Exception) -> Retry | None:
+    """The Retry for an error listed in ``autoretry_for`` while retries remain, else None."""
+    options = actor.options
+    if not options.autoretry_for or not isinstance(exc, options.autoretry_for):
+        return None
+    kwargs = dict(options.retry_kwargs)
+    max_retries = kwargs.pop("max_retries", None)
+    if "countdown" not in kwargs and "eta" not in kwargs:
+        kwargs["countdown"] = retry_delay(
+            retries,
+            default=options.default_retry_delay,
+            backoff=options.retry_backoff,
+            backoff_max=options.retry_backoff_max,
+            jitter=options.retry_jitter,
+        )
+    signal = retry_signal(actor, retries, exc=exc, max_retries=max_retries, **kwargs)
+    return signal if isinstance(signal, Retry) else None
+
+
+def next_message(message: TaskMessage, signal: Retry) -> TaskMessage:
+    """The message of the next attempt: same id, ``retries + 1``, the signal's time and args."""
+    return dataclasses.replace(
+        message,
+        retries=message.retries + 1,
+        eta=signal.when,
+        args=list(signal.retry_args) if signal.retry_args is not None else message.args,
+        kwargs=dict(signal.retry_kwargs) if signal.retry_kwargs is not None else message.kwargs,
+    )
+
+
+def retry_record(message: TaskMessage, signal: Retry) -> ResultRecord:
+    """The RETRY record stored while the next attempt waits."""
+    cause = signal.exc if signal.exc is not None else signal
+    record = ResultRecord.failure(message.id, message.task, cause, status=RETRY)
+    record.retries = message.retries + 1
+    record.date_done = None
+    record.result = {"eta": signal.when} if signal.when else None
+    return record
+
+
+def retry_msg_id(message: TaskMessage) -> str:
+    """Deterministic ``Nats-Msg-Id`` of an attempt: a re-sent copy is stored once."""
+    return f"{message.id}:{message.retries}"

@@ -1,0 +1,93 @@
+"""Revocations as a worker sees them: a local set fed by one watch on ``actors_revoked``.
+
+A revocation is a key (the task id) in the KV bucket ``actors_revoked``, kept for
+``result_ttl``. Every worker loads the bucket at start and watches it, so a task revoked
+before any worker started is still skipped. ``terminate`` revocations also stop the task if
+it is running in this worker at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from actors import topology
+from actors.broker import Broker
+from actors.errors import ProtocolError
+from actors.message import TaskMessage, decode, encode, format_time
+
+log = structlog.get_logger(__name__)
+
+REVOKED = "revoked"
+EXPIRED = "expired"
+
+
+def revocation_value(terminate: bool) -> bytes:
+    """The value stored under a revoked task id."""
+    return encode({"terminate": terminate, "date": format_time(datetime.now(UTC))})
+
+
+class Revocations:
+    """The revoked task ids, kept current by one KV watch; calls ``on_terminate(task_id)``."""
+
+    def __init__(self, broker: Broker, on_terminate: Callable[[str], Any], ttl: float) -> None:
+        self._broker = broker
+        self._on_terminate = on_terminate
+        self._ttl = ttl
+        self._revoked: dict[str, float] = {}
+        self._stop: Callable[[], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        """Load the current revocations and follow new ones."""
+        self._stop = await self._broker.kv_watch(
+            topology.REVOKED_BUCKET, self._on_change, initial=True
+        )
+        log.debug("revocations.loaded", count=len(self._revoked))
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        stop, self._stop = self._stop, None
+        if stop is None:
+            return
+        try:
+            await stop()
+        except Exception as exc:  # the connection may already be gone; nothing to undo then
+            log.debug("revocations.unwatch_failed", error=repr(exc))
+        await asyncio.sleep(0)  # let the watch's cancelled helper tasks finish
+
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self._revoked
+
+    def skip_reason(self, message: TaskMessage) -> str | None:
+        """Why ``message`` must not run (``"revoked"``, ``"expired"``), or None."""
+        if message.id in self._revoked:
+            return REVOKED
+        expires = message.expires_datetime()
+        if expires is not None and expires <= datetime.now(UTC):
+            return EXPIRED
+        return None
+
+    async def _on_change(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._revoked.pop(key, None)
+            return
+        try:
+            entry = decode(value, topology.MSGPACK)
+        except ProtocolError:
+            entry = {}
+        self._revoked[key] = time.monotonic()
+        if len(self._revoked) % 1024 == 0:
+            self._forget_expired()
+        if isinstance(entry, dict) and entry.get("terminate"):
+            self._on_terminate(key)
+
+    def _forget_expired(self) -> None:
+        # The bucket drops keys after its max_age without telling watchers; do the same here.
+        cutoff = time.monotonic() - self._ttl
+        for key in [k for k, since in self._revoked.items() if since < cutoff]:
+            del self._revoked[key]
