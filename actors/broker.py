@@ -27,6 +27,8 @@ from actors.errors import BrokerUnavailable, ConfigurationError
 
 log = structlog.get_logger(__name__)
 
+_RETRY_PAUSE = 0.2
+_JS_UNAVAILABLE = 10008  # "JetStream system temporarily unavailable"
 _NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.TimeoutError)
 
 
@@ -187,6 +189,10 @@ class Broker:
             await self.nc.flush(timeout=2)
         await self.nc.close()
 
+    def on_reconnected(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each reconnect to NATS."""
+        self._events.on_reconnected.append(listener)
+
     # -- topology ---------------------------------------------------------------------------
 
     async def ensure_topology(self) -> None:
@@ -249,11 +255,16 @@ class Broker:
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
         try:
-            await self.js.add_stream(config)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != 10058:  # exists with a different configuration
-                raise BrokerUnavailable(f"cannot create stream {config.name}: {exc}") from exc
-            await self.js.update_stream(config)
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != 10058:  # 10058: exists with a different configuration
+                    raise BrokerUnavailable(f"cannot create stream {config.name}: {exc}") from exc
+                # Never scale an existing stream down: one process left at the default of one
+                # replica must not undo a cluster's R3.
+                current = (await self.js.stream_info(str(config.name))).config
+                config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
+                await self.js.update_stream(config)
         except _NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
 
@@ -320,18 +331,33 @@ class Broker:
     async def publish(
         self, subject: str, body: bytes, headers: dict[str, str] | None = None
     ) -> int:
-        """Publish to JetStream and wait for the server to store it; return the sequence."""
-        try:
-            reply = await self._requests.request(
-                subject, body, headers, self.settings.publish_timeout
-            )
-        except _NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
-        ack = json.loads(reply.data)
-        error = ack.get("error")
-        if error:
-            raise BrokerUnavailable(f"publish to {subject} refused: {error.get('description')}")
-        return int(ack["seq"])
+        """Publish to JetStream and wait for the server to store it; return the sequence.
+
+        While a stream has no leader (an election after a node died) the server answers "no
+        responders": retried until ``publish_timeout``. Our messages carry a ``Nats-Msg-Id``
+        or are idempotent writes, so a retry never stores twice.
+        """
+        deadline = time.monotonic() + self.settings.publish_timeout
+        while True:
+            try:
+                reply = await self._requests.request(
+                    subject, body, headers, max(0.1, deadline - time.monotonic())
+                )
+            except nats.errors.NoRespondersError as exc:
+                if time.monotonic() + _RETRY_PAUSE >= deadline:
+                    raise BrokerUnavailable(f"publish to {subject}: no stream answers") from exc
+                await asyncio.sleep(_RETRY_PAUSE)
+                continue
+            except _NATS_ERRORS as exc:
+                raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+            ack = json.loads(reply.data)
+            error = ack.get("error")
+            if error and error.get("err_code") == _JS_UNAVAILABLE and time.monotonic() < deadline:
+                await asyncio.sleep(_RETRY_PAUSE)
+                continue
+            if error:
+                raise BrokerUnavailable(f"publish to {subject} refused: {error.get('description')}")
+            return int(ack["seq"])
 
     async def publish_many(
         self, messages: list[tuple[str, bytes, dict[str, str]]], tolerate: int | None = None
@@ -344,17 +370,43 @@ class Broker:
         exists); any other refusal raises BrokerUnavailable.
         """
         stored = [True] * len(messages)
-        if not messages:
-            return stored
-        inbox = self.nc.new_inbox()
-        left = len(messages)
         errors: list[str] = []
+        todo = list(range(len(messages)))
+        deadline = time.monotonic() + self.settings.publish_timeout
+        while todo:
+            again = await self._publish_round(messages, todo, deadline, stored, errors, tolerate)
+            if again and time.monotonic() + _RETRY_PAUSE < deadline:
+                await asyncio.sleep(_RETRY_PAUSE)  # no stream leader yet: try those again
+            elif again:
+                errors.append(f"{len(again)} messages found no stream leader in time")
+                again = []
+            todo = again
+        if errors:
+            raise BrokerUnavailable(f"{len(errors)} messages not stored, e.g. {errors[0]}")
+        return stored
+
+    async def _publish_round(
+        self,
+        messages: list[tuple[str, bytes, dict[str, str]]],
+        todo: list[int],
+        deadline: float,
+        stored: list[bool],
+        errors: list[str],
+        tolerate: int | None,
+    ) -> list[int]:
+        """Publish ``todo`` once; the indices to try again (no responders / no leader)."""
+        inbox = self.nc.new_inbox()
+        left = len(todo)
+        again: list[int] = []
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def on_ack(msg: Msg) -> None:
             nonlocal left
-            if b'"error"' in msg.data or (msg.headers or {}).get("Status"):
-                index = int(msg.subject.rsplit(".", 1)[-1])
+            index = int(msg.subject.rsplit(".", 1)[-1])
+            status = (msg.headers or {}).get("Status")
+            if status == "503" or f'"err_code":{_JS_UNAVAILABLE}'.encode() in msg.data:
+                again.append(index)
+            elif b'"error"' in msg.data or status:
                 stored[index] = False
                 if tolerate is None or f'"err_code":{tolerate}'.encode() not in msg.data:
                     errors.append(f"{messages[index][0]}: {msg.data[:200]!r} {msg.headers}")
@@ -365,16 +417,15 @@ class Broker:
         try:
             sub = await self.nc.subscribe(inbox + ".*", cb=on_ack, pending_msgs_limit=-1)
             try:
-                for index, (subject, body, headers) in enumerate(messages):
+                for index in todo:
+                    subject, body, headers = messages[index]
                     await self.nc.publish(subject, body, reply=f"{inbox}.{index}", headers=headers)
-                await asyncio.wait_for(done, self.settings.publish_timeout)
+                await asyncio.wait_for(done, max(0.1, deadline - time.monotonic()))
             finally:
                 await sub.unsubscribe()
         except _NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"publishing {len(messages)} messages failed: {exc!r}") from exc
-        if errors:
-            raise BrokerUnavailable(f"{len(errors)} messages not stored, e.g. {errors[0]}")
-        return stored
+            raise BrokerUnavailable(f"publishing {len(todo)} messages failed: {exc!r}") from exc
+        return again
 
     async def publish_core(self, subject: str, body: bytes) -> None:
         """Publish on core NATS (no storage): events and control replies."""
@@ -559,6 +610,8 @@ class Broker:
                 prefix + ">",
                 cb=on_msg,
                 ordered_consumer=True,
+                # Notice a lost consumer (its server died) within seconds and re-create it.
+                idle_heartbeat=2.0,
                 deliver_policy=(
                     api.DeliverPolicy.LAST_PER_SUBJECT if initial else api.DeliverPolicy.NEW
                 ),
@@ -624,6 +677,13 @@ class PullConsumer:
         self._inbox = nc.new_inbox()
         self._sub = await nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1)
         self._task = asyncio.create_task(self._loop(), name=f"pull:{self._durable}")
+        self._broker.on_reconnected(self._forget_requests)
+
+    def _forget_requests(self) -> None:
+        # Pull requests live on the server we were connected to: after a reconnect they are
+        # gone (the server may be too). Ask again at once rather than after the watchdog.
+        self._pending = 0
+        self._wake.set()
 
     def done(self) -> None:
         """One delivered message is finished: its credit is free again."""
@@ -735,6 +795,7 @@ class _ConnectionEvents:
     def __init__(self) -> None:
         self.closing = False
         self.last_error: Exception | None = None
+        self.on_reconnected: list[Callable[[], None]] = []
 
     async def on_error(self, exc: Exception) -> None:
         self.last_error = exc
@@ -747,3 +808,5 @@ class _ConnectionEvents:
 
     async def on_reconnect(self) -> None:
         log.info("nats.reconnected")
+        for listener in self.on_reconnected:
+            listener()

@@ -156,6 +156,19 @@ async def test_chord_body_gets_the_ordered_header_results(canvas: dict[str, Any]
     assert await empty.aget(timeout=10) == 0
 
 
+async def test_retried_header_members_fire_the_body_once(
+    canvas: dict[str, Any], tmp_path: Path
+) -> None:
+    retry_once, record = canvas["retry_once"], canvas["record"]
+    attempts, bodies = tmp_path / "attempts", tmp_path / "bodies"
+    header = [retry_once.s(i, str(attempts)) for i in range(20)]
+    result = await chord(header, record.s(str(bodies), "body")).aapply_async()
+    assert await result.aget(timeout=30) == list(range(20))
+    lines = attempts.read_text().splitlines()
+    assert sorted(lines) == sorted([f"0 {i}" for i in range(20)] + [f"1 {i}" for i in range(20)])
+    assert len(bodies.read_text().splitlines()) == 1
+
+
 def test_chord_sync_forms(app: App, thread_worker: Any) -> None:
     tasks = register(app)
     thread_worker(app)

@@ -342,11 +342,6 @@ async def test_tasks_round_trip_on_r3_streams(nats_cluster: Cluster) -> None:
         assert all(r.current for r in info.cluster.replicas), f"{name} replicas lag"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Broker.ensure_topology updates an existing stream to the caller's stream_replicas, "
-    "so one process left at stream_replicas=1 scales every R3 stream and bucket down to R1",
-)
 async def test_a_process_with_fewer_replicas_does_not_scale_streams_down(
     nats_cluster: Cluster,
 ) -> None:
