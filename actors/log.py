@@ -10,6 +10,17 @@ from typing import Any
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (loggers are cached on first use,
+    and test runners and CLI harnesses swap stderr)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def get_task_logger(name: str) -> Any:
     """A logger for task code; lines logged during a task carry its name, id and retries."""
     return structlog.get_logger(name)
@@ -36,7 +47,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")

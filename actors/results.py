@@ -61,8 +61,7 @@ class ResultRecord:
         raw = decode(data, topology.MSGPACK)
         if not isinstance(raw, Mapping) or "id" not in raw or "status" not in raw:
             raise ProtocolError("result record must be a map with 'id' and 'status'")
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        return cls(**{k: v for k, v in raw.items() if k in _RECORD_NAMES})
 
     @classmethod
     def success(cls, task_id: str, task: str, value: Any, **extra: Any) -> ResultRecord:
@@ -87,6 +86,7 @@ class ResultRecord:
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ResultRecord))
+_RECORD_NAMES = frozenset(_RECORD_FIELDS)
 
 
 def _now() -> str:
@@ -222,7 +222,10 @@ class ResultWaiter:
                 for task_id, record in zip(unknown, await self.fetch_many(unknown), strict=True):
                     if record is not None and record.ready and not futures[task_id].done():
                         futures[task_id].set_result(record)
-            await asyncio.gather(*futures.values())
+            if len(futures) == 1:
+                await next(iter(futures.values()))  # the common case: no gather to set up
+            else:
+                await asyncio.gather(*futures.values())
         except TimeoutError:
             missing = [task_id for task_id, future in futures.items() if not future.done()]
             missing = missing or [next(iter(futures))]

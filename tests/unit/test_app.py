@@ -95,3 +95,36 @@ async def test_blocking_calls_inside_the_loop_they_wait_on_are_refused() -> None
     app._portal = Portal(asyncio.get_running_loop())
     with pytest.raises(ActorsError, match="use the async twin"):
         app.AsyncResult("x").get(timeout=0.1)
+
+
+def test_task_ids_are_unique_version_4_uuids() -> None:
+    import uuid
+
+    from actors.actor import new_task_id
+
+    ids = {new_task_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for task_id in list(ids)[:200]:
+        parsed = uuid.UUID(task_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == task_id
+
+
+def test_argument_check_fast_path_agrees_with_inspect() -> None:
+    app = App("a")
+
+    @app.actor(name="t.plain")
+    def plain(a: int, b: int) -> int:
+        return a + b
+
+    @app.actor(name="t.defaults")
+    def defaults(a: int, b: int = 1) -> int:
+        return a + b
+
+    plain.check_arguments([1, 2], {})
+    plain.check_arguments([1], {"b": 2})
+    for bad_args, bad_kwargs in [([1], {}), ([1, 2, 3], {}), ([1, 2], {"b": 3})]:
+        with pytest.raises(TypeError):
+            plain.check_arguments(bad_args, bad_kwargs)
+    defaults.check_arguments([1], {})
+    with pytest.raises(TypeError):
+        defaults.check_arguments([], {})
