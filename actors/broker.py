@@ -1,16 +1,16 @@
-"""The NATS side: connection, streams, buckets, consumers, publishing. Wraps nats-py errors."""
+"""Every JetStream operation actors performs: streams, buckets, consumers, publishing, KV.
+
+Wraps nats-py errors in BrokerUnavailable."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import nats
 import nats.errors
@@ -20,44 +20,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from actors import topology
+from actors import nats_connection, topology
 from actors.config import Settings
-from actors.deadlines import Deadlines
-from actors.errors import BrokerUnavailable, ConfigurationError
+from actors.errors import BrokerUnavailable
+from actors.nats_connection import NATS_ERRORS, ConnectionEvents, ReplyInbox
 
 log = structlog.get_logger(__name__)
 
 _RETRY_PAUSE = 0.2
 _JS_UNAVAILABLE = 10008  # "JetStream system temporarily unavailable"
-_NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.TimeoutError)
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One message handed to a worker by its actor's consumer."""
-
-    subject: str
-    data: bytes
-    headers: dict[str, str]
-    delivered: int
-    stream_seq: int
-    _msg: Msg
-
-    async def ack(self) -> None:
-        """Acknowledge: the message is done and removed from the stream."""
-        await self._msg.ack()
-
-    async def nak(self) -> None:
-        """Negative ack: redeliver now."""
-        await self._msg.nak()
-
-    async def in_progress(self) -> None:
-        """Heartbeat: reset the ack timer of a long task."""
-        await self._msg.in_progress()
-
-    async def term(self) -> None:
-        """Never redeliver."""
-        await self._msg.term()
 
 
 @dataclass(slots=True)
@@ -71,55 +42,6 @@ class StoredMessage:
     time: datetime
 
 
-class _Requests:
-    """Request/reply over one wildcard inbox subscription.
-
-    nats-py's ``request`` wraps each call in ``asyncio.wait_for`` (a task per request); at
-    thousands of publishes per second that dominates. Here a request is a future in a dict,
-    and one :class:`Deadlines` heap times them all out.
-    """
-
-    def __init__(self, nc: Client) -> None:
-        self._nc = nc
-        self._prefix = nc.new_inbox()
-        self._futures: dict[str, asyncio.Future[Msg]] = {}
-        self._next = 0
-        self._sub: Any = None
-        self._deadlines = Deadlines()
-
-    async def request(
-        self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
-    ) -> Msg:
-        if self._sub is None:
-            self._sub = await self._nc.subscribe(
-                self._prefix + ".*", cb=self._on_reply, pending_msgs_limit=-1
-            )
-        self._next += 1
-        token = str(self._next)
-        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self._futures[token] = future
-        self._deadlines.add(future, timeout)
-        try:
-            await self._nc.publish(
-                subject, payload, reply=f"{self._prefix}.{token}", headers=headers
-            )
-            return await future
-        finally:
-            del self._futures[token]
-
-    async def _on_reply(self, msg: Msg) -> None:
-        future = self._futures.get(msg.subject[len(self._prefix) + 1 :])
-        if future is None or future.done():
-            return
-        if msg.headers and msg.headers.get("Status") == "503":
-            future.set_exception(nats.errors.NoRespondersError())
-        else:
-            future.set_result(msg)
-
-    async def close(self) -> None:
-        self._deadlines.close()
-
-
 class Broker:
     """One NATS connection and every NATS operation actors performs over it."""
 
@@ -129,52 +51,13 @@ class Broker:
         self.settings = settings
         self._topology_ready = False
         self._consumers: set[str] = set()
-        self._requests = _Requests(nc)
-        self._events = _ConnectionEvents()
+        self._requests = ReplyInbox(nc)
+        self._events = ConnectionEvents()
 
     @classmethod
     async def connect(cls, settings: Settings, name: str = "actors") -> Broker:
         """Connect to the configured NATS servers; BrokerUnavailable says what to check."""
-        events = _ConnectionEvents()
-        options: dict[str, Any] = {
-            "servers": settings.nats_servers,
-            "name": name,
-            "connect_timeout": settings.connect_timeout,
-            # Bounded for the first connect, so a wrong URL fails fast; unbounded after.
-            "max_reconnect_attempts": 2,
-            "reconnect_time_wait": 0.5,
-            "allow_reconnect": True,
-            "error_cb": events.on_error,
-            "disconnected_cb": events.on_disconnect,
-            "reconnected_cb": events.on_reconnect,
-            "pending_size": 64 * 1024 * 1024,
-        }
-        if settings.nats_user:
-            options["user"] = settings.nats_user
-            options["password"] = settings.nats_password
-        if settings.nats_token:
-            options["token"] = settings.nats_token
-        if settings.nats_creds:
-            options["user_credentials"] = settings.nats_creds
-        tls = _tls_context(settings)
-        if tls is not None:
-            options["tls"] = tls
-            if settings.nats_tls_hostname:
-                options["tls_hostname"] = settings.nats_tls_hostname
-        nc = Client()
-        # nats-py can keep retrying some failures (e.g. TLS verification) for ever: bound it.
-        deadline = settings.connect_timeout * 3 * len(settings.nats_servers) + 2
-        try:
-            await asyncio.wait_for(nc.connect(**options), deadline)
-        except _NATS_ERRORS as exc:
-            with contextlib.suppress(*_NATS_ERRORS):
-                await nc.close()
-            cause = events.last_error or exc
-            raise BrokerUnavailable(
-                f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({cause!r}); "
-                "start one with `actors server`, or set ACTORS_NATS_URL to a running server"
-            ) from exc
-        nc.options["max_reconnect_attempts"] = -1
+        nc, events = await nats_connection.connect(settings, name)
         broker = cls(nc, settings)
         broker._events = events
         return broker
@@ -185,7 +68,7 @@ class Broker:
         await self._requests.close()
         if self.nc.is_closed:
             return
-        with contextlib.suppress(*_NATS_ERRORS):
+        with contextlib.suppress(*NATS_ERRORS):
             await self.nc.flush(timeout=2)
         await self.nc.close()
 
@@ -265,7 +148,7 @@ class Broker:
                 current = (await self.js.stream_info(str(config.name))).config
                 config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
                 await self.js.update_stream(config)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
 
     async def _ensure_bucket(self, bucket: str, ttl: float) -> None:
@@ -303,7 +186,7 @@ class Broker:
         try:
             # Creating an existing durable with a new config updates it (ack_wait etc.).
             await self.js.add_consumer(topology.TASK_STREAM, config)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}") from exc
         self._consumers.add(durable)
         return durable
@@ -312,7 +195,7 @@ class Broker:
         """Names of the consumers on the task stream."""
         try:
             infos = await self.js.consumers_info(topology.TASK_STREAM)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
         return {info.name for info in infos}
 
@@ -322,7 +205,7 @@ class Broker:
             info = await self.js.stream_info(
                 topology.TASK_STREAM, subjects_filter=topology.TASK_PREFIX + ">"
             )
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot read stream info: {exc!r}") from exc
         return dict(info.state.subjects or {})
 
@@ -348,7 +231,7 @@ class Broker:
                     raise BrokerUnavailable(f"publish to {subject}: no stream answers") from exc
                 await asyncio.sleep(_RETRY_PAUSE)
                 continue
-            except _NATS_ERRORS as exc:
+            except NATS_ERRORS as exc:
                 raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
             ack = json.loads(reply.data)
             error = ack.get("error")
@@ -423,7 +306,7 @@ class Broker:
                 await asyncio.wait_for(done, max(0.1, deadline - time.monotonic()))
             finally:
                 await sub.unsubscribe()
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"publishing {len(todo)} messages failed: {exc!r}") from exc
         return again
 
@@ -431,7 +314,7 @@ class Broker:
         """Publish on core NATS (no storage): events and control replies."""
         try:
             await self.nc.publish(subject, body)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
 
     async def stored_message(self, stream: str, subject: str, after: int) -> StoredMessage | None:
@@ -441,7 +324,7 @@ class Broker:
             reply = await self.nc.request(
                 f"$JS.API.DIRECT.GET.{stream}", request, timeout=self.settings.publish_timeout
             )
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {stream} failed: {exc!r}") from exc
         headers = reply.headers or {}
         if headers.get("Status"):
@@ -463,7 +346,7 @@ class Broker:
             return False
         except nats.js.errors.BadRequestError:
             return False
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"deleting {stream}/{seq} failed: {exc!r}") from exc
 
     # -- key/value --------------------------------------------------------------------------
@@ -477,7 +360,7 @@ class Broker:
         subject = f"$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{key}"
         try:
             reply = await self._requests.request(subject, b"", None, self.settings.publish_timeout)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {bucket}/{key} failed: {exc!r}") from exc
         headers = reply.headers or {}
         status = headers.get("Status")
@@ -498,7 +381,7 @@ class Broker:
             if exc.err_code == 10071:  # wrong last sequence: the key exists
                 return False
             raise BrokerUnavailable(f"creating {bucket}/{key} failed: {exc!r}") from exc
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"creating {bucket}/{key} failed: {exc!r}") from exc
         return True
 
@@ -540,7 +423,7 @@ class Broker:
                 return await asyncio.wait_for(done, self.settings.publish_timeout)
             finally:
                 await sub.unsubscribe()
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {subject} failed: {exc!r}") from exc
 
     async def counter_add(
@@ -556,7 +439,7 @@ class Broker:
                 subject, b"", headers, self.settings.publish_timeout
             )
             answer = json.loads(reply.data)
-        except (*_NATS_ERRORS, ValueError) as exc:
+        except (*NATS_ERRORS, ValueError) as exc:
             raise BrokerUnavailable(f"counting on {subject} failed: {exc!r}") from exc
         if "error" in answer:
             raise BrokerUnavailable(f"counting on {subject} failed: {answer['error']}")
@@ -572,7 +455,7 @@ class Broker:
             reply = await self.nc.request(
                 f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout=self.settings.publish_timeout
             )
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {stream}/{subject} failed: {exc!r}") from exc
         status = (reply.headers or {}).get("Status")
         if status == "404":
@@ -618,7 +501,7 @@ class Broker:
                 pending_msgs_limit=-1,
                 pending_bytes_limit=-1,
             )
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot watch bucket {bucket}: {exc!r}") from exc
         if initial:
             # Keys may expire between the count and the subscription: do not wait for ever.
@@ -630,142 +513,10 @@ class Broker:
         """Remove every message of ``stream``."""
         try:
             await self.js.purge_stream(stream)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"purging {stream} failed: {exc!r}") from exc
 
     # -- consuming --------------------------------------------------------------------------
-
-    def pull(
-        self, task_name: str, on_delivery: Callable[[Delivery], None], limit: int
-    ) -> PullConsumer:
-        """A pull loop for an actor; call :meth:`PullConsumer.start` after ensure_consumer."""
-        return PullConsumer(self, topology.consumer_name(task_name), on_delivery, limit)
-
-
-class PullConsumer:
-    """Keeps pull requests outstanding for up to ``limit`` messages in hand at once.
-
-    Messages arrive on one inbox subscription and go straight to ``on_delivery``; the worker
-    calls :meth:`done` when one is finished. A new pull request is sent whenever the free
-    credit (limit - in hand - requested but undelivered) reaches a quarter of the limit, so
-    there is no request/response round trip per batch on the hot path.
-    """
-
-    EXPIRES = 30.0
-    HEARTBEAT = 5.0
-
-    def __init__(
-        self, broker: Broker, durable: str, on_delivery: Callable[[Delivery], None], limit: int
-    ) -> None:
-        self._broker = broker
-        self._durable = durable
-        self._on_delivery = on_delivery
-        self._limit = limit
-        self._threshold = max(1, limit // 4)
-        self._in_hand = 0
-        self._pending = 0
-        self._last_seen = time.monotonic()
-        self._wake = asyncio.Event()
-        self._stopped = False
-        self._task: asyncio.Task[None] | None = None
-        self._sub: Any = None
-        self._inbox = ""
-
-    async def start(self) -> None:
-        """Subscribe to the inbox and begin pulling."""
-        nc = self._broker.nc
-        self._inbox = nc.new_inbox()
-        self._sub = await nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1)
-        self._task = asyncio.create_task(self._loop(), name=f"pull:{self._durable}")
-        self._broker.on_reconnected(self._forget_requests)
-
-    def _forget_requests(self) -> None:
-        # Pull requests live on the server we were connected to: after a reconnect they are
-        # gone (the server may be too). Ask again at once rather than after the watchdog.
-        self._pending = 0
-        self._wake.set()
-
-    def done(self) -> None:
-        """One delivered message is finished: its credit is free again."""
-        self._in_hand -= 1
-        if self._limit - self._in_hand - self._pending >= self._threshold:
-            self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop asking for messages and drop the inbox."""
-        self._stopped = True
-        self._wake.set()
-        if self._task:
-            await asyncio.wait({self._task}, timeout=5)
-        if self._sub is not None:
-            with contextlib.suppress(*_NATS_ERRORS):
-                await self._sub.unsubscribe()
-
-    async def _loop(self) -> None:
-        subject = f"$JS.API.CONSUMER.MSG.NEXT.{topology.TASK_STREAM}.{self._durable}"
-        nc = self._broker.nc
-        while not self._stopped:
-            want = self._limit - self._in_hand - self._pending
-            if want >= self._threshold or (want > 0 and self._pending == 0):
-                request = {
-                    "batch": want,
-                    "expires": int(self.EXPIRES * 1e9),
-                    "idle_heartbeat": int(self.HEARTBEAT * 1e9),
-                }
-                self._pending += want
-                try:
-                    await nc.publish(subject, json.dumps(request).encode(), reply=self._inbox)
-                except _NATS_ERRORS as exc:
-                    self._pending -= want
-                    if nc.is_closed:
-                        log.error("pull.connection_closed", consumer=self._durable)
-                        return
-                    log.warning("pull.request_failed", consumer=self._durable, error=repr(exc))
-                    await asyncio.sleep(0.5)
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.HEARTBEAT)
-            except TimeoutError:
-                # No traffic for two heartbeats while requests are outstanding: they were lost
-                # (reconnect, server restart). Forget them and ask again.
-                if self._pending and time.monotonic() - self._last_seen > 2 * self.HEARTBEAT:
-                    log.info("pull.reset", consumer=self._durable, pending=self._pending)
-                    self._pending = 0
-
-    async def _on_msg(self, msg: Msg) -> None:
-        self._last_seen = time.monotonic()
-        if msg.reply:  # a message; status messages (heartbeat, timeout) have no reply subject
-            self._pending = max(0, self._pending - 1)
-            self._in_hand += 1
-            self._on_delivery(_delivery(msg))
-            return
-        headers = msg.headers or {}
-        status = headers.get("Status")
-        if status == "100":
-            return
-        left = headers.get("Nats-Pending-Messages")
-        if left is not None:
-            self._pending = max(0, self._pending - int(left))
-        elif status in ("404", "408", "409"):
-            self._pending = 0
-        if status == "409" and "Consumer Deleted" in headers.get("Description", ""):
-            log.error("pull.consumer_deleted", consumer=self._durable)
-        self._wake.set()
-
-
-def _delivery(msg: Msg) -> Delivery:
-    # Reply subject: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-    # (or with domain and account hash tokens in front); count from the end.
-    tokens = msg.reply.split(".")
-    return Delivery(
-        subject=msg.subject,
-        data=msg.data,
-        headers=msg.headers or {},
-        delivered=int(tokens[-5]),
-        stream_seq=int(tokens[-4]),
-        _msg=msg,
-    )
 
 
 def _parse_nats_time(stamp: str) -> datetime:
@@ -775,38 +526,3 @@ def _parse_nats_time(stamp: str) -> datetime:
     head, _, fraction = stamp.partition(".")
     digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
     return datetime.fromisoformat(f"{head}.{digits or '0'}+00:00")
-
-
-def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if not (settings.nats_tls_ca or settings.nats_tls_cert):
-        return None
-    try:
-        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
-        if settings.nats_tls_cert:
-            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"cannot load TLS files: {exc}") from exc
-    return context
-
-
-class _ConnectionEvents:
-    """Logs connection trouble; quiet once the connection is being closed on purpose."""
-
-    def __init__(self) -> None:
-        self.closing = False
-        self.last_error: Exception | None = None
-        self.on_reconnected: list[Callable[[], None]] = []
-
-    async def on_error(self, exc: Exception) -> None:
-        self.last_error = exc
-        if not self.closing:
-            log.warning("nats.error", error=repr(exc))
-
-    async def on_disconnect(self) -> None:
-        if not self.closing:
-            log.warning("nats.disconnected")
-
-    async def on_reconnect(self) -> None:
-        log.info("nats.reconnected")
-        for listener in self.on_reconnected:
-            listener()

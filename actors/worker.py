@@ -14,7 +14,8 @@ import structlog
 from actors import routing, topology
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
-from actors.broker import Broker, Delivery, PullConsumer
+from actors.broker import Broker
+from actors.consumer import Delivery, PullConsumer
 from actors.deadletter import dead_letter, message_id, sweep_unrouted
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked, WorkerLost
 from actors.execution import Executor
@@ -85,7 +86,9 @@ class Worker:
         self._rates = RateLimiter(self._broker)
         for actor in self.actors:
             await self._broker.ensure_consumer(actor.name)
-            consumer = self._broker.pull(actor.name, self._dispatcher(actor), self.concurrency)
+            consumer = PullConsumer(
+                self._broker, actor.name, self._dispatcher(actor), self.concurrency
+            )
             self._consumers[actor.name] = consumer
         for consumer in self._consumers.values():
             await consumer.start()
@@ -223,7 +226,9 @@ class Worker:
             await d.ack()
             return
         if not actor.options.acks_late:
-            await d.ack()  # at most once: a crash from here on loses the task
+            await d.ack_confirmed(
+                self.settings.publish_timeout
+            )  # at most once: a crash from here on loses the task
             self._in_hand.pop(d.stream_seq, None)
         request = Request.from_message(
             message,

@@ -18,6 +18,7 @@ from nats.js.kv import KeyValue
 from actors.app import App
 from actors.errors import BrokerUnavailable, ProtocolError
 from actors.message import decode, encode
+from actors.nats_connection import NATS_ERRORS
 from schedulers.entries import Override
 from schedulers.policy import TickState
 
@@ -25,7 +26,6 @@ BUCKET = "actors_beat"
 CONF_PREFIX = "conf."
 TICK_PREFIX = "tick."
 
-_NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.TimeoutError)
 _DELETED = ("DEL", "PURGE")
 
 
@@ -53,7 +53,7 @@ class BeatBucket:
                 kv = await js.create_key_value(config)
             except nats.js.errors.BadRequestError:  # exists with another configuration
                 kv = await js.key_value(BUCKET)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot open bucket {BUCKET}: {exc!r}") from exc
         return cls(kv, js)
 
@@ -81,7 +81,7 @@ class BeatBucket:
                         )
             finally:
                 await watcher.stop()  # type: ignore[no-untyped-call]
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot list {BUCKET}: {exc!r}") from exc
         return out
 
@@ -90,7 +90,7 @@ class BeatBucket:
         try:
             await self._kv.delete(CONF_PREFIX + key)
             await self._kv.delete(TICK_PREFIX + key)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot delete {key} from {BUCKET}: {exc!r}") from exc
 
     async def watch(
@@ -130,11 +130,11 @@ class BeatBucket:
             if info.num_pending == 0 and sub.delivered == 0:
                 loaded.set()
             await asyncio.wait_for(loaded.wait(), timeout)
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot watch {BUCKET}: {exc!r}") from exc
 
         async def stop() -> None:
-            with contextlib.suppress(*_NATS_ERRORS):
+            with contextlib.suppress(*NATS_ERRORS):
                 await sub.unsubscribe()
 
         return stop
@@ -162,7 +162,7 @@ class BeatBucket:
             entry = await self._kv.get(key)
         except nats.js.errors.KeyNotFoundError:
             return None, 0
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot read {BUCKET}/{key}: {exc!r}") from exc
         try:
             return decode(entry.value or b"", None), entry.revision or 0
@@ -184,5 +184,5 @@ class BeatBucket:
             if exc.err_code in (10071, 10164):  # wrong last sequence
                 return None
             raise BrokerUnavailable(f"cannot write {BUCKET}/{key}: {exc!r}") from exc
-        except _NATS_ERRORS as exc:
+        except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot write {BUCKET}/{key}: {exc!r}") from exc

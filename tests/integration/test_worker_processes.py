@@ -97,10 +97,10 @@ def test_processes_option_runs_several_worker_processes(app: App, worker_process
     parent = worker_process("tests.apps.basic:app", "--processes", "2", "--concurrency", "2")
     parent.wait_for_event("worker.started", count=2)
     pids = {tasks["pid"].delay().get(timeout=20) for _ in range(200)}
-    assert len(pids) == 2 and parent.pid not in pids
+    assert len(pids) == 2 and parent.pid not in pids, (pids, parent.output())
     parent.process.send_signal(signal.SIGTERM)
-    assert parent.process.wait(30) == 0
-    assert parent.count("worker.stopped") == 2
+    assert parent.process.wait(30) == 0, parent.output()
+    assert parent.count("worker.stopped") == 2, parent.output()
 
 
 def test_actors_option_limits_what_a_worker_serves(app: App, worker_process) -> None:

@@ -1,0 +1,155 @@
+"""The NATS connection itself: connecting with our options, connection events, and
+request/reply over one inbox. Everything above this module sees no nats-py types."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from actors.config import Settings
+from actors.deadlines import Deadlines
+from actors.errors import BrokerUnavailable, ConfigurationError
+
+log = structlog.get_logger(__name__)
+
+NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.TimeoutError)
+"""What nats-py raises for connection and JetStream trouble; wrapped at our boundary."""
+
+
+async def connect(settings: Settings, name: str) -> tuple[Client, ConnectionEvents]:
+    """Connect to the configured NATS servers; BrokerUnavailable says what to check."""
+    events = ConnectionEvents()
+    options: dict[str, Any] = {
+        "servers": settings.nats_servers,
+        "name": name,
+        "connect_timeout": settings.connect_timeout,
+        # Bounded for the first connect, so a wrong URL fails fast; unbounded after.
+        "max_reconnect_attempts": 2,
+        "reconnect_time_wait": 0.5,
+        "allow_reconnect": True,
+        "error_cb": events.on_error,
+        "disconnected_cb": events.on_disconnect,
+        "reconnected_cb": events.on_reconnect,
+        "pending_size": 64 * 1024 * 1024,
+    }
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password
+    if settings.nats_token:
+        options["token"] = settings.nats_token
+    if settings.nats_creds:
+        options["user_credentials"] = settings.nats_creds
+    tls = tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
+        if settings.nats_tls_hostname:
+            options["tls_hostname"] = settings.nats_tls_hostname
+    nc = Client()
+    # nats-py can keep retrying some failures (e.g. TLS verification) for ever: bound it.
+    deadline = settings.connect_timeout * 3 * len(settings.nats_servers) + 2
+    try:
+        await asyncio.wait_for(nc.connect(**options), deadline)
+    except NATS_ERRORS as exc:
+        with contextlib.suppress(*NATS_ERRORS):
+            await nc.close()
+        cause = events.last_error or exc
+        raise BrokerUnavailable(
+            f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({cause!r}); "
+            "start one with `actors server`, or set ACTORS_NATS_URL to a running server"
+        ) from exc
+    nc.options["max_reconnect_attempts"] = -1
+    return nc, events
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context the settings ask for, or None."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+        if settings.nats_tls_cert:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load TLS files: {exc}") from exc
+    return context
+
+
+class ConnectionEvents:
+    """Logs connection trouble; quiet once the connection is being closed on purpose."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self.last_error: Exception | None = None
+        self.on_reconnected: list[Callable[[], None]] = []
+
+    async def on_error(self, exc: Exception) -> None:
+        self.last_error = exc
+        if not self.closing:
+            log.warning("nats.error", error=repr(exc))
+
+    async def on_disconnect(self) -> None:
+        if not self.closing:
+            log.warning("nats.disconnected")
+
+    async def on_reconnect(self) -> None:
+        log.info("nats.reconnected")
+        for listener in self.on_reconnected:
+            listener()
+
+
+class ReplyInbox:
+    """Request/reply over one wildcard inbox subscription.
+
+    nats-py's ``request`` wraps each call in ``asyncio.wait_for`` (a task per request); at
+    thousands of publishes per second that dominates. Here a request is a future in a dict,
+    and one :class:`Deadlines` heap times them all out.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = nc.new_inbox()
+        self._futures: dict[str, asyncio.Future[Msg]] = {}
+        self._next = 0
+        self._sub: Any = None
+        self._deadlines = Deadlines()
+
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
+    ) -> Msg:
+        if self._sub is None:
+            self._sub = await self._nc.subscribe(
+                self._prefix + ".*", cb=self._on_reply, pending_msgs_limit=-1
+            )
+        self._next += 1
+        token = str(self._next)
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._futures[token] = future
+        self._deadlines.add(future, timeout)
+        try:
+            await self._nc.publish(
+                subject, payload, reply=f"{self._prefix}.{token}", headers=headers
+            )
+            return await future
+        finally:
+            del self._futures[token]
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._futures.get(msg.subject[len(self._prefix) + 1 :])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(nats.errors.NoRespondersError())
+        else:
+            future.set_result(msg)
+
+    async def close(self) -> None:
+        self._deadlines.close()
