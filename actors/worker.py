@@ -173,12 +173,16 @@ class Worker:
 
     async def _process(self, actor: Actor[Any, Any], d: Delivery) -> None:
         content_type = d.headers.get("Content-Type")
-        if d.delivered > self.settings.max_deliveries:
+        # Checked before anything else, so even a message that crashes us while being read
+        # ends in the dead-letter stream instead of looping.
+        max_deliveries = actor.options.max_deliveries or self.settings.max_deliveries
+        if d.delivered > max_deliveries:
             reason = (
                 f"delivered {d.delivered} times without finishing (max_deliveries="
-                f"{self.settings.max_deliveries}); the task may crash its worker"
+                f"{max_deliveries}); the task may crash its worker"
             )
-            await self._reject(d, actor.name, reason, message_id(d.data, content_type))
+            task_id = message_id(d.data, content_type)
+            await self._reject(d, actor.name, reason, task_id, WorkerLost)
             return
         if len(d.data) > self.settings.max_message_bytes:
             reason = f"message is {len(d.data)} bytes, over max_message_bytes"
@@ -193,14 +197,6 @@ class Worker:
         if message.task != actor.name:
             reason = f"message names task {message.task!r} but came on {d.subject}"
             await self._reject(d, actor.name, reason, message.id)
-            return
-        max_deliveries = actor.options.max_deliveries or self.settings.max_deliveries
-        if d.delivered > max_deliveries:
-            reason = (
-                f"delivered {d.delivered} times without finishing (max_deliveries="
-                f"{max_deliveries}); the task may crash its worker"
-            )
-            await self._reject(d, actor.name, reason, message.id, WorkerLost)
             return
         try:
             routing.check_arguments(actor, message)
@@ -226,9 +222,9 @@ class Worker:
             await d.ack()
             return
         if not actor.options.acks_late:
-            await d.ack_confirmed(
-                self.settings.publish_timeout
-            )  # at most once: a crash from here on loses the task
+            # At most once: the server confirmed the ack before the task starts, so a crash
+            # from here on loses the task rather than running it twice.
+            await d.ack_confirmed(self.settings.publish_timeout)
             self._in_hand.pop(d.stream_seq, None)
         request = Request.from_message(
             message,
