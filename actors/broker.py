@@ -28,6 +28,7 @@ from actors.nats_connection import NATS_ERRORS, ConnectionEvents, ReplyInbox
 log = structlog.get_logger(__name__)
 
 _RETRY_PAUSE = 0.2
+_SETUP_PATIENCE = 30.0  # seconds to wait for JetStream to answer stream set-up
 _JS_UNAVAILABLE = 10008  # "JetStream system temporarily unavailable"
 
 
@@ -137,19 +138,39 @@ class Broker:
         self._topology_ready = True
 
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
-        try:
+        # A cluster that has just started (or lost its meta leader) answers JetStream API
+        # requests late or not at all for a while: keep trying for a bounded time.
+        deadline = time.monotonic() + _SETUP_PATIENCE
+        while True:
             try:
-                await self.js.add_stream(config)
-            except nats.js.errors.BadRequestError as exc:
-                if exc.err_code != 10058:  # 10058: exists with a different configuration
-                    raise BrokerUnavailable(f"cannot create stream {config.name}: {exc}") from exc
-                # Never scale an existing stream down: one process left at the default of one
-                # replica must not undo a cluster's R3.
-                current = (await self.js.stream_info(str(config.name))).config
-                config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
-                await self.js.update_stream(config)
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
+                await self._create_or_update_stream(config)
+                return
+            except (
+                TimeoutError,
+                nats.errors.NoRespondersError,
+                nats.js.errors.ServiceUnavailableError,
+            ) as exc:
+                if time.monotonic() >= deadline:
+                    raise BrokerUnavailable(
+                        f"cannot create stream {config.name}: JetStream did not answer for "
+                        f"{_SETUP_PATIENCE:g}s ({exc!r}); is JetStream enabled and does the "
+                        "cluster have a meta leader?"
+                    ) from exc
+                await asyncio.sleep(1.0)
+            except NATS_ERRORS as exc:
+                raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
+
+    async def _create_or_update_stream(self, config: api.StreamConfig) -> None:
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != 10058:  # 10058: exists with a different configuration
+                raise BrokerUnavailable(f"cannot create stream {config.name}: {exc}") from exc
+            # Never scale an existing stream down: one process left at the default of one
+            # replica must not undo a cluster's R3.
+            current = (await self.js.stream_info(str(config.name))).config
+            config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
+            await self.js.update_stream(config)
 
     async def _ensure_bucket(self, bucket: str, ttl: float) -> None:
         stream = f"KV_{bucket}"
