@@ -25,7 +25,17 @@ def nats_url() -> Iterator[str]:
         yield url
         return
     with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(Path(tmp)) as server:
-        yield server.url
+        os.environ["BENCH_NATS_PID"] = str(server.pid)
+        try:
+            yield server.url
+        finally:
+            del os.environ["BENCH_NATS_PID"]
+
+
+def server_pid() -> int | None:
+    """The embedded nats-server's pid while :func:`nats_url` runs one."""
+    pid = os.environ.get("BENCH_NATS_PID")
+    return int(pid) if pid else None
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,7 @@ import time
 from actors import App
 from actors.runner import run_loop as run
 from bench import tasks
-from bench.common import cpu_seconds, nats_url, percentile, worker_processes
+from bench.common import cpu_seconds, nats_url, percentile, server_pid, worker_processes
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
 WINDOW = 2_000  # tasks in flight from the client at once
@@ -25,6 +25,8 @@ async def with_results(app: App, worker_pid: int) -> float:
     await (await add.adelay(0, 0)).aget(timeout=10)  # warm up: connect, start the result watch
     started = time.perf_counter()
     cpu_worker, cpu_client = cpu_seconds(worker_pid), cpu_seconds(os.getpid())
+    server = server_pid()
+    cpu_server = cpu_seconds(server) if server else 0.0
     results = []
     for offset in range(0, N, WINDOW):
         results += await asyncio.gather(*(add.adelay(i, i) for i in range(offset, offset + WINDOW)))
@@ -33,7 +35,11 @@ async def with_results(app: App, worker_pid: int) -> float:
     assert values == [2 * i for i in range(N)], "wrong results"
     worker_us = (cpu_seconds(worker_pid) - cpu_worker) / N * 1e6
     client_us = (cpu_seconds(os.getpid()) - cpu_client) / N * 1e6
-    print(f"  (CPU per task: worker {worker_us:.0f} us, client {client_us:.0f} us)")
+    server_us = (cpu_seconds(server) - cpu_server) / N * 1e6 if server else float("nan")
+    print(
+        f"  (CPU per task: worker {worker_us:.0f} us, client {client_us:.0f} us, "
+        f"nats-server {server_us:.0f} us)"
+    )
     return N / elapsed
 
 
