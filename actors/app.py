@@ -16,7 +16,7 @@ from actors.control import Control
 from actors.errors import ConfigurationError, TaskNotRegistered
 from actors.message import TaskMessage, encode
 from actors.portal import Portal
-from actors.results import ResultWaiter
+from actors.waiter import ResultWaiter
 
 T = TypeVar("T")
 

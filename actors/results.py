@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import dataclasses
 import sys
 import traceback as tb
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from actors import topology
-from actors.deadlines import Deadlines
-from actors.errors import ProtocolError, ResultTimeout, TaskFailed
+from actors.errors import ProtocolError, TaskFailed
 from actors.message import decode, encode, format_time
 
 if TYPE_CHECKING:
     from actors.app import App
-    from actors.broker import Broker
 
 PENDING = "PENDING"
 STARTED = "STARTED"
@@ -142,128 +139,6 @@ def _import_exception_type(type_name: str) -> type[BaseException] | None:
             return target
         return None
     return None
-
-
-class ResultWaiter:
-    """Waits for results with one KV watch per connection, dispatching to futures by task id.
-
-    The watch starts on the first wait. Results of tasks sent through this connection after
-    that arrive through the watch and are kept until waited for (up to ``keep`` of them), so
-    waiting on them needs no read from the server.
-    """
-
-    def __init__(self, broker: Broker, keep: int = 200_000) -> None:
-        self._broker = broker
-        self._keep = keep
-        self._waiting: dict[str, list[asyncio.Future[ResultRecord]]] = {}
-        self._expected: dict[str, ResultRecord | None] = {}
-        self._watch: asyncio.Future[Any] | None = None
-        self._live = False
-        self._deadlines = Deadlines()
-
-    def sent(self, task_id: str) -> None:
-        """Note a task sent through this connection whose result will be stored."""
-        if self._live:
-            self._expected[task_id] = None
-            if len(self._expected) > self._keep:
-                del self._expected[next(iter(self._expected))]
-
-    async def fetch(self, task_id: str) -> ResultRecord | None:
-        """The stored record, or None when there is none (PENDING)."""
-        data = await self._broker.kv_get(topology.RESULTS_BUCKET, task_id)
-        return ResultRecord.from_bytes(data) if data is not None else None
-
-    async def fetch_many(self, task_ids: Sequence[str]) -> list[ResultRecord | None]:
-        """The stored records of several tasks (None where there is none), in order."""
-        return list(await asyncio.gather(*(self.fetch(task_id) for task_id in task_ids)))
-
-    async def _start_watch(self) -> None:
-        if self._watch is None:
-            self._watch = asyncio.ensure_future(
-                self._broker.kv_watch(topology.RESULTS_BUCKET, self._on_change)
-            )
-        await asyncio.shield(self._watch)
-        self._live = True
-
-    async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
-        """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
-        return (await self.wait_many([task_id], timeout))[0]
-
-    async def wait_many(self, task_ids: Sequence[str], timeout: float | None) -> list[ResultRecord]:
-        """The records of all ``task_ids`` once all are ready, in order, on the one watch.
-
-        Raises ResultTimeout after ``timeout`` seconds.
-        """
-        if not self._live:
-            await self._start_watch()
-        loop = asyncio.get_running_loop()
-        futures: dict[str, asyncio.Future[ResultRecord]] = {}
-        unknown: list[str] = []
-        for task_id in task_ids:
-            if task_id in futures:
-                continue
-            future: asyncio.Future[ResultRecord] = loop.create_future()
-            futures[task_id] = future
-            if task_id in self._expected:  # sent here after the watch began: no read needed
-                arrived = self._expected[task_id]
-                if arrived is not None:
-                    del self._expected[task_id]
-                    future.set_result(arrived)
-                    continue
-            else:
-                unknown.append(task_id)
-            self._waiting.setdefault(task_id, []).append(future)
-            if timeout is not None:
-                self._deadlines.add(future, timeout)
-        try:
-            if unknown:
-                # The watch is live, so a record stored from now on reaches its future; one
-                # stored earlier is found by this read. Nothing falls in between.
-                for task_id, record in zip(unknown, await self.fetch_many(unknown), strict=True):
-                    if record is not None and record.ready and not futures[task_id].done():
-                        futures[task_id].set_result(record)
-            if len(futures) == 1:
-                await next(iter(futures.values()))  # the common case: no gather to set up
-            else:
-                await asyncio.gather(*futures.values())
-        except TimeoutError:
-            missing = [task_id for task_id, future in futures.items() if not future.done()]
-            missing = missing or [next(iter(futures))]
-            raise ResultTimeout(
-                f"result of task {missing[0]} not ready after {timeout}s"
-                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                + "; is a worker serving the task running?"
-            ) from None
-        finally:
-            for task_id, future in futures.items():
-                if not future.done():
-                    future.cancel()  # so its deadline does not fail it unobserved later
-                waiting = self._waiting.get(task_id)
-                if waiting is None:
-                    continue
-                if future in waiting:
-                    waiting.remove(future)
-                if not waiting:
-                    del self._waiting[task_id]
-        return [futures[task_id].result() for task_id in task_ids]
-
-    async def _on_change(self, key: str, value: bytes | None) -> None:
-        futures = self._waiting.get(key)
-        if (not futures and key not in self._expected) or value is None:
-            return
-        try:
-            record = ResultRecord.from_bytes(value)
-        except ProtocolError:
-            return
-        if not record.ready:
-            return
-        if futures:
-            self._expected.pop(key, None)
-            for future in futures:
-                if not future.done():
-                    future.set_result(record)
-        else:
-            self._expected[key] = record
 
 
 class AsyncResult:

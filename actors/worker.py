@@ -21,10 +21,11 @@ from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.execution import Executor
 from actors.message import TaskMessage, decode
 from actors.ratelimit import RateLimiter
-from actors.results import FAILURE, REVOKED, STARTED, ResultRecord, ResultWaiter
+from actors.results import FAILURE, REVOKED, STARTED, ResultRecord
 from actors.retry import Retry, autoretry, next_message, retry_msg_id, retry_record
 from actors.revocation import Revocations
 from actors.threads import ThreadRunner
+from actors.waiter import ResultWaiter
 
 log = structlog.get_logger(__name__)
 
