@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import faulthandler
 import importlib
 import multiprocessing
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -101,8 +103,7 @@ def run_worker(options: WorkerOptions) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(loop, stop, worker.settings.shutdown_grace + _STOP_MARGIN)
         await worker.start()  # companions then share the worker's connection
         try:
             await asyncio.gather(stop.wait(), *(companion(app, stop) for companion in companions))
@@ -127,6 +128,33 @@ def load_callable(path: str) -> Any:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"cannot load {path!r}: {exc}") from exc
+
+
+_STOP_MARGIN = 15.0  # seconds past the planned shutdown before the watchdog ends the process
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, limit: float) -> None:
+    """On SIGTERM/SIGINT set ``stop``, and end the process if stopping takes over ``limit`` s.
+
+    The watchdog is a last resort so that a stuck shutdown never hangs a deploy: it prints
+    every thread's stack (to find the cause) and exits with status 3.
+    """
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            timer = threading.Timer(limit, _give_up, args=(limit,))
+            timer.daemon = True
+            timer.start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+
+
+def _give_up(limit: float) -> None:
+    log.error("shutdown.stuck", limit_s=limit, action="exiting with status 3")
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(3)
 
 
 def _child(options: WorkerOptions) -> None:

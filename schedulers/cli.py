@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +12,7 @@ import typer
 from actors.app import App
 from actors.errors import ActorsError
 from actors.log import configure_logging
-from actors.runner import load_app, start_embedded
+from actors.runner import load_app, start_embedded, stop_on_signals
 from schedulers.beat import Beat
 from schedulers.entries import schedule_from_text
 from schedulers.store import ScheduleInfo, ScheduleNotFound, ScheduleStore
@@ -55,8 +54,7 @@ def beat(
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(loop, stop, lease + 15.0)  # a publish under way may take a lease
         try:
             await Beat(loaded, lease=lease, grace=grace).run(stop)
         finally:

@@ -109,3 +109,36 @@ def test_actors_option_limits_what_a_worker_serves(app: App, worker_process) -> 
     banner = next(e for e in proc.events() if e["event"] == "worker.started")
     assert banner["actors"] == ["basic.add"]
     assert tasks["add"].delay(1, 1).get(timeout=10) == 2
+
+
+STUCK = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from actors.runner import stop_on_signals
+
+async def main():
+    stop = asyncio.Event()
+    stop_on_signals(asyncio.get_running_loop(), stop, 0.5)
+    print("ready", flush=True)
+    await stop.wait()
+    await asyncio.sleep(60)  # a shutdown that never finishes
+
+asyncio.run(main())
+"""
+
+
+def test_a_stuck_shutdown_is_ended_by_the_watchdog() -> None:
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK.format(root=root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 3
+    assert "shutdown.stuck" in proc.stdout.read()
