@@ -135,42 +135,46 @@ def thread_worker() -> Iterator[Callable[..., ThreadWorker]]:
         instance.stop()
 
 
-class WorkerProcess:
-    """``actors run`` in a subprocess with JSON logs captured to a file."""
+class ActorsProcess:
+    """``python -m actors ARGS`` in a subprocess, with its JSON logs captured to a file."""
 
-    def __init__(self, app_path: str, url: str, log_file: Path, *args: str, **env: str) -> None:
+    def __init__(self, args: list[str], url: str, log_file: Path, **env: str) -> None:
         self.log_file = log_file
         environment = {**os.environ, "ACTORS_NATS_URL": url, **env}
         environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), environment.get("PYTHONPATH", "")])
-        command = [sys.executable, "-m", "actors", "run", app_path, "--log-format", "json"]
         self._out = log_file.open("w")
         self.process = subprocess.Popen(
-            [*command, *args], env=environment, stdout=self._out, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", "actors", *args, "--log-format", "json"],
+            env=environment,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
-        self.wait_for_event("worker.started", count=1, timeout=20)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.log_file.read_text().splitlines()
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Logged events so far (only those named ``name`` if given)."""
         out = []
-        for line in lines:
+        for line in self.log_file.read_text().splitlines():
             try:
-                out.append(json.loads(line))
+                event = json.loads(line)
             except ValueError:
                 continue
+            if name is None or event.get("event") == name:
+                out.append(event)
         return out
 
     def count(self, event: str) -> int:
-        return sum(1 for e in self.events() if e.get("event") == event)
+        return len(self.events(event))
 
     def wait_for_event(self, event: str, count: int = 1, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while self.count(event) < count:
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(f"process exited {self.process.returncode}:\n{self.output()}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no {count}x {event!r} in {timeout}s:\n{self.output()}")
             time.sleep(0.05)
@@ -178,8 +182,13 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log_file.read_text()[-5000:]
 
+    def wait(self, timeout: float = 20) -> int:
+        return self.process.wait(timeout)
+
     def terminate(self, timeout: float = 30) -> int:
-        self.process.send_signal(signal.SIGTERM)
+        """SIGTERM, then wait for the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
     def kill(self) -> None:
@@ -191,6 +200,14 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait(10)
         self._out.close()
+
+
+class WorkerProcess(ActorsProcess):
+    """``actors run APP ARGS``, returned once the worker has started."""
+
+    def __init__(self, app_path: str, url: str, log_file: Path, *args: str, **env: str) -> None:
+        super().__init__(["run", app_path, *args], url, log_file, **env)
+        self.wait_for_event("worker.started", count=1, timeout=20)
 
 
 @pytest.fixture

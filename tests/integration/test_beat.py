@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from schedulers import Beat, Interval, ScheduleNotFound, ScheduleStore, tick_tas
 from schedulers.entries import entry_key
 from schedulers.policy import TickState
 from schedulers.state import BeatBucket
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ActorsProcess
 
 SUBJECT = "actors.task.beatapp.tick"
 SECOND = timedelta(seconds=1)
@@ -98,62 +97,11 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str) ->
         await asyncio.sleep(0.05)
 
 
-class BeatProcess:
+class BeatProcess(ActorsProcess):
     """``python -m actors beat tests.apps.beat:app`` with JSON logs in a file."""
 
     def __init__(self, url: str, log_file: Path, *args: str) -> None:
-        self.log_file = log_file
-        env = {**os.environ, "ACTORS_NATS_URL": url}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-        command = [sys.executable, "-m", "actors", "beat", "tests.apps.beat:app"]
-        self._out = log_file.open("w")
-        self.process = subprocess.Popen(
-            [*command, "--log-format", "json", *args],
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_file.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == name:
-                out.append(event)
-        return out
-
-    def wait_for(self, name: str, count: int = 1, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.events(name)) < count:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"beat exited {self.process.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {count}x {name!r} in {timeout}s:\n{self.output()}")
-            time.sleep(0.05)
-
-    def output(self) -> str:
-        return self.log_file.read_text()[-4000:]
-
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float = 20) -> int:
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._out.close()
+        super().__init__(["beat", "tests.apps.beat:app", *args], url, log_file)
 
 
 @pytest.fixture
@@ -219,7 +167,7 @@ def test_run_with_beat_runs_the_periodic_task_in_the_worker(
 def run_replicas(start: Callable[..., BeatProcess], app: App, replicas: int, seconds: float):
     processes = [start() for _ in range(replicas)]
     for process in processes:
-        process.wait_for("beat.started")
+        process.wait_for_event("beat.started")
     time.sleep(seconds)  # the schedule itself is what is measured: let it run
     for process in processes:
         process.terminate()
@@ -252,7 +200,7 @@ def test_killing_a_replica_neither_skips_nor_doubles_ticks(
 ) -> None:
     replicas = [beat_process(), beat_process()]
     for replica in replicas:
-        replica.wait_for("beat.started")
+        replica.wait_for_event("beat.started")
     deadline = time.monotonic() + 15
     while sum(len(r.events("beat.published")) for r in replicas) < 3:
         assert time.monotonic() < deadline, "no ticks published"
@@ -277,11 +225,11 @@ def test_restart_within_grace_skips_nothing(
     beat_process: Callable[..., BeatProcess], beat_app: App
 ) -> None:
     first = beat_process()
-    first.wait_for("beat.published", count=2)
+    first.wait_for_event("beat.published", count=2)
     first.terminate()
     assert first.wait() == 0
     second = beat_process()  # down for about a second: late ticks, not missed ones
-    second.wait_for("beat.published", count=3)
+    second.wait_for_event("beat.published", count=3)
     second.terminate()
     second.wait()
     assert_each_tick_once(beat_app.run_sync(published(beat_app)))
@@ -292,12 +240,12 @@ def test_restart_after_downtime_runs_a_missed_tick_once(
     beat_process: Callable[..., BeatProcess], beat_app: App
 ) -> None:
     first = beat_process()
-    first.wait_for("beat.published", count=2)
+    first.wait_for_event("beat.published", count=2)
     first.terminate()
     assert first.wait() == 0
     time.sleep(4)  # downtime longer than the grace: ticks are missed
     second = beat_process()
-    second.wait_for("beat.published", count=2)
+    second.wait_for_event("beat.published", count=2)
     second.terminate()
     second.wait()
     ticks = assert_each_tick_once(beat_app.run_sync(published(beat_app)), gaps_allowed=1)
@@ -410,22 +358,22 @@ def test_cli_manages_entries_of_a_running_beat(
         return result.stdout if code == 0 else result.stderr
 
     beat = beat_process()
-    beat.wait_for("beat.started")
+    beat.wait_for_event("beat.started")
     target = "tests.apps.beat:app"
     out = actors("schedule", "add", target, "from-cli", "beatapp.tick", "1", "--args", "[3]")
     assert "added from-cli" in out
-    beat.wait_for("beat.entry_started", count=2)
+    beat.wait_for_event("beat.entry_started", count=2)
     listing = actors("schedule", "list", target)
     assert "from-cli" in listing and "every-second" in listing and "store" in listing
     as_json = json.loads(actors("schedule", "list", target, "--json"))
     assert {e["name"]: e["enabled"] for e in as_json} == {"every-second": True, "from-cli": True}
 
     actors("schedule", "disable", target, "every-second")
-    beat.wait_for("beat.entry_stopped", count=1)
+    beat.wait_for_event("beat.entry_stopped", count=1)
     actors("schedule", "enable", target, "every-second")
-    beat.wait_for("beat.entry_started", count=3)
+    beat.wait_for_event("beat.entry_started", count=3)
     actors("schedule", "remove", target, "from-cli")
-    beat.wait_for("beat.entry_stopped", count=2)
+    beat.wait_for_event("beat.entry_stopped", count=2)
     assert "no beat entry" in actors("schedule", "remove", target, "from-cli", code=1)
     assert "defined in code" in actors("schedule", "remove", target, "every-second", code=2)
     bad = actors("schedule", "add", target, "x", "beatapp.tick", "61 * * * *", code=2)
