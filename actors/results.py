@@ -214,6 +214,14 @@ class AsyncResult:
         record = self.app.run_sync(self._aload())
         return record.date_done if record else None
 
+    def revoke(self, terminate: bool = False) -> None:
+        """Revoke this task (see ``app.control.revoke``)."""
+        self.app.control.revoke(self.id, terminate=terminate)
+
+    async def arevoke(self, terminate: bool = False) -> None:
+        """Async twin of :meth:`revoke`."""
+        await self.app.control.arevoke(self.id, terminate=terminate)
+
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """Wait for the result and return it; re-raise the task's exception if ``propagate``.
 
@@ -277,6 +285,14 @@ class GroupResult:
         for member in self.results:
             ids.extend(member.leaf_ids() if isinstance(member, GroupResult) else [member.id])
         return ids
+
+    def revoke(self, terminate: bool = False) -> None:
+        """Revoke every member task (see ``app.control.revoke``)."""
+        self.app.control.revoke(self.leaf_ids(), terminate=terminate)
+
+    async def arevoke(self, terminate: bool = False) -> None:
+        """Async twin of :meth:`revoke`."""
+        await self.app.control.arevoke(self.leaf_ids(), terminate=terminate)
 
     async def _astates(self) -> list[set[str]]:
         """Per member: the set of states of its tasks (PENDING where nothing is stored)."""

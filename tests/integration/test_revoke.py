@@ -52,6 +52,22 @@ async def test_revoking_a_group_by_its_ids(app: App, worker) -> None:
     assert await kept.aget(timeout=10) > 0
 
 
+async def test_revoke_from_the_result_handles(app: App, worker) -> None:
+    from actors import group
+
+    tasks = register(app)
+    single = await tasks["stamp"].adelay(1)
+    await single.arevoke()
+    members = await group(tasks["stamp"].s(i) for i in range(3)).aapply_async()
+    await members.arevoke()
+    await worker(app)
+    with pytest.raises(Revoked):
+        await single.aget(timeout=10)
+    for result in members:
+        with pytest.raises(Revoked):
+            await result.aget(timeout=10)
+
+
 @pytest.mark.parametrize("task", ["along", "plong", "tlong"])
 async def test_terminate_stops_a_running_task(app: App, worker, task: str) -> None:
     tasks = register(app)
