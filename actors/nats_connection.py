@@ -40,6 +40,8 @@ async def connect(settings: Settings, name: str) -> tuple[Client, ConnectionEven
         "disconnected_cb": events.on_disconnect,
         "reconnected_cb": events.on_reconnect,
         "pending_size": 64 * 1024 * 1024,
+        # Our subjects come from validated task names and ids; skip nats-py's per-publish regex.
+        "skip_subject_validation": True,
     }
     if settings.nats_user:
         options["user"] = settings.nats_user

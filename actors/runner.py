@@ -157,8 +157,24 @@ def _give_up(limit: float) -> None:
     os._exit(3)
 
 
-def _child(options: WorkerOptions) -> None:
+def _child(options: WorkerOptions, parent: int) -> None:
+    _stop_when_orphaned(parent)
     sys.exit(run_worker(options))
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM ourselves (a graceful stop) once ``parent`` is gone, e.g. after a SIGKILL.
+
+    Without this a worker process outlives its supervisor for ever.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("worker.orphaned", parent=parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="actors-parent-watch", daemon=True).start()
 
 
 def run_processes(options: WorkerOptions, processes: int) -> int:
@@ -180,7 +196,7 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
             if child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
             own = options if index == 0 else dataclasses.replace(options, companions=())
-            children[index] = context.Process(target=_child, args=(own,), daemon=False)
+            children[index] = context.Process(target=_child, args=(own, os.getpid()), daemon=False)
             children[index].start()
         time.sleep(0.2)
     for child in children:

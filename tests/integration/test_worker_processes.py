@@ -142,3 +142,25 @@ def test_a_stuck_shutdown_is_ended_by_the_watchdog() -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 3
     assert "shutdown.stuck" in proc.stdout.read()
+
+
+@pytest.mark.chaos
+def test_worker_processes_stop_when_their_supervisor_is_killed(worker_process) -> None:
+    import os
+
+    parent = worker_process("tests.apps.basic:app", "--processes", "2")
+    parent.wait_for_event("worker.started", count=2)
+    children = [int(e["hostname"].split("@")[0]) for e in parent.events("worker.started")]
+    parent.kill()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children), parent.output()
