@@ -19,10 +19,9 @@ from actors.errors import ActorsError
 from actors.log import configure_logging
 from actors.runner import (
     WorkerOptions,
-    load_app,
+    open_app,
     run_processes,
     run_worker,
-    start_embedded,
 )
 from actors.server import EmbeddedServer
 from schedulers.cli import beat as beat_command
@@ -60,8 +59,7 @@ def run(
     """Run a worker. Starts a local nats-server when none is configured or reachable."""
     configure_logging(log_level, log_format)
     try:
-        loaded = load_app(app)
-        server = start_embedded(loaded)
+        loaded, server = open_app(app)
     except ActorsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

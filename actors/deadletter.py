@@ -88,8 +88,7 @@ async def sweep_unrouted(broker: Broker, grace: float) -> int:
             )
             task_id = message_id(stored.data, stored.headers.get("Content-Type"))
             if task_id is not None:
-                record = ResultRecord.failure(task_id, name, TaskNotRegistered(reason))
-                await broker.kv_put(topology.RESULTS_BUCKET, task_id, record.to_bytes())
+                await ResultRecord.failure(task_id, name, TaskNotRegistered(reason)).store(broker)
             with contextlib.suppress(BrokerUnavailable):
                 await broker.delete_message(topology.TASK_STREAM, stored.seq)
             moved += 1

@@ -16,6 +16,7 @@ from actors.message import decode, encode, format_time
 
 if TYPE_CHECKING:
     from actors.app import App
+    from actors.broker import Broker
 
 PENDING = "PENDING"
 STARTED = "STARTED"
@@ -51,6 +52,13 @@ class ResultRecord:
         """msgpack body, leaving out empty optional fields."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
         return encode({k: v for k, v in data.items() if v is not None})
+
+    async def store(self, broker: Broker) -> None:
+        """Write the record under its task id in the results bucket.
+
+        Raises TypeError (before any I/O) when a value cannot be encoded.
+        """
+        await broker.kv_put(topology.RESULTS_BUCKET, self.id, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ResultRecord:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors import canvas, chords, topology
+from actors import canvas, chords
 from actors.message import TaskMessage, format_time
 from actors.results import FAILURE, ResultRecord, describe_exception
 from actors.signature import Canvas, Hop, Signature, WireSignature, send_all
@@ -107,7 +107,7 @@ async def store_failures(
         record = ResultRecord(
             id=task.id, task=task.task, status=FAILURE, error=error, traceback=trace, date_done=done
         )
-        await connection.broker.kv_put(topology.RESULTS_BUCKET, task.id, record.to_bytes())
+        await record.store(connection.broker)
 
 
 def check_arguments(actor: Actor[Any, Any], message: TaskMessage) -> None:

@@ -73,6 +73,19 @@ def start_embedded(app: App) -> EmbeddedServer | None:
     return server
 
 
+def open_app(path: str) -> tuple[App, EmbeddedServer | None]:
+    """Load the app at ``path`` and start the embedded server if it needs one.
+
+    The app (and processes started from here, through the environment) then use that server.
+    """
+    app = load_app(path)
+    server = start_embedded(app)
+    if server is not None:
+        app.conf.nats_url = server.url
+        os.environ["ACTORS_NATS_URL"] = server.url
+    return app, server
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     """What ``actors run`` passes to each worker process."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from actors import routing, topology
+from actors import routing
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker
@@ -233,8 +233,7 @@ class Worker:
         )
         current_request.set(request)
         if store and actor.track_started:
-            started = ResultRecord(id=message.id, task=actor.name, status=STARTED)
-            await self.broker.kv_put(topology.RESULTS_BUCKET, message.id, started.to_bytes())
+            await ResultRecord(id=message.id, task=actor.name, status=STARTED).store(self.broker)
         began = time.perf_counter()
         try:
             value = await self._call(actor, message)
@@ -311,12 +310,11 @@ class Worker:
 
     async def _store(self, record: ResultRecord) -> None:
         try:
-            body = record.to_bytes()
-        except (TypeError, ValueError, OverflowError) as exc:
+            await record.store(self.broker)
+        except (TypeError, ValueError, OverflowError) as exc:  # raised before anything is sent
             error = TypeError(f"result of {record.task} cannot be stored as msgpack: {exc}")
             log.error("task.result_unencodable", error=str(error))
-            body = ResultRecord.failure(record.id, record.task, error).to_bytes()
-        await self.broker.kv_put(topology.RESULTS_BUCKET, record.id, body)
+            await ResultRecord.failure(record.id, record.task, error).store(self.broker)
 
     async def _reject(
         self,
@@ -337,8 +335,7 @@ class Worker:
             task=task,
         )
         if task_id is not None:
-            record = ResultRecord.failure(task_id, task, error(reason))
-            await self.broker.kv_put(topology.RESULTS_BUCKET, task_id, record.to_bytes())
+            await ResultRecord.failure(task_id, task, error(reason)).store(self.broker)
         await d.ack()
 
     # -- background -------------------------------------------------------------------------

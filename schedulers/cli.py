@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +11,7 @@ import typer
 from actors.app import App
 from actors.errors import ActorsError
 from actors.log import configure_logging
-from actors.runner import load_app, start_embedded, stop_on_signals
+from actors.runner import load_app, open_app, stop_on_signals
 from schedulers.beat import Beat
 from schedulers.entries import schedule_from_text
 from schedulers.store import ScheduleInfo, ScheduleNotFound, ScheduleStore
@@ -42,14 +41,10 @@ def beat(
     """Run beat: publish the app's periodic tasks. Run several for high availability."""
     configure_logging(log_level, log_format)
     try:
-        loaded = load_app(app)
-        server = start_embedded(loaded)
+        loaded, server = open_app(app)
     except ActorsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if server is not None:
-        loaded.conf.nats_url = server.url
-        os.environ["ACTORS_NATS_URL"] = server.url
 
     async def main() -> None:
         stop = asyncio.Event()
