@@ -374,11 +374,11 @@ class Broker:
 
     async def kv_put(self, bucket: str, key: str, value: bytes) -> None:
         """Store ``value`` under ``key``; waits until stored."""
-        await self.publish(f"$KV.{bucket}.{key}", value)
+        await self.publish(topology.kv_subject(bucket, key), value)
 
     async def kv_get(self, bucket: str, key: str) -> bytes | None:
         """The current value of ``key`` by direct get, or None when absent or deleted."""
-        subject = f"$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{key}"
+        subject = f"$JS.API.DIRECT.GET.KV_{bucket}.{topology.kv_subject(bucket, key)}"
         try:
             reply = await self._requests.request(subject, b"", None, self.settings.publish_timeout)
         except NATS_ERRORS as exc:
@@ -397,7 +397,7 @@ class Broker:
         """Store ``value`` under ``key`` only if the key does not exist; False if it does."""
         headers = {"Nats-Expected-Last-Subject-Sequence": "0"}
         try:
-            await self.js.publish(f"$KV.{bucket}.{key}", value, headers=headers)
+            await self.js.publish(topology.kv_subject(bucket, key), value, headers=headers)
         except nats.js.errors.APIError as exc:
             if exc.err_code == 10071:  # wrong last sequence: the key exists
                 return False
@@ -408,7 +408,7 @@ class Broker:
 
     async def kv_scan(self, bucket: str, prefix: str) -> dict[str, bytes]:
         """Every live key under ``<prefix>.`` with its value, read in batched direct gets."""
-        filter_subject = f"$KV.{bucket}.{prefix}.>"
+        filter_subject = f"{topology.kv_subject(bucket, prefix)}.>"
         found: dict[str, bytes] = {}
         seq = 1
         while True:

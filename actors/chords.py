@@ -136,7 +136,7 @@ _joiners: weakref.WeakKeyDictionary[Broker, ChordJoin] = weakref.WeakKeyDictiona
 
 def _result_subject(message: TaskMessage) -> str:
     spec = message.chord or {}
-    return f"$KV.{topology.CHORDS_BUCKET}.{spec['id']}.r.{spec['index']}"
+    return topology.kv_subject(topology.CHORDS_BUCKET, f"{spec['id']}.r.{spec['index']}")
 
 
 async def _fire(connection: Connection, app: App, message: TaskMessage, results: list[Any]) -> None:

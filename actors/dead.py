@@ -77,7 +77,9 @@ async def replay(broker: Broker, letter: DeadLetter) -> None:
     ours = (topology.DEAD_REASON, topology.DEAD_SUBJECT, topology.DEAD_SEQUENCE, topology.DEAD_TASK)
     headers = {k: v for k, v in letter.headers.items() if k not in ours}
     headers["Nats-Msg-Id"] = f"replay-{letter.seq}"
-    subject = letter.subject or topology.task_subject(letter.task or "_unknown")
+    subject = topology.subject_tokens(
+        letter.subject or topology.task_subject(letter.task or "_unknown")
+    )
     await broker.publish(subject, letter.data, headers)
     await broker.delete_message(topology.DEAD_STREAM, letter.seq)
 

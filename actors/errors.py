@@ -15,7 +15,7 @@ class BrokerUnavailable(ActorsError):
     """NATS could not be reached, or a JetStream request failed."""
 
 
-class ProtocolError(ActorsError):
+class ProtocolError(ActorsError, ValueError):
     """A message or result record does not follow docs/protocol.md."""
 
 

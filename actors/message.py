@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,10 @@ from typing import Any
 import msgpack
 
 from actors.errors import ProtocolError
-from actors.topology import JSON, MSGPACK, PROTOCOL_VERSION, valid_task_id
+from actors.topology import JSON, MSGPACK, PROTOCOL_VERSION
+from actors.validation import check_message
+from actors.validation import clip_text as clip_text  # re-exported: bounds untrusted text
+from actors.validation import parse_time as parse_time  # re-exported: the time field reader
 
 Signature = dict[str, Any]
 """A signature on the wire: ``{"task", "args", "kwargs", "options", "immutable"}``."""
@@ -55,30 +57,12 @@ class TaskMessage:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> TaskMessage:
-        """Build a message from a decoded map; unknown fields are ignored (forward compatible)."""
-        if not isinstance(data, Mapping):
-            raise ProtocolError(f"task message must be a map, got {type(data).__name__}")
-        missing = [k for k in ("id", "task") if k not in data]
-        if missing:
-            raise ProtocolError(f"task message misses required field(s): {', '.join(missing)}")
-        if not valid_task_id(data["id"]):
-            raise ProtocolError(f"task id {data['id']!r} is not a valid id (see docs/protocol.md)")
-        if not isinstance(data["task"], str):
-            raise ProtocolError("field 'task' must be a string")
-        args = data.get("args", [])
-        kwargs = data.get("kwargs", {})
-        if not isinstance(args, list | tuple):
-            raise ProtocolError(f"field 'args' must be a list, got {type(args).__name__}")
-        if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
-            raise ProtocolError("field 'kwargs' must be a map with string keys")
-        values: dict[str, Any] = {"id": data["id"], "task": data["task"]}
-        values["args"] = list(args)
-        values["kwargs"] = dict(kwargs)
-        for name in (*_OPTIONAL, "v"):
-            if name in data and data[name] is not None:
-                values[name] = data[name]
-        _check_types(values)
-        return cls(**values)
+        """Build a message from a decoded map, checked completely (actors/validation.py).
+
+        Raises ProtocolError, and only that, for anything that does not follow
+        docs/protocol.md; unknown fields are ignored (forward compatible).
+        """
+        return cls(**check_message(data))
 
     def eta_datetime(self) -> datetime | None:
         """``eta`` parsed, or None."""
@@ -94,32 +78,6 @@ _OPTIONAL: dict[str, Any] = {
     for f in dataclasses.fields(TaskMessage)
     if f.name not in ("id", "task", "args", "kwargs", "v")
 }
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "retries": int,
-    "eta": str,
-    "expires": str,
-    "link": list,
-    "link_error": list,
-    "chain": list,
-    "chord": dict,
-    "group_id": str,
-    "group_index": int,
-    "root_id": str,
-    "parent_id": str,
-    "ignore_result": bool,
-    "map": str,
-    "headers": dict,
-    "v": int,
-}
-
-
-def _check_types(values: Mapping[str, Any]) -> None:
-    for name, value in values.items():
-        expected = _TYPES.get(name)
-        if expected is None:
-            continue
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ProtocolError(f"field {name!r} has the wrong type {type(value).__name__}")
 
 
 def format_time(moment: datetime) -> str:
@@ -127,25 +85,6 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("datetimes must be timezone-aware (e.g. datetime.now(UTC))")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 time field (UTC when it has no offset); ProtocolError if not one."""
-    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
-        raise ProtocolError(f"{text!r} is not an RFC 3339 time (e.g. 2030-01-01T12:00:00Z)")
-    head, _, rest = text.upper().partition(".")
-    if rest:  # Python parses at most 6 fractional digits
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        rest = rest[: min(digits, 6)] + rest[digits:]
-        head = f"{head}.{rest}"
-    try:
-        moment = datetime.fromisoformat(head.replace("Z", "+00:00"))
-    except ValueError:
-        raise ProtocolError(f"{text!r} is not an RFC 3339 time (invalid date)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def encode(value: Any, content_type: str = MSGPACK) -> bytes:
@@ -165,5 +104,9 @@ def decode(data: bytes, content_type: str | None) -> Any:
             return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         # TypeError: a map with an unhashable key; RecursionError: absurdly deep nesting.
-        raise ProtocolError(f"body is not valid {kind}: {exc!r}") from None
-    raise ProtocolError(f"unsupported Content-Type {content_type!r}: use {MSGPACK} or {JSON}")
+        # Only the type and a short text: msgpack's ExtraData repr holds the trailing bytes.
+        problem = clip_text(str(exc), 200, one_line=True)
+        raise ProtocolError(f"body is not valid {kind}: {type(exc).__name__}: {problem}") from None
+    raise ProtocolError(
+        f"unsupported Content-Type {clip_text(repr(content_type), 100)}: use {MSGPACK} or {JSON}"
+    )

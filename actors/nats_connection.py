@@ -40,8 +40,10 @@ async def connect(settings: Settings, name: str) -> tuple[Client, ConnectionEven
         "disconnected_cb": events.on_disconnect,
         "reconnected_cb": events.on_reconnect,
         "pending_size": 64 * 1024 * 1024,
-        # Our subjects come from validated task names and ids; skip nats-py's per-publish regex.
-        "skip_subject_validation": True,
+        # nats-py's subject check stays on (the default, skip_subject_validation=False): it
+        # refuses whitespace and CR/LF, so even a subject built from data that escaped our
+        # own guard (topology.subject_token) cannot inject NATS protocol. Costs one regex
+        # search per publish.
     }
     if settings.nats_user:
         options["user"] = settings.nats_user

@@ -44,7 +44,7 @@ def route(
     """
     now = now or datetime.now(UTC)
     target = topology.task_subject(message.task)
-    headers = {"Nats-Msg-Id": msg_id, "Content-Type": topology.MSGPACK}
+    headers = {"Nats-Msg-Id": topology.header_value(msg_id), "Content-Type": topology.MSGPACK}
     eta = message.eta_datetime()
     if eta is not None and eta > now:
         headers[topology.SCHEDULE] = f"@at {format_time(eta)}"

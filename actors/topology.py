@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from actors.errors import ConfigurationError
+from actors.errors import ConfigurationError, ProtocolError
 
 PROTOCOL_VERSION = 1
 
@@ -39,7 +39,13 @@ TTL = "Nats-TTL"
 RATE_STREAM = "ACTORS_RATE"
 RATE_PREFIX = "actors.rate."
 
+MAX_TASK_NAME = 200
 _TASK_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
+
+
+def valid_task_name(name: object) -> bool:
+    """Task names are dot-separated words of letters, digits and underscores (at most 200)."""
+    return isinstance(name, str) and len(name) <= MAX_TASK_NAME and bool(_TASK_NAME.fullmatch(name))
 
 
 def validate_task_name(name: str) -> str:
@@ -48,17 +54,50 @@ def validate_task_name(name: str) -> str:
     Names are dot-separated words of letters, digits and underscores, so that each maps to
     one NATS subject and one consumer name with no collisions.
     """
-    if not _TASK_NAME.fullmatch(name):
+    if not valid_task_name(name):
         raise ConfigurationError(
             f"invalid task name {name!r}: use dot-separated words of letters, digits and "
-            "underscores, e.g. 'billing.tasks.charge'"
+            f"underscores, at most {MAX_TASK_NAME} characters, e.g. 'billing.tasks.charge'"
         )
     return name
 
 
+# The one guard for data that goes into a subject or a header value. A subject is sent as
+# text in the NATS protocol: CR/LF would end the command and start another (one message
+# deleted a stream that way), a space or tab splits the command, and * and > make a
+# wildcard. Messages are validated before this (actors/validation.py); this is the last line.
+_TOKEN = r"[^\s\x00-\x1f\x7f*>.]+"
+_TOKENS = re.compile(rf"{_TOKEN}(\.{_TOKEN})*")
+_HEADER_VALUE = re.compile(r"[^\r\n\x00]*")
+
+
+def subject_token(text: str) -> str:
+    """Return ``text`` if it is safe as one subject token, else raise ProtocolError.
+
+    Refused: empty, whitespace, control characters (CR, LF, NUL ...), ``*``, ``>`` and ``.``.
+    """
+    if not isinstance(text, str) or "." in text or not _TOKENS.fullmatch(text):
+        raise ProtocolError(f"{text!r:.100} cannot be a NATS subject token")
+    return text
+
+
+def subject_tokens(text: str) -> str:
+    """Return ``text`` if it is safe as dot-separated subject tokens (no empty token)."""
+    if not isinstance(text, str) or not _TOKENS.fullmatch(text):
+        raise ProtocolError(f"{text!r:.100} cannot be part of a NATS subject")
+    return text
+
+
+def header_value(text: str) -> str:
+    """Return ``text`` if it is safe as a header value (no CR, LF or NUL), else ProtocolError."""
+    if not isinstance(text, str) or not _HEADER_VALUE.fullmatch(text):
+        raise ProtocolError(f"{text!r:.100} cannot be a NATS header value")
+    return text
+
+
 def task_subject(name: str) -> str:
     """Subject an actor consumes: ``actors.task.<task name>``."""
-    return TASK_PREFIX + name
+    return TASK_PREFIX + subject_tokens(name)
 
 
 def task_name_from_subject(subject: str) -> str | None:
@@ -73,28 +112,33 @@ def consumer_name(name: str) -> str:
 
 def dead_subject(name: str) -> str:
     """Subject a dead letter of task ``name`` is stored under."""
-    return DEAD_PREFIX + (name if _TASK_NAME.fullmatch(name) else "_invalid")
+    return DEAD_PREFIX + (name if valid_task_name(name) else "_invalid")
 
 
 def schedule_subject(task_id: str, retries: int = 0) -> str:
     """The subject holding the schedule of a delayed task: one schedule per subject."""
-    base = SCHEDULE_PREFIX + task_id
+    base = SCHEDULE_PREFIX + subject_token(task_id)
     return base if retries == 0 else f"{base}.{retries}"
 
 
 def rate_subject(task_name: str, window: int) -> str:
     """The counter subject of an actor's rate-limit window number ``window``."""
-    return f"{RATE_PREFIX}{consumer_name(task_name)}.{window}"
+    return f"{RATE_PREFIX}{subject_tokens(consumer_name(task_name))}.{window}"
 
 
 def result_subject(task_id: str) -> str:
     """The KV subject holding the result of ``task_id``."""
-    return f"$KV.{RESULTS_BUCKET}.{task_id}"
+    return kv_subject(RESULTS_BUCKET, task_id)
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject of ``key`` in KV bucket ``bucket``; keys may be dot-separated tokens."""
+    return f"$KV.{bucket}.{subject_tokens(key)}"
 
 
 def chord_counter_subject(chord_id: str) -> str:
     """Counter subject (``Nats-Incr``) counting the finished members of a chord."""
-    return CHORD_COUNTER_PREFIX + chord_id
+    return CHORD_COUNTER_PREFIX + subject_token(chord_id)
 
 
 _TASK_ID = re.compile(r"[A-Za-z0-9_\-=]{1,128}")

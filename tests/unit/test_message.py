@@ -21,9 +21,9 @@ from actors.topology import JSON, MSGPACK
 PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 TASK_IDS = st.from_regex(r"[A-Za-z0-9_\-=]{1,128}", fullmatch=True)
-TASK_NAMES = st.lists(st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True), min_size=1).map(
-    ".".join
-)
+TASK_NAMES = st.lists(
+    st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True), min_size=1, max_size=8
+).map(".".join)
 INT64 = st.integers(min_value=-(2**63), max_value=2**64 - 1)
 MSGPACK_VALUES = st.recursive(
     st.none() | st.booleans() | INT64 | st.floats(allow_nan=False) | st.text() | st.binary(),
@@ -47,6 +47,14 @@ SIGNATURES = st.fixed_dictionaries(
 )
 
 
+def chord_specs(size: int) -> st.SearchStrategy[dict[str, Any]]:
+    """The ``chord`` field of a member of a chord of ``size``."""
+    index = st.integers(0, size - 1)
+    return st.fixed_dictionaries(
+        {"id": TASK_IDS, "size": st.just(size), "index": index, "body": SIGNATURES}
+    )
+
+
 def full_message() -> TaskMessage:
     """A message with every field set to something other than its default."""
     return TaskMessage(
@@ -60,7 +68,7 @@ def full_message() -> TaskMessage:
         link=[{"task": "tasks.log", "args": [], "kwargs": {}, "options": {}, "immutable": False}],
         link_error=[{"task": "tasks.alert", "args": [], "kwargs": {}}],
         chain=[{"task": "tasks.mul", "args": [2], "kwargs": {}}],
-        chord={"id": "chord-1", "size": 3, "body": {"task": "tasks.sum"}},
+        chord={"id": "chord-1", "size": 3, "index": 1, "body": {"task": "tasks.sum"}},
         group_id="group-1",
         group_index=1,
         root_id="root-1",
@@ -339,7 +347,7 @@ def test_any_json_arguments_round_trip(
         link=st.lists(SIGNATURES, max_size=2),
         link_error=st.lists(SIGNATURES, max_size=2),
         chain=st.lists(SIGNATURES, max_size=2),
-        chord=st.none() | st.fixed_dictionaries({"id": TASK_IDS, "size": st.integers(1, 99)}),
+        chord=st.none() | st.integers(1, 99).flatmap(chord_specs),
         group_id=st.none() | TASK_IDS,
         group_index=st.none() | st.integers(min_value=0, max_value=1000),
         root_id=st.none() | TASK_IDS,
