@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import nats.errors
 import pytest
 
 from actors import App, ProtocolError
@@ -138,3 +139,11 @@ async def test_malformed_nested_elements_are_refused_on_first_delivery(
     assert error in reason
     assert "delivered" not in reason  # not a WorkerLost after max_deliveries
     await still_serving(app, calls)
+
+
+async def test_nats_py_subject_validation_is_on(app: App) -> None:
+    """The second line of defence: a subject with whitespace never reaches the server."""
+    connection = await app.connection()
+    with pytest.raises(nats.errors.BadSubjectError):
+        await connection.broker.nc.publish("actors.task.a b" + INJECTION, b"")
+    assert connection.broker.nc.is_connected

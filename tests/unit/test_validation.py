@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from actors import App, chain, chord, group, topology
 from actors.canvas import from_wire
-from actors.errors import ProtocolError
+from actors.errors import ConfigurationError, ProtocolError
 from actors.message import TaskMessage, clip_text, decode, encode
 from actors.signature import Hop
 from actors.validation import MAX_NESTING
@@ -588,3 +588,9 @@ def test_clip_text_caps_the_length_and_says_how_much_was_cut(text: str, limit: i
 def test_clip_text_on_one_line() -> None:
     assert clip_text("a\r\nb\x00", one_line=True) == "a  b "
     assert clip_text("x" * 2000) == "x" * 975 + "...[truncated 1025 chars]"
+
+
+def test_task_names_over_200_characters_cannot_be_registered() -> None:
+    assert topology.validate_task_name("x" * 200)
+    with pytest.raises(ConfigurationError, match="at most 200 characters"):
+        topology.validate_task_name("x" * 201)
