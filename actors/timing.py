@@ -39,8 +39,9 @@ def route(
     A message with a future ``eta`` goes to its own schedule subject
     (``actors.sched.<id>`` or ``actors.sched.<id>.<retries>``, stream ACTORS_SCHEDULED) with
     ``Nats-Schedule: @at`` and ``Nats-Schedule-Target: actors.due.<task>``: the server
-    publishes it there at that time, and ACTORS sources it as ``actors.task.<task>``. Anything else goes straight to the actor's subject. A message that stores no result
-    and has ``expires`` (and no eta) also gets ``Nats-TTL``, so the server drops it unseen.
+    publishes it there at that time, and ACTORS sources it as ``actors.task.<task>``.
+    Anything else goes straight to the actor's subject. A message that stores no result and
+    has ``expires`` (and no eta) also gets ``Nats-TTL``, so the server drops it unseen.
     """
     now = now or datetime.now(UTC)
     target = topology.task_subject(message.task)
