@@ -102,20 +102,9 @@ class Broker:
         replicas = self.settings.stream_replicas
         ttl = self.settings.result_ttl
         return [
-            # Delayed tasks: schedules on actors.sched.<id> fire into actors.due.<task> here
-            # (a schedule's target must be in its own stream). Work-queue retention: the
-            # source consumer of ACTORS removes each fired message as it copies it.
-            api.StreamConfig(
-                name=topology.SCHEDULED_STREAM,
-                subjects=[topology.SCHEDULE_PREFIX + ">", topology.DUE_PREFIX + ">"],
-                retention=api.RetentionPolicy.WORK_QUEUE,
-                storage=api.StorageType.FILE,
-                num_replicas=replicas,
-                duplicate_window=120.0,
-                allow_msg_schedules=True,
-            ),
             # Immediate tasks: no schedules and so no rollup headers, so that no publisher
-            # can purge the queue with `Nats-Rollup: all`.
+            # can purge the queue with `Nats-Rollup: all`. First, so that an old ACTORS
+            # (holding actors.sched.> too) is reported before ACTORS_SCHEDULED collides.
             api.StreamConfig(
                 name=topology.TASK_STREAM,
                 subjects=[topology.TASK_PREFIX + ">"],
@@ -136,6 +125,18 @@ class Broker:
                         ],
                     )
                 ],
+            ),
+            # Delayed tasks: schedules on actors.sched.<id> fire into actors.due.<task> here
+            # (a schedule's target must be in its own stream). Work-queue retention: the
+            # source consumer of ACTORS removes each fired message as it copies it.
+            api.StreamConfig(
+                name=topology.SCHEDULED_STREAM,
+                subjects=[topology.SCHEDULE_PREFIX + ">", topology.DUE_PREFIX + ">"],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=120.0,
+                allow_msg_schedules=True,
             ),
             api.StreamConfig(
                 name=topology.DEAD_STREAM,

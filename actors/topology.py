@@ -95,11 +95,6 @@ def due_subject(name: str) -> str:
     return DUE_PREFIX + name
 
 
-def due_to_task_subject(subject: str) -> str:
-    """The task subject a due (fired) subject becomes in ACTORS; other subjects unchanged."""
-    return TASK_PREFIX + subject[len(DUE_PREFIX) :] if subject.startswith(DUE_PREFIX) else subject
-
-
 def task_to_due_subject(subject: str) -> str:
     """The due subject of a task subject (to move an old schedule); others unchanged."""
     return DUE_PREFIX + subject[len(TASK_PREFIX) :] if subject.startswith(TASK_PREFIX) else subject
