@@ -206,6 +206,15 @@ class Broker:
             except nats.js.errors.BadRequestError as exc:
                 if exc.err_code != 10058:  # 10058: made meanwhile with another configuration
                     raise BrokerUnavailable(f"cannot create stream {name}: {exc}") from exc
+            except TimeoutError as exc:
+                if update:
+                    raise
+                # JetStream answered the lookup, so silence here is a permission refusal.
+                raise BrokerUnavailable(
+                    f"stream {name} does not exist and this connection may not create it "
+                    "(no answer): start a worker, or run `actors migrate` as an operator, "
+                    "to create the streams"
+                ) from exc
             current = (await self.js.stream_info(name)).config
         if name == topology.TASK_STREAM and current.allow_msg_schedules:
             # The server cannot switch schedules (and with them rollup headers) off again.
