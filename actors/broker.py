@@ -222,7 +222,7 @@ class Broker:
                 f"stream {name} was made by an older actors with message schedules, which "
                 "lets any publisher purge every queued task with a Nats-Rollup header; stop "
                 "all workers and run `actors migrate` to move its messages to the current "
-                "streams (docs/deploy.md, 'Upgrading')"
+                "streams (docs/deploy.md, 'Upgrading from a single task stream')"
             )
         if not update:
             return
