@@ -15,10 +15,12 @@ from typing import Any
 
 import nats
 import pytest
+from structlog.testing import capture_logs
 
 from actors import App, BrokerUnavailable, chord, topology
 from actors.broker import Broker
 from actors.server import EmbeddedServer
+from schedulers import Beat
 from tests.apps.canvas import register
 from tests.conftest import ROOT
 
@@ -49,10 +51,21 @@ def role_app(secured: EmbeddedServer) -> Iterator[Callable[[str], tuple[App, dic
     """An App logged in as ``role``, and the canvas actors registered on it."""
     apps: list[App] = []
 
-    def make(role: str) -> tuple[App, dict[str, Any]]:
-        app = App("perm", nats_url=secured.url, nats_user=role, nats_password=password(role))
+    def make(role: str, **conf: Any) -> tuple[App, dict[str, Any]]:
+        app = App(
+            "perm", nats_url=secured.url, nats_user=role, nats_password=password(role), **conf
+        )
         apps.append(app)
-        return app, register(app)
+        tasks = register(app)
+
+        @app.actor(name="perm.flaky", bind=True, max_retries=3, rate_limit="100/s")
+        def flaky(self: Any) -> int:
+            if self.request.retries == 0:
+                raise self.retry(countdown=0.3)  # the worker publishes a schedule
+            return int(self.request.retries)
+
+        tasks["flaky"] = flaky
+        return app, tasks
 
     yield make
     for app in apps:
@@ -95,19 +108,35 @@ class RawClient:
             await asyncio.sleep(0.05)
 
 
-async def test_worker_and_client_roles_run_tasks_end_to_end(role_app, worker) -> None:
-    await worker(role_app("worker")[0])
-    client, tasks = role_app("client")
-    started = time.monotonic()
-    await client.connection()  # streams exist: looked up only, no permission to wait out
-    assert time.monotonic() - started < 2
-    add, tsum = tasks["add"], tasks["tsum"]
-    assert await (await add.adelay(2, 3)).aget(timeout=10) == 5
-    sent = time.monotonic()
-    assert await (await add.aapply_async((4, 4), countdown=1)).aget(timeout=10) == 8
-    assert time.monotonic() - sent >= 0.9
-    result = await chord((add.s(i, i) for i in range(5)), tsum.s()).aapply_async()
-    assert await result.aget(timeout=15) == 20
+async def test_worker_and_client_roles_run_tasks_end_to_end(
+    role_app, worker, secured: EmbeddedServer
+) -> None:
+    with capture_logs() as logs:
+        await worker(role_app("worker", unrouted_grace=0.5)[0])
+        client, tasks = role_app("client")
+        started = time.monotonic()
+        await client.connection()  # streams exist: looked up only, no permission to wait out
+        assert time.monotonic() - started < 2
+        add, tsum = tasks["add"], tasks["tsum"]
+        assert await (await add.adelay(2, 3)).aget(timeout=10) == 5
+        sent = time.monotonic()
+        assert await (await add.aapply_async((4, 4), countdown=1)).aget(timeout=10) == 8
+        assert time.monotonic() - sent >= 0.9
+        result = await chord((add.s(i, i) for i in range(5)), tsum.s()).aapply_async()
+        assert await result.aget(timeout=15) == 20
+        assert await (await tasks["flaky"].adelay()).aget(timeout=10) == 1  # delayed retry
+        # Dead letters: a malformed message, and one on a subject no actor serves.
+        async with RawClient(secured.url, "client") as raw:
+            await raw.js.publish(topology.task_subject("canvas.add"), b"\xc1")
+            await raw.js.publish(topology.task_subject("perm.nobody"), b"\xc1")
+        operator = await Broker.connect(role_app("operator")[0].conf)
+        deadline = time.monotonic() + 15
+        while (await operator.js.stream_info(topology.DEAD_STREAM)).state.messages < 2:
+            assert time.monotonic() < deadline, "the worker dead-lettered too little"
+            await asyncio.sleep(0.1)
+        assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 0
+        await operator.close()
+    assert not [log for log in logs if "violation" in str(log).lower()]
 
 
 async def test_a_client_on_a_server_without_streams_fails_clearly(secured) -> None:
@@ -169,3 +198,21 @@ async def test_the_operator_role_can_purge(role_app) -> None:
     await operator.purge_stream(topology.TASK_STREAM)
     assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 0
     await operator.close()
+
+
+@pytest.mark.parametrize("role", ["beat", "worker"])
+async def test_beat_runs_as_the_beat_or_the_worker_role(role_app, worker, role: str) -> None:
+    await worker(role_app("worker")[0])
+    app, _ = role_app(role)
+    app.conf.beat_schedule = {"fast": {"task": "canvas.add", "schedule": 0.5, "args": [1, 2]}}
+    with capture_logs() as logs:
+        beat = Beat(app)
+        await beat.start()
+        try:
+            deadline = time.monotonic() + 10
+            while beat.published < 2:
+                assert time.monotonic() < deadline, "beat published no ticks"
+                await asyncio.sleep(0.05)
+        finally:
+            await beat.stop()
+    assert not [log for log in logs if "violation" in str(log).lower()]
