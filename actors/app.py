@@ -235,7 +235,9 @@ class App:
             self._connections[loop] = future
             try:
                 broker = await Broker.connect(self.conf, name=f"actors:{self.name}")
-                await broker.ensure_topology()
+                # Look up, create when missing, never update: a client may lack the
+                # permission to change streams (workers keep them current).
+                await broker.ensure_topology(update=False)
             except BaseException as exc:
                 future.set_exception(exc)
                 del self._connections[loop]

@@ -22,7 +22,7 @@ from nats.js import api
 
 from actors import nats_connection, topology
 from actors.config import Settings
-from actors.errors import BrokerUnavailable
+from actors.errors import BrokerUnavailable, ConfigurationError
 from actors.nats_connection import NATS_ERRORS, ConnectionEvents, ReplyInbox
 
 log = structlog.get_logger(__name__)
@@ -79,25 +79,65 @@ class Broker:
 
     # -- topology ---------------------------------------------------------------------------
 
-    async def ensure_topology(self) -> None:
-        """Create (or update) the task and dead-letter streams and the KV buckets."""
+    async def ensure_topology(self, update: bool = True) -> None:
+        """Create the streams and KV buckets actors uses, where missing.
+
+        With ``update`` (workers, the CLI) existing ones are also set to this version's
+        configuration. Without it (clients) they are only looked up with STREAM.INFO, so a
+        connection allowed no stream changes works (docs/deploy.md, "Permissions").
+        """
         if self._topology_ready:
             return
+        for config in self._stream_configs():
+            await self._ensure_stream(config, update)
+        self._topology_ready = True
+
+    async def ensure_stream(self, name: str) -> None:
+        """Create or update one of the streams ``ensure_topology`` manages."""
+        for config in self._stream_configs():
+            if config.name == name:
+                await self._ensure_stream(config, update=True)
+
+    def _stream_configs(self) -> list[api.StreamConfig]:
         replicas = self.settings.stream_replicas
-        await self._ensure_stream(
+        ttl = self.settings.result_ttl
+        return [
+            # Immediate tasks: no schedules and so no rollup headers, so that no publisher
+            # can purge the queue with `Nats-Rollup: all`. First, so that an old ACTORS
+            # (holding actors.sched.> too) is reported before ACTORS_SCHEDULED collides.
             api.StreamConfig(
                 name=topology.TASK_STREAM,
-                subjects=[topology.TASK_PREFIX + ">", topology.SCHEDULE_PREFIX + ">"],
+                subjects=[topology.TASK_PREFIX + ">"],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=120.0,
+                allow_rollup_hdrs=False,
+                allow_msg_ttl=True,
+                allow_direct=True,
+                sources=[
+                    api.StreamSource(
+                        name=topology.SCHEDULED_STREAM,
+                        subject_transforms=[
+                            api.SubjectTransform(
+                                src=topology.DUE_PREFIX + ">", dest=topology.TASK_PREFIX + ">"
+                            )
+                        ],
+                    )
+                ],
+            ),
+            # Delayed tasks: schedules on actors.sched.<id> fire into actors.due.<task> here
+            # (a schedule's target must be in its own stream). Work-queue retention: the
+            # source consumer of ACTORS removes each fired message as it copies it.
+            api.StreamConfig(
+                name=topology.SCHEDULED_STREAM,
+                subjects=[topology.SCHEDULE_PREFIX + ">", topology.DUE_PREFIX + ">"],
                 retention=api.RetentionPolicy.WORK_QUEUE,
                 storage=api.StorageType.FILE,
                 num_replicas=replicas,
                 duplicate_window=120.0,
                 allow_msg_schedules=True,
-                allow_msg_ttl=True,
-                allow_direct=True,
-            )
-        )
-        await self._ensure_stream(
+            ),
             api.StreamConfig(
                 name=topology.DEAD_STREAM,
                 subjects=[topology.DEAD_PREFIX + ">"],
@@ -106,9 +146,7 @@ class Broker:
                 num_replicas=replicas,
                 duplicate_window=120.0,
                 allow_direct=True,
-            )
-        )
-        await self._ensure_stream(
+            ),
             api.StreamConfig(
                 name=topology.RATE_STREAM,
                 subjects=[topology.RATE_PREFIX + ">"],
@@ -117,33 +155,30 @@ class Broker:
                 allow_msg_counter=True,
                 max_msgs_per_subject=1,
                 max_age=2 * 3600.0,  # longest rate-limit window is an hour
-            )
-        )
-        await self._ensure_bucket(topology.RESULTS_BUCKET, self.settings.result_ttl)
-        await self._ensure_bucket(topology.REVOKED_BUCKET, self.settings.result_ttl)
-        await self._ensure_bucket(topology.CHORDS_BUCKET, self.settings.result_ttl)
-        await self._ensure_stream(
+            ),
+            self._bucket_config(topology.RESULTS_BUCKET, ttl),
+            self._bucket_config(topology.REVOKED_BUCKET, ttl),
+            self._bucket_config(topology.CHORDS_BUCKET, ttl),
             api.StreamConfig(
                 name=topology.CHORD_COUNTER_STREAM,
                 subjects=[topology.CHORD_COUNTER_PREFIX + ">"],
                 allow_msg_counter=True,
                 allow_direct=True,
                 max_msgs_per_subject=1,
-                max_age=self.settings.result_ttl,
+                max_age=ttl,
                 num_replicas=replicas,
                 storage=api.StorageType.FILE,
                 duplicate_window=120.0,
-            )
-        )
-        self._topology_ready = True
+            ),
+        ]
 
-    async def _ensure_stream(self, config: api.StreamConfig) -> None:
+    async def _ensure_stream(self, config: api.StreamConfig, update: bool) -> None:
         # A cluster that has just started (or lost its meta leader) answers JetStream API
         # requests late or not at all for a while: keep trying for a bounded time.
         deadline = time.monotonic() + _SETUP_PATIENCE
         while True:
             try:
-                await self._create_or_update_stream(config)
+                await self._create_or_update_stream(config, update)
                 return
             except (
                 TimeoutError,
@@ -153,29 +188,52 @@ class Broker:
                 if time.monotonic() >= deadline:
                     raise BrokerUnavailable(
                         f"cannot create stream {config.name}: JetStream did not answer for "
-                        f"{_SETUP_PATIENCE:g}s ({exc!r}); is JetStream enabled and does the "
-                        "cluster have a meta leader?"
+                        f"{_SETUP_PATIENCE:g}s ({exc!r}); is JetStream enabled, does the "
+                        "cluster have a meta leader, and may this user create streams?"
                     ) from exc
                 await asyncio.sleep(1.0)
             except NATS_ERRORS as exc:
                 raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
 
-    async def _create_or_update_stream(self, config: api.StreamConfig) -> None:
+    async def _create_or_update_stream(self, config: api.StreamConfig, update: bool) -> None:
+        name = str(config.name)
         try:
-            await self.js.add_stream(config)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != 10058:  # 10058: exists with a different configuration
-                raise BrokerUnavailable(f"cannot create stream {config.name}: {exc}") from exc
-            # Never scale an existing stream down: one process left at the default of one
-            # replica must not undo a cluster's R3.
-            current = (await self.js.stream_info(str(config.name))).config
-            config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
-            await self.js.update_stream(config)
+            current = (await self.js.stream_info(name)).config
+        except nats.js.errors.NotFoundError:
+            try:
+                await self.js.add_stream(config)
+                return
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != 10058:  # 10058: made meanwhile with another configuration
+                    raise BrokerUnavailable(f"cannot create stream {name}: {exc}") from exc
+            except TimeoutError as exc:
+                if update:
+                    raise
+                # JetStream answered the lookup, so silence here is a permission refusal.
+                raise BrokerUnavailable(
+                    f"stream {name} does not exist and this connection may not create it "
+                    "(no answer): start a worker, or run `actors migrate` as an operator, "
+                    "to create the streams"
+                ) from exc
+            current = (await self.js.stream_info(name)).config
+        if name == topology.TASK_STREAM and current.allow_msg_schedules:
+            # The server cannot switch schedules (and with them rollup headers) off again.
+            raise ConfigurationError(
+                f"stream {name} was made by an older actors with message schedules, which "
+                "lets any publisher purge every queued task with a Nats-Rollup header; stop "
+                "all workers and run `actors migrate` to move its messages to the current "
+                "streams (docs/deploy.md, 'Upgrading from a single task stream')"
+            )
+        if not update:
+            return
+        # Never scale an existing stream down: one process left at the default of one
+        # replica must not undo a cluster's R3.
+        config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
+        await self.js.update_stream(config)
 
-    async def _ensure_bucket(self, bucket: str, ttl: float) -> None:
-        stream = f"KV_{bucket}"
-        config = api.StreamConfig(
-            name=stream,
+    def _bucket_config(self, bucket: str, ttl: float) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=f"KV_{bucket}",
             subjects=[f"$KV.{bucket}.>"],
             allow_direct=True,
             allow_rollup_hdrs=True,
@@ -188,7 +246,6 @@ class Broker:
             num_replicas=self.settings.stream_replicas,
             storage=api.StorageType.FILE,
         )
-        await self._ensure_stream(config)
 
     async def ensure_consumer(self, task_name: str, max_ack_pending: int = 20_000) -> str:
         """Create or update the durable consumer of an actor; return its name."""

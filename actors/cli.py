@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from actors import dead as dead_letters
+from actors import migration
 from actors.broker import Broker
 from actors.config import Settings
 from actors.control import Control
@@ -107,14 +108,17 @@ def server(
     embedded.stop()
 
 
-def _with_broker(url: str | None, action: Callable[[Broker], Awaitable[T]]) -> T:
+def _with_broker(
+    url: str | None, action: Callable[[Broker], Awaitable[T]], topology: bool = True
+) -> T:
     configure_logging("error")
 
     async def run() -> T:
         settings = Settings.build({"nats_url": url} if url else {})
         broker = await Broker.connect(settings, "actors-cli")
         try:
-            await broker.ensure_topology()
+            if topology:
+                await broker.ensure_topology()
             return await action(broker)
         finally:
             await broker.close()
@@ -139,6 +143,13 @@ def revoke(
 
     _with_broker(nats_url, action)
     typer.echo(f"revoked {len(task_ids)} task(s)" + (" (terminate)" if terminate else ""))
+
+
+@cli.command()
+def migrate(nats_url: NatsUrl = None) -> None:
+    """Move the task stream of an older actors to the current streams. Stop workers first."""
+    moved = _with_broker(nats_url, migration.migrate, topology=False)
+    typer.echo(f"streams are current; moved {moved} message(s)")
 
 
 @dead.command("list")

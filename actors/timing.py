@@ -37,10 +37,11 @@ def route(
     """Subject and headers to publish ``message`` with.
 
     A message with a future ``eta`` goes to its own schedule subject
-    (``actors.sched.<id>`` or ``actors.sched.<id>.<retries>``) with ``Nats-Schedule: @at`` and
-    ``Nats-Schedule-Target`` naming the actor's subject: the server publishes it there at that
-    time. Anything else goes straight to the actor's subject. A message that stores no result
-    and has ``expires`` (and no eta) also gets ``Nats-TTL``, so the server drops it unseen.
+    (``actors.sched.<id>`` or ``actors.sched.<id>.<retries>``, stream ACTORS_SCHEDULED) with
+    ``Nats-Schedule: @at`` and ``Nats-Schedule-Target: actors.due.<task>``: the server
+    publishes it there at that time, and ACTORS sources it as ``actors.task.<task>``.
+    Anything else goes straight to the actor's subject. A message that stores no result and
+    has ``expires`` (and no eta) also gets ``Nats-TTL``, so the server drops it unseen.
     """
     now = now or datetime.now(UTC)
     target = topology.task_subject(message.task)
@@ -48,7 +49,7 @@ def route(
     eta = message.eta_datetime()
     if eta is not None and eta > now:
         headers[topology.SCHEDULE] = f"@at {format_time(eta)}"
-        headers[topology.SCHEDULE_TARGET] = target
+        headers[topology.SCHEDULE_TARGET] = topology.due_subject(message.task)
         return topology.schedule_subject(message.id, message.retries), headers
     expires = message.expires_datetime()
     if expires is not None and message.ignore_result:

@@ -14,6 +14,10 @@ PROTOCOL_VERSION = 1
 TASK_STREAM = "ACTORS"
 TASK_PREFIX = "actors.task."
 SCHEDULE_PREFIX = "actors.sched."
+# Delayed tasks live apart from ACTORS: message schedules force rollup headers on their
+# stream, and a `Nats-Rollup: all` header on a task subject would purge every queued task.
+SCHEDULED_STREAM = "ACTORS_SCHEDULED"
+DUE_PREFIX = "actors.due."
 DEAD_STREAM = "ACTORS_DEAD"
 DEAD_PREFIX = "actors.dead."
 RESULTS_BUCKET = "actors_results"
@@ -119,6 +123,20 @@ def schedule_subject(task_id: str, retries: int = 0) -> str:
     """The subject holding the schedule of a delayed task: one schedule per subject."""
     base = SCHEDULE_PREFIX + subject_token(task_id)
     return base if retries == 0 else f"{base}.{retries}"
+
+
+def due_subject(name: str) -> str:
+    """Where the schedule of a delayed task ``name`` fires: ``actors.due.<task name>``.
+
+    The server requires a schedule's target to be a subject of the schedule's own stream
+    (ACTORS_SCHEDULED); ACTORS sources ``actors.due.>`` from there as ``actors.task.>``.
+    """
+    return DUE_PREFIX + name
+
+
+def task_to_due_subject(subject: str) -> str:
+    """The due subject of a task subject (to move an old schedule); others unchanged."""
+    return DUE_PREFIX + subject[len(TASK_PREFIX) :] if subject.startswith(TASK_PREFIX) else subject
 
 
 def rate_subject(task_name: str, window: int) -> str:

@@ -36,7 +36,7 @@ from tests.apps.basic import register
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "deploy" / "nats"
 NAMES = ("nats-1", "nats-2", "nats-3")
-STREAMS = ("ACTORS", "ACTORS_DEAD", "KV_actors_results", "KV_actors_revoked")
+STREAMS = ("ACTORS", "ACTORS_SCHEDULED", "ACTORS_DEAD", "KV_actors_results", "KV_actors_revoked")
 
 
 @dataclass
@@ -329,6 +329,8 @@ async def test_tasks_round_trip_on_r3_streams(nats_cluster: Cluster) -> None:
         add = client.registry["basic.add"]
         results = [await add.adelay(i, i) for i in range(50)]
         assert [await r.aget(timeout=20) for r in results] == [2 * i for i in range(50)]
+        delayed = await add.aapply_async((2, 3), countdown=0.5)  # sourced into R3 ACTORS
+        assert await delayed.aget(timeout=20) == 5
 
     for node in nats_cluster.nodes:  # what the compose healthcheck and Kubernetes probes ask
         for query in ("", "?js-enabled-only=true"):

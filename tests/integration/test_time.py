@@ -39,8 +39,10 @@ async def test_delayed_tasks_wait_on_schedule_subjects_not_the_actor(app: App, w
     tasks = register(app)
     result = await tasks["stamp"].aapply_async(countdown=60, task_id="sched-1")
     connection = await app.connection()
-    info = await connection.broker.js.stream_info(topology.TASK_STREAM, subjects_filter="actors.>")
+    js = connection.broker.js
+    info = await js.stream_info(topology.SCHEDULED_STREAM, subjects_filter="actors.>")
     assert info.state.subjects == {"actors.sched.sched-1": 1}
+    assert (await js.stream_info(topology.TASK_STREAM)).state.messages == 0
     await worker(app)
     assert await result.astate() == "PENDING"
 

@@ -34,7 +34,7 @@ def test_future_eta_routes_to_a_schedule_subject() -> None:
     subject, headers = route(message, "abc", NOW)
     assert subject == "actors.sched.abc"
     assert headers["Nats-Schedule"] == "@at 2030-01-02T03:04:06Z"
-    assert headers["Nats-Schedule-Target"] == "actors.task.t.add"
+    assert headers["Nats-Schedule-Target"] == "actors.due.t.add"
     assert headers["Nats-Msg-Id"] == "abc"
     retried = TaskMessage(id="abc", task="t.add", eta="2030-01-02T03:04:06Z", retries=2)
     assert route(retried, "abc:2", NOW)[0] == "actors.sched.abc.2"

@@ -124,6 +124,8 @@ def test_names_the_protocol_document_specifies() -> None:
         topology.TASK_STREAM,
         topology.TASK_PREFIX,
         topology.SCHEDULE_PREFIX,
+        topology.SCHEDULED_STREAM,
+        topology.DUE_PREFIX,
         topology.DEAD_STREAM,
         topology.DEAD_PREFIX,
         topology.RESULTS_BUCKET,

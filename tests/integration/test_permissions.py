@@ -1,0 +1,218 @@
+"""The role permission sets of deploy/nats/permissions.conf against a real nats-server.
+
+The server runs deploy/nats/auth.conf and its include as shipped, less the store_dir line
+(EmbeddedServer passes -sd; its -a/-p override the listen line), with the role passwords in
+its environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from structlog.testing import capture_logs
+
+from actors import App, BrokerUnavailable, chord, topology
+from actors.broker import Broker
+from actors.server import EmbeddedServer
+from schedulers import Beat
+from tests.apps.canvas import register
+from tests.conftest import ROOT
+
+ROLES = ("client", "worker", "beat", "operator")
+DEPLOY = ROOT / "deploy" / "nats"
+
+
+def password(role: str) -> str:
+    return f"pw-{role}-9f3"
+
+
+@pytest.fixture
+def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedServer]:
+    for role in ROLES:
+        monkeypatch.setenv(f"ACTORS_{role.upper()}_PASSWORD", password(role))
+    conf = tmp_path / "auth.conf"
+    shipped = (DEPLOY / "auth.conf").read_text()
+    conf.write_text("\n".join(x for x in shipped.splitlines() if "store_dir" not in x))
+    (tmp_path / "permissions.conf").write_text((DEPLOY / "permissions.conf").read_text())
+    server = EmbeddedServer(tmp_path / "nats", extra_args=("-c", str(conf)))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def role_app(secured: EmbeddedServer) -> Iterator[Callable[[str], tuple[App, dict[str, Any]]]]:
+    """An App logged in as ``role``, and the canvas actors registered on it."""
+    apps: list[App] = []
+
+    def make(role: str, **conf: Any) -> tuple[App, dict[str, Any]]:
+        app = App(
+            "perm", nats_url=secured.url, nats_user=role, nats_password=password(role), **conf
+        )
+        apps.append(app)
+        tasks = register(app)
+
+        @app.actor(name="perm.flaky", bind=True, max_retries=3, rate_limit="100/s")
+        def flaky(self: Any) -> int:
+            if self.request.retries == 0:
+                raise self.retry(countdown=0.3)  # the worker publishes a schedule
+            return int(self.request.retries)
+
+        tasks["flaky"] = flaky
+        return app, tasks
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+class RawClient:
+    """A plain nats-py connection as ``role``, recording the permission errors it gets."""
+
+    def __init__(self, url: str, role: str) -> None:
+        self.url = url
+        self.role = role
+        self.errors: list[str] = []
+        self.nc: Any = None
+
+    async def __aenter__(self) -> RawClient:
+        async def on_error(exc: Exception) -> None:
+            self.errors.append(str(exc))
+
+        self.nc = await nats.connect(
+            self.url, user=self.role, password=password(self.role), error_cb=on_error
+        )
+        self.js = self.nc.jetstream(timeout=1.0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.nc.close()
+
+    async def refused(self, subject: str, attempt: Callable[[], Any]) -> None:
+        """``attempt`` fails, and the server reports a permission violation on ``subject``."""
+        with pytest.raises((nats.errors.Error, nats.js.errors.Error, TimeoutError)):
+            await attempt()
+        deadline = time.monotonic() + 5
+        while not any(
+            f'violation for publish to "{subject.lower()}"' in e.lower() for e in self.errors
+        ):
+            assert time.monotonic() < deadline, (
+                f"no permission violation for {subject}: {self.errors}"
+            )
+            await asyncio.sleep(0.05)
+
+
+async def test_worker_and_client_roles_run_tasks_end_to_end(
+    role_app, worker, secured: EmbeddedServer
+) -> None:
+    with capture_logs() as logs:
+        await worker(role_app("worker", unrouted_grace=0.5)[0])
+        client, tasks = role_app("client")
+        started = time.monotonic()
+        await client.connection()  # streams exist: looked up only, no permission to wait out
+        assert time.monotonic() - started < 2
+        add, tsum = tasks["add"], tasks["tsum"]
+        assert await (await add.adelay(2, 3)).aget(timeout=10) == 5
+        sent = time.monotonic()
+        assert await (await add.aapply_async((4, 4), countdown=1)).aget(timeout=10) == 8
+        assert time.monotonic() - sent >= 0.9
+        result = await chord((add.s(i, i) for i in range(5)), tsum.s()).aapply_async()
+        assert await result.aget(timeout=15) == 20
+        assert await (await tasks["flaky"].adelay()).aget(timeout=10) == 1  # delayed retry
+        # Dead letters: a malformed message, and one on a subject no actor serves.
+        async with RawClient(secured.url, "client") as raw:
+            await raw.js.publish(topology.task_subject("canvas.add"), b"\xc1")
+            await raw.js.publish(topology.task_subject("perm.nobody"), b"\xc1")
+        operator = await Broker.connect(role_app("operator")[0].conf)
+        deadline = time.monotonic() + 15
+        while (await operator.js.stream_info(topology.DEAD_STREAM)).state.messages < 2:
+            assert time.monotonic() < deadline, "the worker dead-lettered too little"
+            await asyncio.sleep(0.1)
+        assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 0
+        await operator.close()
+    assert not [log for log in logs if "violation" in str(log).lower()]
+
+
+async def test_a_client_on_a_server_without_streams_fails_clearly(secured) -> None:
+    app = App(
+        "perm",
+        nats_url=secured.url,
+        nats_user="client",
+        nats_password=password("client"),
+        publish_timeout=1.0,
+    )
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="start a worker"):
+        await app.connection()
+    assert time.monotonic() - started < 5
+    await app.aclose()
+
+
+async def test_a_client_cannot_delete_purge_or_write_results(
+    role_app, worker, secured: EmbeddedServer
+) -> None:
+    running = await worker(role_app("worker")[0])
+    add = role_app("client")[1]["add"]
+    done = await add.adelay(1, 1)
+    assert await done.aget(timeout=10) == 2
+    await running.stop(grace=5)
+    for i in range(3):
+        await add.adelay(i, i)  # queued: no worker runs them now
+
+    operator = await Broker.connect(role_app("operator")[0].conf)
+    record = await operator.kv_get(topology.RESULTS_BUCKET, done.id)
+    assert record is not None
+
+    async with RawClient(secured.url, "client") as raw:
+        seq = (await raw.js.stream_info(topology.TASK_STREAM)).state.first_seq
+        api = "$JS.API.STREAM."
+        await raw.refused(api + "DELETE.ACTORS", lambda: raw.js.delete_stream("ACTORS"))
+        await raw.refused(api + "PURGE.ACTORS", lambda: raw.js.purge_stream("ACTORS"))
+        await raw.refused(api + "MSG.DELETE.ACTORS", lambda: raw.js.delete_msg("ACTORS", seq))
+        await raw.refused(
+            api + "UPDATE.ACTORS",
+            lambda: raw.js.update_stream(name="ACTORS", subjects=["actors.task.>"]),
+        )
+        key = topology.result_subject(done.id)
+        await raw.refused(key, lambda: raw.js.publish(key, b"forged", timeout=1.0))
+
+    info = await operator.js.stream_info(topology.TASK_STREAM)
+    assert info.state.messages == 3
+    assert await operator.kv_get(topology.RESULTS_BUCKET, done.id) == record
+    await operator.close()
+
+
+async def test_the_operator_role_can_purge(role_app) -> None:
+    add = role_app("client")[1]["add"]
+    operator = await Broker.connect(role_app("operator")[0].conf)
+    await operator.ensure_topology()
+    for i in range(3):
+        await add.adelay(i, i)
+    assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 3
+    await operator.purge_stream(topology.TASK_STREAM)
+    assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 0
+    await operator.close()
+
+
+@pytest.mark.parametrize("role", ["beat", "worker"])
+async def test_beat_runs_as_the_beat_or_the_worker_role(role_app, worker, role: str) -> None:
+    await worker(role_app("worker")[0])
+    app, _ = role_app(role)
+    app.conf.beat_schedule = {"fast": {"task": "canvas.add", "schedule": 0.5, "args": [1, 2]}}
+    with capture_logs() as logs:
+        beat = Beat(app)
+        await beat.start()
+        try:
+            deadline = time.monotonic() + 10
+            while beat.published < 2:
+                assert time.monotonic() < deadline, "beat published no ticks"
+                await asyncio.sleep(0.05)
+        finally:
+            await beat.stop()
+    assert not [log for log in logs if "violation" in str(log).lower()]
