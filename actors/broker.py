@@ -94,7 +94,7 @@ class Broker:
         """
         if self._events.closing:
             return None
-        if self.nc.is_closed or self._events.closed:
+        if self.nc.is_closed:
             cause = self._events.last_error
             return "connection closed" + (f" ({cause!r})" if cause else "")
         since = self._events.disconnected_since

@@ -115,10 +115,11 @@ async def sweep_unrouted(
     A message for a task no worker has ever served would wait for ever; the client would hang.
     This moves such messages to the dead-letter stream and stores a failure as their result:
     TaskNotRegistered for a task name nobody serves, ProtocolError for a subject that is not a
-    task subject at all (a wildcard, a dash). A subject is served only when a consumer's
-    filter is exactly that subject. Safe to run in several workers at once. ``cursors`` keeps
-    where the scan of a subject stopped (each sweep reads a bounded number of messages per
-    subject) for the next sweep. Returns how many messages were moved.
+    task subject at all (a wildcard, a dash), even if a consumer filters on it. A subject is
+    served only when a consumer's filter is exactly that subject. Safe to run in several
+    workers at once. ``cursors`` keeps where the scan of a subject stopped (each sweep reads a
+    bounded number of messages per subject) for the next sweep. Returns how many messages
+    were moved.
     """
     cursors = {} if cursors is None else cursors
     served = await broker.served_subjects()
@@ -126,19 +127,25 @@ async def sweep_unrouted(
     cutoff = datetime.now(UTC) - timedelta(seconds=grace)
     moved = 0
     for subject in waiting:
-        if subject not in served:
-            moved += await _sweep_subject(broker, subject, grace, cutoff, cursors)
+        name = _task_name(subject)
+        if name is None or subject not in served:
+            moved += await _sweep_subject(broker, subject, name, grace, cutoff, cursors)
     for gone in set(cursors) - set(waiting):
         del cursors[gone]
     return moved
 
 
 async def _sweep_subject(
-    broker: Broker, subject: str, grace: float, cutoff: datetime, cursors: dict[str, int]
+    broker: Broker,
+    subject: str,
+    name: str | None,
+    grace: float,
+    cutoff: datetime,
+    cursors: dict[str, int],
 ) -> int:
-    name = topology.task_name_from_subject(subject)
+    """Move the messages on ``subject`` (task ``name``, None if invalid) older than ``cutoff``."""
     error: type[ActorsError]
-    if name is not None and _valid_task_name(name):
+    if name is not None:
         reason = f"no worker serves task {name!r} (no consumer after {grace:g}s)"
         error = TaskNotRegistered
     else:
@@ -146,7 +153,7 @@ async def _sweep_subject(
             f"invalid task subject {subject!r}: after {topology.TASK_PREFIX!r} comes a task "
             "name, dot-separated words of letters, digits and underscores"
         )
-        error, name = ProtocolError, None
+        error = ProtocolError
     moved = 0
     after = cursors.pop(subject, 0)
     for _ in range(_SCAN_LIMIT):
@@ -175,9 +182,10 @@ async def _sweep_subject(
     return moved
 
 
-def _valid_task_name(name: str) -> bool:
+def _task_name(subject: str) -> str | None:
+    """The task name in a task subject, or None when it is not a valid one (``*``, ``-``)."""
+    name = topology.task_name_from_subject(subject)
     try:
-        topology.validate_task_name(name)
+        return None if name is None else topology.validate_task_name(name)
     except ConfigurationError:
-        return False
-    return True
+        return None

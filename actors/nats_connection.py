@@ -123,25 +123,12 @@ def check_size(nc: Client, subject: str, body: bytes, headers: Mapping[str, str]
         )
 
 
-async def publish(
-    nc: Client,
-    subject: str,
-    body: bytes,
-    reply: str = "",
-    headers: dict[str, str] | None = None,
-) -> None:
-    """``nc.publish``, refusing (MessageTooLarge) what the server would refuse."""
-    check_size(nc, subject, body, headers)
-    await nc.publish(subject, body, reply=reply, headers=headers)
-
-
 class ConnectionEvents:
     """Logs connection trouble (quiet once the connection is being closed on purpose) and
     remembers since when the connection has been down."""
 
     def __init__(self) -> None:
         self.closing = False
-        self.closed = False
         self.last_error: Exception | None = None
         self.disconnected_since: float | None = None
         """``time.monotonic()`` of the disconnect, while not reconnected."""
@@ -165,7 +152,6 @@ class ConnectionEvents:
             listener()
 
     async def on_closed(self) -> None:
-        self.closed = True
         if not self.closing:
             log.error("nats.closed", error=repr(self.last_error) if self.last_error else None)
 
