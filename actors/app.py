@@ -63,6 +63,7 @@ class Connection:
                 f"{limit}; pass a reference (a key, a URL) instead of the data"
             )
         subject, headers = timing.route(message, msg_id or message.id)
+        self.broker.check_size(subject, body, headers)  # MessageTooLarge, headers counted
         return subject, body, headers
 
 

@@ -23,7 +23,7 @@ from nats.js import api
 from actors import nats_connection, topology
 from actors.config import Settings
 from actors.errors import BrokerUnavailable, ConfigurationError
-from actors.nats_connection import NATS_ERRORS, ConnectionEvents, ReplyInbox
+from actors.nats_connection import NATS_ERRORS, ConnectionEvents, ReplyInbox, check_size
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +76,33 @@ class Broker:
     def on_reconnected(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after each reconnect to NATS."""
         self._events.on_reconnected.append(listener)
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message (body and headers) the server accepts, from its INFO."""
+        return self.nc.max_payload
+
+    def check_size(self, subject: str, body: bytes, headers: dict[str, str] | None) -> None:
+        """Raise MessageTooLarge if body and headers together exceed the server's limit."""
+        check_size(self.nc, subject, body, headers)
+
+    def connection_lost(self, patience: float) -> str | None:
+        """Why the connection is lost for good, or None while it is usable or may come back.
+
+        Lost means closed (nats-py does not reconnect after that), or disconnected for more
+        than ``patience`` seconds.
+        """
+        if self._events.closing:
+            return None
+        if self.nc.is_closed:
+            cause = self._events.last_error
+            return "connection closed" + (f" ({cause!r})" if cause else "")
+        since = self._events.disconnected_since
+        if since is not None and not self.nc.is_connected:
+            down = time.monotonic() - since
+            if down > patience:
+                return f"disconnected for {down:.1f}s (max_disconnected={patience:g}s)"
+        return None
 
     # -- topology ---------------------------------------------------------------------------
 
@@ -269,13 +296,19 @@ class Broker:
         self._consumers.add(durable)
         return durable
 
-    async def consumer_names(self) -> set[str]:
-        """Names of the consumers on the task stream."""
+    async def served_subjects(self) -> set[str]:
+        """The filter subjects of the consumers on the task stream, as configured."""
         try:
             infos = await self.js.consumers_info(topology.TASK_STREAM)
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
-        return {info.name for info in infos}
+        served: set[str] = set()
+        for info in infos:
+            config = info.config
+            if config.filter_subject:
+                served.add(config.filter_subject)
+            served.update(config.filter_subjects or ())
+        return served
 
     async def task_subject_counts(self) -> dict[str, int]:
         """Messages waiting per task subject."""
@@ -296,7 +329,8 @@ class Broker:
 
         While a stream has no leader (an election after a node died) the server answers "no
         responders": retried until ``publish_timeout``. Our messages carry a ``Nats-Msg-Id``
-        or are idempotent writes, so a retry never stores twice.
+        or are idempotent writes, so a retry never stores twice. A message larger than the
+        server's ``max_payload`` (headers counted) raises MessageTooLarge; nothing is sent.
         """
         deadline = time.monotonic() + self.settings.publish_timeout
         while True:
@@ -330,6 +364,8 @@ class Broker:
         with JetStream error code ``tolerate``, e.g. 10071 for a create-only KV key that
         exists); any other refusal raises BrokerUnavailable.
         """
+        for subject, body, headers in messages:  # refuse the batch before sending any of it
+            check_size(self.nc, subject, body, headers)
         stored = [True] * len(messages)
         errors: list[str] = []
         todo = list(range(len(messages)))
@@ -390,6 +426,7 @@ class Broker:
 
     async def publish_core(self, subject: str, body: bytes) -> None:
         """Publish on core NATS (no storage): events and control replies."""
+        check_size(self.nc, subject, body, None)
         try:
             await self.nc.publish(subject, body)
         except NATS_ERRORS as exc:
@@ -453,6 +490,7 @@ class Broker:
     async def kv_create(self, bucket: str, key: str, value: bytes) -> bool:
         """Store ``value`` under ``key`` only if the key does not exist; False if it does."""
         headers = {"Nats-Expected-Last-Subject-Sequence": "0"}
+        check_size(self.nc, f"$KV.{bucket}.{key}", value, headers)
         try:
             await self.js.publish(topology.kv_subject(bucket, key), value, headers=headers)
         except nats.js.errors.APIError as exc:

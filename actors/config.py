@@ -55,6 +55,9 @@ class Settings:
     unrouted_grace: float = 60.0
     """A message no worker has a consumer for is failed (TaskNotRegistered) after this age."""
     publish_timeout: float = 10.0
+    max_disconnected: float = 60.0
+    """Seconds a worker may stay disconnected from NATS before it exits (status 4) so that its
+    supervisor (systemd, Kubernetes, ``--processes``) restarts it."""
     time_limit: float | None = None
     """Default hard time limit of tasks, in seconds (see docs/tasks.md for what applies when)."""
     soft_time_limit: float | None = None

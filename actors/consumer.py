@@ -34,6 +34,11 @@ class Delivery:
     stream_seq: int
     _msg: Msg
 
+    @property
+    def acked(self) -> bool:
+        """True once this worker acked, nak'ed or terminated the message."""
+        return bool(self._msg.is_acked)
+
     async def ack(self) -> None:
         """Acknowledge: the message is done and removed from the stream."""
         await self._msg.ack()

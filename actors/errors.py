@@ -19,6 +19,19 @@ class ProtocolError(ActorsError, ValueError):
     """A message or result record does not follow docs/protocol.md."""
 
 
+class MessageTooLarge(ActorsError, ValueError):
+    """A message (body and headers together) is larger than the server's ``max_payload``.
+
+    Raised before anything is sent: the server would close the connection instead. ``size``
+    is the message's size in bytes, headers included, and ``limit`` the server's maximum.
+    """
+
+    def __init__(self, message: str, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class TaskNotRegistered(ActorsError):
     """A message named a task that no worker serves."""
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import nats.errors
@@ -17,7 +18,7 @@ from nats.aio.msg import Msg
 
 from actors.config import Settings
 from actors.deadlines import Deadlines
-from actors.errors import BrokerUnavailable, ConfigurationError
+from actors.errors import BrokerUnavailable, ConfigurationError, MessageTooLarge
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +40,7 @@ async def connect(settings: Settings, name: str) -> tuple[Client, ConnectionEven
         "error_cb": events.on_error,
         "disconnected_cb": events.on_disconnect,
         "reconnected_cb": events.on_reconnect,
+        "closed_cb": events.on_closed,
         "pending_size": 64 * 1024 * 1024,
         # nats-py's subject check stays on (the default, skip_subject_validation=False): it
         # refuses whitespace and CR/LF, so even a subject built from data that escaped our
@@ -87,12 +89,51 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+_HEADER_BLOCK = len(b"NATS/1.0\r\n\r\n")
+
+
+def wire_size(body: bytes, headers: Mapping[str, str] | None) -> int:
+    """Bytes the server counts against ``max_payload``: the encoded header block plus the body.
+
+    Counts headers the way nats-py encodes them: ``NATS/1.0``, one ``Key: value`` line each,
+    a blank line.
+    """
+    if headers is None:
+        return len(body)
+    size = _HEADER_BLOCK + len(body)
+    for key, value in headers.items():
+        if key.strip():  # nats-py skips empty keys
+            size += len(key.strip().encode()) + len(value.strip().encode()) + 4  # ": ", CRLF
+    return size
+
+
+def check_size(nc: Client, subject: str, body: bytes, headers: Mapping[str, str] | None) -> None:
+    """Raise MessageTooLarge when the server would refuse the message.
+
+    nats-py checks only the body; a message whose body and headers together exceed the
+    server's ``max_payload`` makes the server close the connection, and nats-py does not
+    reconnect after that.
+    """
+    size = wire_size(body, headers)
+    if size > nc.max_payload:
+        raise MessageTooLarge(
+            f"message to {subject} is {size} bytes with headers, over the server's "
+            f"max_payload of {nc.max_payload} bytes; send a reference (a key, a URL) instead "
+            "of the data",
+            size,
+            nc.max_payload,
+        )
+
+
 class ConnectionEvents:
-    """Logs connection trouble; quiet once the connection is being closed on purpose."""
+    """Logs connection trouble (quiet once the connection is being closed on purpose) and
+    remembers since when the connection has been down."""
 
     def __init__(self) -> None:
         self.closing = False
         self.last_error: Exception | None = None
+        self.disconnected_since: float | None = None
+        """``time.monotonic()`` of the disconnect, while not reconnected."""
         self.on_reconnected: list[Callable[[], None]] = []
 
     async def on_error(self, exc: Exception) -> None:
@@ -101,13 +142,20 @@ class ConnectionEvents:
             log.warning("nats.error", error=repr(exc))
 
     async def on_disconnect(self) -> None:
+        if self.disconnected_since is None:
+            self.disconnected_since = time.monotonic()
         if not self.closing:
             log.warning("nats.disconnected")
 
     async def on_reconnect(self) -> None:
+        self.disconnected_since = None
         log.info("nats.reconnected")
         for listener in self.on_reconnected:
             listener()
+
+    async def on_closed(self) -> None:
+        if not self.closing:
+            log.error("nats.closed", error=repr(self.last_error) if self.last_error else None)
 
 
 class ReplyInbox:
@@ -129,6 +177,7 @@ class ReplyInbox:
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
     ) -> Msg:
+        check_size(self._nc, subject, payload, headers)  # before a future waits for a reply
         if self._sub is None:
             self._sub = await self._nc.subscribe(
                 self._prefix + ".*", cb=self._on_reply, pending_msgs_limit=-1

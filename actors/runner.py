@@ -32,6 +32,9 @@ from actors.worker import Worker
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+EXIT_CONNECTION_LOST = 4
+"""Exit status of a worker whose NATS connection was lost for good (see max_disconnected)."""
+
 
 def load_app(path: str) -> App:
     """Import ``module:attribute`` (attribute defaults to ``app``) and return the App."""
@@ -102,7 +105,11 @@ class WorkerOptions:
 
 
 def run_worker(options: WorkerOptions) -> int:
-    """Run one worker in this process until SIGTERM or SIGINT; return the exit code."""
+    """Run one worker in this process until SIGTERM or SIGINT; return the exit code.
+
+    The code is 0, or EXIT_CONNECTION_LOST when the worker lost its NATS connection for good,
+    so that a supervisor starts a fresh process.
+    """
     configure_logging(options.log_level, options.log_format)
     if options.nats_url:
         os.environ["ACTORS_NATS_URL"] = options.nats_url
@@ -119,13 +126,17 @@ def run_worker(options: WorkerOptions) -> int:
         stop_on_signals(loop, stop, worker.settings.shutdown_grace + _STOP_MARGIN)
         await worker.start()  # companions then share the worker's connection
         try:
-            await asyncio.gather(stop.wait(), *(companion(app, stop) for companion in companions))
+            await asyncio.gather(
+                worker.wait_stopped(stop), *(companion(app, stop) for companion in companions)
+            )
         finally:
+            if worker.lost_reason:
+                _exit_if_stuck(worker.settings.shutdown_grace + _STOP_MARGIN)
             stop.set()
             await worker.stop()
 
     run_loop(main())
-    return 0
+    return EXIT_CONNECTION_LOST if worker.lost_reason else 0
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
@@ -156,12 +167,17 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, limit:
     def on_signal() -> None:
         if not stop.is_set():
             stop.set()
-            timer = threading.Timer(limit, _give_up, args=(limit,))
-            timer.daemon = True
-            timer.start()
+            _exit_if_stuck(limit)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+
+
+def _exit_if_stuck(limit: float) -> None:
+    """Start the watchdog that ends the process if stopping takes over ``limit`` seconds."""
+    timer = threading.Timer(limit, _give_up, args=(limit,))
+    timer.daemon = True
+    timer.start()
 
 
 def _give_up(limit: float) -> None:

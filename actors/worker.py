@@ -11,13 +11,20 @@ from typing import Any
 
 import structlog
 
-from actors import routing
+from actors import routing, topology
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker
 from actors.consumer import Delivery, PullConsumer
-from actors.deadletter import dead_letter, message_id, sweep_unrouted
-from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked, WorkerLost
+from actors.deadletter import clip_reason, dead_letter, message_id, sweep_unrouted
+from actors.errors import (
+    ActorsError,
+    BrokerUnavailable,
+    MessageTooLarge,
+    ProtocolError,
+    Revoked,
+    WorkerLost,
+)
 from actors.execution import Executor
 from actors.message import TaskMessage, decode
 from actors.ratelimit import RateLimiter
@@ -62,6 +69,10 @@ class Worker:
         self._revocations: Revocations | None = None
         self._rates: RateLimiter | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._sweep_cursors: dict[str, int] = {}
+        self._lost = asyncio.Event()
+        self.lost_reason: str | None = None
+        """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
 
     @property
@@ -96,6 +107,7 @@ class Worker:
         self._background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._sweep(), name="sweep-unrouted"),
+            asyncio.create_task(self._watch_connection(), name="watch-connection"),
         ]
         log.info(
             "worker.started",
@@ -108,12 +120,15 @@ class Worker:
     async def stop(self, grace: float | None = None) -> None:
         """Stop fetching, let in-flight tasks finish for ``grace`` seconds, then close.
 
-        Unfinished messages are not acked, so NATS redelivers them to another worker.
+        Unfinished messages are not acked, so NATS redelivers them to another worker. The
+        default grace is ``shutdown_grace``, or none once the connection is lost for good:
+        the tasks could neither store their results nor ack.
         """
         if self.stopping:
             return
         self.stopping = True
-        grace = self.settings.shutdown_grace if grace is None else grace
+        if grace is None:
+            grace = 0.0 if self.lost_reason else self.settings.shutdown_grace
         log.info("worker.stopping", in_flight=len(self._tasks), grace_s=grace)
         for consumer in self._consumers.values():
             await consumer.stop()
@@ -135,12 +150,32 @@ class Worker:
         log.info("worker.stopped", processed=self.processed)
 
     async def run(self, stop: asyncio.Event, grace: float | None = None) -> None:
-        """Start, serve until ``stop`` is set, then stop gracefully."""
+        """Start, serve until ``stop`` is set, then stop gracefully.
+
+        Raises BrokerUnavailable when the connection to NATS is lost for good (closed, or down
+        longer than ``max_disconnected``): a worker that cannot reach NATS must not sit idle.
+        """
         await self.start()
         try:
-            await stop.wait()
+            await self.wait_stopped(stop)
         finally:
             await self.stop(grace)
+        if self.lost_reason:
+            raise BrokerUnavailable(f"connection to NATS lost: {self.lost_reason}")
+
+    async def wait_stopped(self, stop: asyncio.Event) -> None:
+        """Return once ``stop`` is set or the connection is lost for good (then ``stop`` is set)."""
+        waits = {
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._lost.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if self.lost_reason:
+            stop.set()
 
     # -- per message ------------------------------------------------------------------------
 
@@ -164,10 +199,10 @@ class Worker:
                 await self._process(actor, d)
         except asyncio.CancelledError:
             raise
-        except BrokerUnavailable as exc:
+        except BrokerUnavailable as exc:  # transient: the message is delivered again
             log.warning("task.not_acked", task=actor.name, seq=d.stream_seq, error=str(exc))
-        except Exception:
-            log.exception("worker.internal_error", task=actor.name, seq=d.stream_seq)
+        except Exception as exc:
+            await self._internal_error(actor, d, exc)
         finally:
             self._in_hand.pop(d.stream_seq, None)
             self._consumers[actor.name].done()
@@ -308,9 +343,47 @@ class Worker:
             record = ResultRecord.failure(message.id, message.task, Revoked(reason), status=REVOKED)
             await self._store(record)
 
+    async def _internal_error(self, actor: Actor[Any, Any], d: Delivery, exc: Exception) -> None:
+        """Dead-letter a message whose handling failed in the worker's own code.
+
+        Such a failure repeats on every delivery: running the message again would only repeat
+        it up to ``max_deliveries`` times. A result the task already stored is kept.
+        """
+        error = clip_reason(repr(exc))
+        log.error(
+            "worker.internal_error", task=actor.name, seq=d.stream_seq, error=error, exc_info=exc
+        )
+        if d.acked:  # acked before it ran (acks_late=False): it will not come back
+            return
+        try:
+            task_id = message_id(d.data, d.headers.get("Content-Type"))
+            if task_id is not None and await self._finished(task_id):
+                task_id = None
+            await self._reject(d, actor.name, f"internal error: {error}", task_id, ActorsError)
+        except Exception as again:  # the message is delivered again; max_deliveries ends it
+            log.warning("task.not_acked", task=actor.name, seq=d.stream_seq, error=repr(again))
+
+    async def _finished(self, task_id: str) -> bool:
+        """True if a final result (SUCCESS, FAILURE, REVOKED) is stored under ``task_id``."""
+        data = await self.broker.kv_get(topology.RESULTS_BUCKET, task_id)
+        try:
+            return data is not None and ResultRecord.from_bytes(data).ready
+        except (ProtocolError, TypeError):  # a forged or broken record is no final result
+            return False
+
     async def _store(self, record: ResultRecord) -> None:
         try:
             await record.store(self.broker)
+        except MessageTooLarge as exc:  # raised before anything is sent
+            too_large = MessageTooLarge(
+                f"result too large: the record of {record.task} is {exc.size} bytes, over the "
+                f"server's max_payload of {exc.limit} bytes; return a reference (a key, a URL) "
+                "instead of the data",
+                exc.size,
+                exc.limit,
+            )
+            log.error("task.result_too_large", size=exc.size, limit=exc.limit)
+            await ResultRecord.failure(record.id, record.task, too_large).store(self.broker)
         except (TypeError, ValueError, OverflowError) as exc:  # raised before anything is sent
             error = TypeError(f"result of {record.task} cannot be stored as msgpack: {exc}")
             log.error("task.result_unencodable", error=str(error))
@@ -325,6 +398,7 @@ class Worker:
         error: type[ActorsError] = ProtocolError,
     ) -> None:
         """Dead-letter a message that cannot run, fail its result, and ack it."""
+        reason = clip_reason(reason)
         await dead_letter(
             self.broker,
             subject=d.subject,
@@ -353,12 +427,22 @@ class Worker:
                     except Exception as exc:
                         log.warning("task.heartbeat_failed", error=repr(exc))
 
+    async def _watch_connection(self) -> None:
+        """Notice a connection lost for good (closed, or down past ``max_disconnected``)."""
+        patience = self.settings.max_disconnected
+        interval = min(1.0, max(0.05, patience / 4))
+        while (reason := self.broker.connection_lost(patience)) is None:
+            await asyncio.sleep(interval)
+        self.lost_reason = reason
+        log.error("worker.connection_lost", reason=reason, hostname=self.hostname)
+        self._lost.set()
+
     async def _sweep(self) -> None:
         """Periodically fail messages for tasks no worker serves (see sweep_unrouted)."""
         interval = min(30.0, max(0.5, self.settings.unrouted_grace / 2))
         while True:
             await asyncio.sleep(interval)
             try:
-                await sweep_unrouted(self.broker, self.settings.unrouted_grace)
+                await sweep_unrouted(self.broker, self.settings.unrouted_grace, self._sweep_cursors)
             except Exception as exc:  # keep sweeping: a bad message must not end the loop
                 log.warning("sweep.failed", error=repr(exc))

@@ -1,0 +1,52 @@
+"""Workers never sit dead: a lost NATS connection ends the process with status 4."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from actors import App, Worker
+from actors.runner import EXIT_CONNECTION_LOST
+from actors.server import EmbeddedServer
+from tests.apps.basic import register
+
+
+@pytest.mark.timeout(60)
+def test_worker_exits_when_nats_stays_down(
+    nats_server: EmbeddedServer, worker_process: Callable[..., Any]
+) -> None:
+    process = worker_process("tests.apps.basic:app", ACTORS_MAX_DISCONNECTED="2")
+    nats_server.stop()
+    assert process.wait(timeout=30) == EXIT_CONNECTION_LOST
+    [lost] = process.events("worker.connection_lost")
+    assert "disconnected for" in lost["reason"]
+
+
+@pytest.mark.timeout(60)
+def test_worker_exits_when_its_connection_is_closed(
+    make_app: Callable[..., App], worker_process: Callable[..., Any]
+) -> None:
+    process = worker_process("tests.apps.lifeline:app")
+    client = make_app("lifeline-client")
+    assert client.send_task("lifeline.ping").get(timeout=10) == "pong"
+    client.send_task("lifeline.oversize")
+    assert process.wait(timeout=30) == EXIT_CONNECTION_LOST
+    [lost] = process.events("worker.connection_lost")
+    assert "connection closed" in lost["reason"]
+
+
+async def test_a_closed_connection_ends_the_serve_wait(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    register(app)
+    worker = Worker(app)
+    await worker.start()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(worker.wait_stopped(stop))
+    await worker.broker.nc.close()
+    await asyncio.wait_for(serving, 10)
+    assert stop.is_set()
+    assert worker.lost_reason is not None and "connection closed" in worker.lost_reason
+    await worker.stop()

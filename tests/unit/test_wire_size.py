@@ -1,0 +1,39 @@
+"""The size check counts exactly the bytes the server counts against max_payload."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given
+from hypothesis import strategies as st
+from nats.aio.client import Client
+
+from actors.deadletter import clip_reason
+from actors.nats_connection import wire_size
+
+header_keys = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}", fullmatch=True)
+header_values = st.text(st.characters(blacklist_categories=["Cs"]), max_size=50)
+
+
+def sent_size(body: bytes, headers: dict[str, str] | None) -> int:
+    """The total size nats-py writes into its HPUB/PUB command for this message."""
+    nc = Client()
+    sent: list[bytes] = []
+
+    async def capture(command: bytes, priority: bool = False) -> None:
+        sent.append(command)
+
+    nc._send_command = capture  # type: ignore[method-assign]
+    asyncio.run(nc._send_publish("a.b", "", body, len(body), headers))
+    return int(sent[0].split(b"\r\n", 1)[0].split()[-1])
+
+
+@given(st.binary(max_size=100), st.none() | st.dictionaries(header_keys, header_values))
+def test_wire_size_matches_nats_py(body: bytes, headers: dict[str, str] | None) -> None:
+    assert wire_size(body, headers) == sent_size(body, headers)
+
+
+def test_clip_reason_keeps_one_bounded_line() -> None:
+    assert clip_reason("short\r\nline") == "short  line"
+    clipped = clip_reason("x" * 1500)
+    assert clipped == "x" * 1000 + "...[truncated 500 chars]"
