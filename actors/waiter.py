@@ -181,6 +181,8 @@ class ResultWaiter:
             for task_id, future in futures.items():
                 if not future.done():
                     future.cancel()  # so its deadline does not fail it unobserved later
+                elif not future.cancelled():
+                    future.exception()  # seen, even when another one's error ended the wait
                 waiting = self._waiting.get(task_id)
                 if waiting is None:
                     continue

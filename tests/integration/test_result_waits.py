@@ -4,9 +4,15 @@ id (dropped by the server as a duplicate) and a nats-server restart while result
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from collections.abc import Callable
+from typing import Any
 
-from actors import App, AsyncResult, BrokerUnavailable
+import msgpack
+import pytest
+
+from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFailed, topology
 from actors.server import EmbeddedServer
 from tests.apps.basic import register
 
@@ -76,3 +82,34 @@ async def test_every_wait_returns_across_a_server_restart(
     assert await asyncio.wait_for(waits, 120) == [0.02] * (count // 2)
     values = await asyncio.gather(*(result.aget(timeout=90) for result in later))
     assert values == [0.02] * (count // 2)
+
+
+async def test_forged_records_make_get_raise_protocol_error_or_task_failed(app: App) -> None:
+    connection = await app.connection()
+
+    async def forge(task_id: str, **record: Any) -> None:
+        body = msgpack.packb({"id": task_id, **record})
+        await connection.broker.kv_put(topology.RESULTS_BUCKET, task_id, body)
+
+    modules = set(sys.modules)
+    await forge("forged-1", status="SUCCESS", retries="1")
+    with pytest.raises(ProtocolError, match="retries"):
+        await app.AsyncResult("forged-1").aget(timeout=5)
+    forged_error = {"type": "multiprocessing.Process", "message": "m", "args": []}
+    await forge("forged-2", status="FAILURE", error=forged_error)
+    with pytest.raises(TaskFailed, match="multiprocessing.Process"):
+        await app.AsyncResult("forged-2").aget(timeout=5)
+    # Waited on, then a malformed record arrives: get() fails now, not at its timeout.
+    began = time.monotonic()
+    waiting = asyncio.ensure_future(app.AsyncResult("forged-3").aget(timeout=30))
+    await asyncio.sleep(0)
+    await forge("forged-3", status=["SUCCESS"])
+    with pytest.raises(ProtocolError):
+        await asyncio.wait_for(waiting, 10)
+    # Sent through this connection (expected on the watch), then forged.
+    sent = await register(app)["add"].aapply_async((1, 1), task_id="forged-4")
+    await forge("forged-4", status="SUCCESS", error="not a map")
+    with pytest.raises(ProtocolError):
+        await sent.aget(timeout=30)
+    assert time.monotonic() - began < 10
+    assert set(sys.modules) - modules == set()
