@@ -15,6 +15,7 @@ from actors import routing
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker
+from actors.config import redact_url
 from actors.consumer import Delivery, PullConsumer
 from actors.deadletter import dead_letter, message_id, sweep_unrouted
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked, WorkerLost
@@ -99,7 +100,7 @@ class Worker:
         ]
         log.info(
             "worker.started",
-            nats=",".join(self.settings.nats_servers),
+            nats=redact_url(",".join(self.settings.nats_servers)),
             actors=[a.name for a in self.actors],
             concurrency=self.concurrency,
             hostname=self.hostname,
