@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -38,7 +39,9 @@ def _clip(text: str, limit: int, tail: int = 0) -> str:
     return f"{text[: limit - tail]}...[truncated {cut} chars]{end}"
 
 
-def bound_values(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def bound_values(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: cap every value of an event, so one hostile message (a huge
     argument, an exception whose repr holds the body) cannot make a huge log line."""
     for key, value in event.items():
