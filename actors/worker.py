@@ -22,7 +22,14 @@ from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.execution import Executor
 from actors.message import TaskMessage, decode
 from actors.ratelimit import RateLimiter
-from actors.results import FAILURE, REVOKED, STARTED, ResultRecord
+from actors.results import (
+    FAILURE,
+    REVOKED,
+    STARTED,
+    SUCCESS,
+    ResultRecord,
+    rebuild_exception,
+)
 from actors.retry import Retry, autoretry, next_message, retry_msg_id, retry_record
 from actors.revocation import Revocations
 from actors.threads import ThreadRunner
@@ -216,6 +223,8 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             task=actor.name, task_id=message.id, retries=message.retries
         )
+        if d.delivered > 1 and await self._already_done(message, d):
+            return
         assert self._revocations is not None
         skip = self._revocations.skip_reason(message)
         if skip is not None:
@@ -260,6 +269,27 @@ class Worker:
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1
+
+    async def _already_done(self, message: TaskMessage, d: Delivery) -> bool:
+        """Finish a redelivered message whose run already stored its final record (the worker
+        or the server died before the ack): redo what follows the task from that record, ack,
+        and do not run the task again. Links, chain steps and chord joins are idempotent."""
+        connection = await self.app.connection()
+        try:
+            record = await connection.results.fetch(message.id)
+        except ProtocolError:
+            return False  # a malformed record proves nothing: run the task
+        if record is None or not record.ready or record.retries != message.retries:
+            return False
+        log.info("task.already_done", status=record.status, delivered=d.delivered)
+        if record.status == SUCCESS:
+            await routing.succeeded(self.app, message, record.result)
+        else:
+            error = record.error or {"type": "actors.errors.TaskFailed", "message": record.status}
+            await routing.failed(self.app, message, rebuild_exception(error, record.traceback))
+        await d.ack()
+        self.processed += 1
+        return True
 
     async def _succeeded(
         self, actor: Actor[Any, Any], message: TaskMessage, value: Any, store: bool
