@@ -38,7 +38,9 @@ class Connection:
         subject, body, headers = self._wire(message, msg_id)
         if expect_result:
             self.results.sent(message.id)
-        await self.broker.publish(subject, body, headers)
+        ack = await self.broker.publish(subject, body, headers)
+        if expect_result and ack.duplicate:
+            self.results.resent(message.id)
 
     async def send_many(self, messages: list[TaskMessage]) -> None:
         """Publish task messages pipelined (workflows); each is stored once by its task id."""

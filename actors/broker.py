@@ -32,6 +32,15 @@ _SETUP_PATIENCE = 30.0  # seconds to wait for JetStream to answer stream set-up
 _JS_UNAVAILABLE = 10008  # "JetStream system temporarily unavailable"
 
 
+@dataclass(frozen=True, slots=True)
+class PublishAck:
+    """The stream's answer to a publish."""
+
+    seq: int
+    duplicate: bool = False
+    """True when the server dropped the message as a repeat of its ``Nats-Msg-Id``."""
+
+
 @dataclass(slots=True)
 class StoredMessage:
     """A message read directly from a stream (not through a consumer)."""
@@ -324,8 +333,8 @@ class Broker:
 
     async def publish(
         self, subject: str, body: bytes, headers: dict[str, str] | None = None
-    ) -> int:
-        """Publish to JetStream and wait for the server to store it; return the sequence.
+    ) -> PublishAck:
+        """Publish to JetStream and wait for the server to store it; return its answer.
 
         While a stream has no leader (an election after a node died) the server answers "no
         responders": retried until ``publish_timeout``. Our messages carry a ``Nats-Msg-Id``
@@ -352,7 +361,7 @@ class Broker:
                 continue
             if error:
                 raise BrokerUnavailable(f"publish to {subject} refused: {error.get('description')}")
-            return int(ack["seq"])
+            return PublishAck(int(ack["seq"]), bool(ack.get("duplicate")))
 
     async def publish_many(
         self, messages: list[tuple[str, bytes, dict[str, str]]], tolerate: int | None = None

@@ -28,10 +28,19 @@ from actors.server import EmbeddedServer
 from schedulers.cli import beat as beat_command
 from schedulers.cli import schedule_cli
 
-cli = typer.Typer(help="actors: distributed tasks on NATS JetStream.", no_args_is_help=True)
+# Never print local variables in a traceback: settings and URLs may hold passwords.
+cli = typer.Typer(
+    help="actors: distributed tasks on NATS JetStream.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 cli.command("beat")(beat_command)
 cli.add_typer(schedule_cli, name="schedule")
-dead = typer.Typer(help="Inspect and replay dead letters (ACTORS_DEAD).", no_args_is_help=True)
+dead = typer.Typer(
+    help="Inspect and replay dead letters (ACTORS_DEAD).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 cli.add_typer(dead, name="dead")
 T = TypeVar("T")
 NatsUrl = Annotated[

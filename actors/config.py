@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from difflib import get_close_matches
 from typing import Any
+from urllib.parse import unquote
 
 from actors.errors import ConfigurationError
 
@@ -72,6 +73,25 @@ class Settings:
             raise ConfigurationError(_unknown(name))
         super().__setattr__(name, _coerce(name, value))
 
+    def __repr__(self) -> str:
+        shown = []
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if name in _SECRETS and value is not None:
+                value = "***"
+            elif name == "nats_url" and value is not None:
+                value = redact_url(value)
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    def redact(self, text: str) -> str:
+        """``text`` with every password and token these settings hold replaced by ``***``."""
+        secrets = [getattr(self, name) for name in _SECRETS]
+        secrets += [secret for url in self.nats_servers for secret in _url_secrets(url)]
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
     def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Set several settings at once, like Celery's ``app.conf.update``."""
         for name, value in {**(values or {}), **kwargs}.items():
@@ -99,6 +119,40 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_SECRETS = ("nats_password", "nats_token")
+
+
+def redact_url(url: str) -> str:
+    """NATS URL(s) fit to print: ``nats://user:***@host``, ``nats://***@host`` (a token)."""
+    return ",".join(_redact_one(part) for part in url.split(","))
+
+
+def _split_userinfo(url: str) -> tuple[str, str, str]:
+    """``(before, userinfo, after)`` of one URL; userinfo is empty when there is none."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url, "", ""
+    return f"{scheme}{sep}", userinfo, f"@{host}{slash}{path}"
+
+
+def _redact_one(url: str) -> str:
+    before, userinfo, after = _split_userinfo(url)
+    if not userinfo:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{before}{user}:***{after}" if colon else f"{before}***{after}"
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The password (or token) in a URL, also percent-decoded, as it could appear in text."""
+    _, userinfo, _ = _split_userinfo(url)
+    user, colon, password = userinfo.partition(":")
+    secret = password if colon else user
+    return [secret, unquote(secret)] if secret else []
 
 
 def _unknown(name: str) -> str:

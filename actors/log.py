@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+VALUE_LIMIT = 1000
+"""Characters kept of one logged value; the rest is replaced by a ``...[truncated N chars]``."""
+EXCEPTION_LIMIT = 8 * 1024
+"""Characters kept of a rendered exception (traceback) or stack."""
+_LONG_KEYS = frozenset({"exception", "stack"})
+_SCALARS = (int, float, bool, type(None))
 
 
 class _CurrentStderr:
@@ -19,6 +27,35 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def _clip(text: str, limit: int, tail: int = 0) -> str:
+    # Private twin of message.clip_text, with a kept tail for tracebacks (their last line
+    # names the exception).
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    end = text[len(text) - tail :] if tail else ""
+    return f"{text[: limit - tail]}...[truncated {cut} chars]{end}"
+
+
+def bound_values(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: cap every value of an event, so one hostile message (a huge
+    argument, an exception whose repr holds the body) cannot make a huge log line."""
+    for key, value in event.items():
+        if isinstance(value, _SCALARS):
+            continue
+        if key in _LONG_KEYS and isinstance(value, str):
+            event[key] = _clip(value, EXCEPTION_LIMIT, tail=EXCEPTION_LIMIT // 4)
+        elif isinstance(value, str):
+            event[key] = _clip(value, VALUE_LIMIT)
+        else:  # containers and objects: rendered through repr() anyway
+            shown = repr(value)
+            if len(shown) > VALUE_LIMIT:
+                event[key] = _clip(shown, VALUE_LIMIT)
+    return event
 
 
 def get_task_logger(name: str) -> Any:
@@ -44,6 +81,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            bound_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -16,7 +16,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from actors.config import Settings
+from actors.config import Settings, redact_url
 from actors.deadlines import Deadlines
 from actors.errors import BrokerUnavailable, ConfigurationError, MessageTooLarge
 
@@ -28,7 +28,7 @@ NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.Timeout
 
 async def connect(settings: Settings, name: str) -> tuple[Client, ConnectionEvents]:
     """Connect to the configured NATS servers; BrokerUnavailable says what to check."""
-    events = ConnectionEvents()
+    events = ConnectionEvents(settings.redact)
     options: dict[str, Any] = {
         "servers": settings.nats_servers,
         "name": name,
@@ -68,10 +68,14 @@ async def connect(settings: Settings, name: str) -> tuple[Client, ConnectionEven
         with contextlib.suppress(*NATS_ERRORS):
             await nc.close()
         cause = events.last_error or exc
-        raise BrokerUnavailable(
-            f"cannot connect to NATS at {', '.join(settings.nats_servers)} ({cause!r}); "
-            "start one with `actors server`, or set ACTORS_NATS_URL to a running server"
-        ) from exc
+        error = BrokerUnavailable(
+            f"cannot connect to NATS at {redact_url(','.join(settings.nats_servers))} "
+            f"({settings.redact(repr(cause))}); start one with `actors server`, or set "
+            "ACTORS_NATS_URL to a running server"
+        )
+        # Chained only when the cause cannot show a password in a traceback.
+        secret = settings.redact(repr(exc)) != repr(exc) or settings.redact(str(exc)) != str(exc)
+        raise error from (None if secret else exc)
     nc.options["max_reconnect_attempts"] = -1
     return nc, events
 
@@ -129,7 +133,8 @@ class ConnectionEvents:
     """Logs connection trouble (quiet once the connection is being closed on purpose) and
     remembers since when the connection has been down."""
 
-    def __init__(self) -> None:
+    def __init__(self, redact: Callable[[str], str] = str) -> None:
+        self._redact = redact
         self.closing = False
         self.last_error: Exception | None = None
         self.disconnected_since: float | None = None
@@ -139,7 +144,7 @@ class ConnectionEvents:
     async def on_error(self, exc: Exception) -> None:
         self.last_error = exc
         if not self.closing:
-            log.warning("nats.error", error=repr(exc))
+            log.warning("nats.error", error=self._redact(repr(exc)))
 
     async def on_disconnect(self) -> None:
         if self.disconnected_since is None:

@@ -8,6 +8,7 @@ import sys
 import traceback as tb
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from actors import topology
@@ -62,10 +63,28 @@ class ResultRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ResultRecord:
-        """Parse a stored record; unknown fields are ignored."""
+        """Parse a stored record, checking the type of every field; unknown fields are ignored.
+
+        Raises ProtocolError for anything that does not follow docs/protocol.md: records are
+        data anyone allowed to write the results bucket may have written.
+        """
         raw = decode(data, topology.MSGPACK)
-        if not isinstance(raw, Mapping) or "id" not in raw or "status" not in raw:
-            raise ProtocolError("result record must be a map with 'id' and 'status'")
+        if not isinstance(raw, Mapping):
+            raise ProtocolError(f"result record must be a map, got {type(raw).__name__}")
+        if not topology.valid_task_id(raw.get("id")):
+            raise ProtocolError("result record needs an 'id' that is a valid task id")
+        status = raw.get("status")
+        if not isinstance(status, str) or status not in ALL_STATES:
+            raise ProtocolError(f"result record 'status' must be one of {sorted(ALL_STATES)}")
+        for name in ("task", "traceback", "date_done", "worker"):
+            if not isinstance(raw.get(name, ""), str | None):
+                raise ProtocolError(f"result record {name!r} must be a string")
+        for name in ("retries", "v"):
+            value = raw.get(name, 0)
+            if type(value) is not int or value < 0:
+                raise ProtocolError(f"result record {name!r} must be an integer >= 0")
+        if raw.get("error") is not None:
+            _check_error(raw["error"])
         return cls(**{k: v for k, v in raw.items() if k in _RECORD_NAMES})
 
     @classmethod
@@ -92,6 +111,16 @@ class ResultRecord:
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ResultRecord))
 _RECORD_NAMES = frozenset(_RECORD_FIELDS)
+
+
+def _check_error(error: Any) -> None:
+    if not isinstance(error, Mapping):
+        raise ProtocolError("result record 'error' must be a map")
+    for name in ("type", "message"):
+        if not isinstance(error.get(name), str):
+            raise ProtocolError(f"result record 'error.{name}' must be a string")
+    if not isinstance(error.get("args", []), list):
+        raise ProtocolError("result record 'error.args' must be a list")
 
 
 def _now() -> str:
@@ -128,21 +157,25 @@ def rebuild_exception(error: Mapping[str, Any], remote_traceback: str | None) ->
     return TaskFailed(type_name, message, remote_traceback)
 
 
-def _import_exception_type(type_name: str) -> type[BaseException] | None:
+def _import_exception_type(type_name: str) -> type[Exception] | None:
     """Find an exception type by dotted name among modules this process already imported.
 
-    Only ``sys.modules`` is searched: a result record must never make a client import code.
+    A result record must never make a client import or run code: only the ``__dict__`` of
+    modules already in ``sys.modules`` (and of classes in them) is read, never ``getattr``
+    (a module's ``__getattr__`` may import lazily), and only Exception subclasses qualify
+    (not SystemExit or KeyboardInterrupt).
     """
-    if "<locals>" in type_name:
-        return None
     parts = type_name.split(".")
+    if len(type_name) > 500 or not all(part.isidentifier() for part in parts):
+        return None  # also rejects "<locals>" in the names of local classes
     for split in range(len(parts) - 1, -1, -1):
         module = sys.modules.get(".".join(parts[:split])) if split else builtins
-        if module is None:
+        if not isinstance(module, ModuleType):
             continue
-        target: Any = module
-        for attr in parts[split:]:
-            target = getattr(target, attr, None)
+        # Read through object's own descriptor: a lazy module class may load on any access.
+        target: Any = object.__getattribute__(module, "__dict__").get(parts[split])
+        for attr in parts[split + 1 :]:
+            target = vars(target).get(attr) if isinstance(target, type) else None
         if isinstance(target, type) and issubclass(target, Exception):
             return target
         return None

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from actors import topology
 from actors.deadlines import Deadlines
 from actors.errors import ProtocolError, ResultTimeout
@@ -14,13 +16,19 @@ from actors.results import ResultRecord
 if TYPE_CHECKING:
     from actors.broker import Broker
 
+log = structlog.get_logger(__name__)
+
+_REREAD_PATIENCE = 60.0  # seconds to keep trying the re-read after a reconnect
+_REREAD_PAUSE = 1.0
+
 
 class ResultWaiter:
     """Waits for results with one KV watch per connection, dispatching to futures by task id.
 
     The watch starts on the first wait. Results of tasks sent through this connection after
     that arrive through the watch and are kept until waited for (up to ``keep`` of them), so
-    waiting on them needs no read from the server.
+    waiting on them needs no read from the server. Whenever the watch may have missed a record
+    (a reconnect, a re-send the server dropped as a duplicate) the ids concerned are read again.
     """
 
     def __init__(self, broker: Broker, keep: int = 200_000) -> None:
@@ -31,13 +39,77 @@ class ResultWaiter:
         self._watch: asyncio.Future[Any] | None = None
         self._live = False
         self._deadlines = Deadlines()
+        self._rereads: set[asyncio.Task[None]] = set()
+        broker.on_reconnected(self._on_reconnected)
 
     def sent(self, task_id: str) -> None:
         """Note a task sent through this connection whose result will be stored."""
-        if self._live:
-            self._expected[task_id] = None
-            if len(self._expected) > self._keep:
-                del self._expected[next(iter(self._expected))]
+        # setdefault: a record that already arrived (a re-send of the same id) must stay.
+        if not self._live:
+            return
+        self._expected.setdefault(task_id, None)
+        if len(self._expected) > self._keep:
+            del self._expected[next(iter(self._expected))]
+
+    def resent(self, task_id: str) -> None:
+        """Note that the server dropped a send of ``task_id`` as a duplicate.
+
+        Its record may have been stored before the watch began (or already handed out), so it
+        is read from the server rather than expected through the watch.
+        """
+        self._reread([task_id])
+
+    def _on_reconnected(self) -> None:
+        # Records stored while the connection was down reach the watch only once its consumer
+        # is re-created: expect nothing through it, and read every id waited on now.
+        self._expected = {k: v for k, v in self._expected.items() if v is not None}
+        self._reread(list(self._waiting))
+
+    def _reread(self, task_ids: list[str]) -> None:
+        """Stop expecting ``task_ids`` through the watch; read those being waited on."""
+        for task_id in task_ids:
+            if task_id in self._expected and self._expected[task_id] is None:
+                del self._expected[task_id]
+        waited = [task_id for task_id in task_ids if task_id in self._waiting]
+        if waited:
+            task = asyncio.ensure_future(self._read_waited(waited))
+            self._rereads.add(task)
+            task.add_done_callback(self._rereads.discard)
+
+    async def _read_waited(self, task_ids: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _REREAD_PATIENCE
+        while True:
+            outcomes = await asyncio.gather(
+                *(self._read_one(task_id) for task_id in task_ids), return_exceptions=True
+            )
+            # JetStream may answer a little after the reconnect: try those again for a while.
+            task_ids = [i for i, o in zip(task_ids, outcomes, strict=True) if o is not None]
+            if not task_ids:
+                return
+            if loop.time() >= deadline:
+                log.warning("results.reread_failed", ids=len(task_ids), error=str(outcomes[0]))
+                return
+            await asyncio.sleep(_REREAD_PAUSE)
+
+    async def _read_one(self, task_id: str) -> None:
+        try:
+            record = await self.fetch(task_id)
+        except ProtocolError as exc:
+            self._settle(task_id, exc)
+            return
+        if record is not None and record.ready:
+            self._settle(task_id, record)
+
+    def _settle(self, task_id: str, outcome: ResultRecord | ProtocolError) -> None:
+        """Hand a ready record (or the error of a malformed one) to everyone waiting on it."""
+        for future in self._waiting.get(task_id, ()):
+            if future.done():
+                continue
+            if isinstance(outcome, ProtocolError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     async def fetch(self, task_id: str) -> ResultRecord | None:
         """The stored record, or None when there is none (PENDING)."""
@@ -109,6 +181,8 @@ class ResultWaiter:
             for task_id, future in futures.items():
                 if not future.done():
                     future.cancel()  # so its deadline does not fail it unobserved later
+                elif not future.cancelled():
+                    future.exception()  # seen, even when another one's error ended the wait
                 waiting = self._waiting.get(task_id)
                 if waiting is None:
                     continue
@@ -124,14 +198,16 @@ class ResultWaiter:
             return
         try:
             record = ResultRecord.from_bytes(value)
-        except ProtocolError:
+        except ProtocolError as exc:
+            # Whoever waits on it learns now, not at its timeout; a later wait reads it again.
+            self._expected.pop(key, None)
+            log.warning("results.malformed_record", id=key, error=str(exc))
+            self._settle(key, exc)
             return
         if not record.ready:
             return
         if futures:
             self._expected.pop(key, None)
-            for future in futures:
-                if not future.done():
-                    future.set_result(record)
+            self._settle(key, record)
         else:
             self._expected[key] = record

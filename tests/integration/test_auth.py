@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from actors import App, BrokerUnavailable
 from actors.server import EmbeddedServer
 from tests.apps.basic import register
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -93,3 +96,44 @@ async def test_tls_with_a_private_ca(tmp_path: Path, worker) -> None:
         untrusting = App("tls", nats_url=url, connect_timeout=1)
         with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
             await untrusting.connection()
+
+
+def _assert_hidden(text: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in text, f"{secret!r} leaked in: {text[:300]}"
+
+
+def _exception_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)) + repr(exc) + str(exc)
+
+
+async def test_credentials_in_the_url_are_never_logged(
+    user_server: EmbeddedServer, token_server: EmbeddedServer, worker
+) -> None:
+    users = f"nats://alice:pw1@127.0.0.1:{user_server.port}"
+    tokens = f"nats://s3cret-token@127.0.0.1:{token_server.port}"
+    for url, secret in ((users, "pw1"), (tokens, "s3cret-token")):
+        app = App("auth", nats_url=url)
+        tasks = register(app)
+        with capture_logs() as logs:
+            await worker(app)
+            assert await (await tasks["add"].adelay(1, 2)).aget(timeout=10) == 3
+        started = [e for e in logs if e["event"] == "worker.started"]
+        assert started and "***@127.0.0.1" in started[0]["nats"]
+        _assert_hidden(repr(logs) + repr(app.conf), secret)
+        await app.aclose()
+
+
+async def test_connect_errors_never_show_the_password(user_server: EmbeddedServer) -> None:
+    port = user_server.port
+    attempts = [
+        (App("auth", nats_url=f"nats://alice:wr0ng-pass@127.0.0.1:{port}"), "wr0ng-pass"),
+        (App("auth", nats_url=f"nats://t0ken-value@127.0.0.1:{port}"), "t0ken-value"),
+        (App("auth", nats_url=user_server.url, nats_user="alice", nats_password="wr0ng"), "wr0ng"),
+        (App("auth", nats_url=f"nats://bob:p4ss@127.0.0.1:{free_port()}", connect_timeout=1),
+         "p4ss"),
+    ]  # fmt: skip
+    for app, secret in attempts:
+        with capture_logs() as logs, pytest.raises(BrokerUnavailable) as caught:
+            await app.connection()
+        _assert_hidden(_exception_text(caught.value) + repr(logs), secret)

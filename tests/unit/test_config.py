@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from actors import ConfigurationError
-from actors.config import DEFAULT_NATS_URL, Settings
+from actors.config import DEFAULT_NATS_URL, Settings, redact_url
 
 
 def test_defaults() -> None:
@@ -66,3 +66,28 @@ def test_update_sets_several() -> None:
     settings = Settings.build({}, environ={})
     settings.update({"ack_wait": 5}, shutdown_grace=2)
     assert (settings.ack_wait, settings.shutdown_grace) == (5, 2)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://alice:pw1@host:4222", "nats://alice:***@host:4222"),
+        ("nats://s3cret@host:4222", "nats://***@host:4222"),
+        ("tls://a:b@h1:1,nats://h2:2", "tls://a:***@h1:1,nats://h2:2"),
+        ("a:p%40ss@host", "a:***@host"),
+        ("nats://host:4222/x@y", "nats://host:4222/x@y"),
+        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+    ],
+)
+def test_redact_url_hides_passwords_and_tokens(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_settings_repr_and_redact_hide_every_secret() -> None:
+    settings = Settings.build(
+        {"nats_url": "nats://alice:p%40ss@h:1,nats://tok3n@h:2", "nats_password": "pw-9"},
+        environ={"ACTORS_NATS_TOKEN": "tk-7"},
+    )
+    for text in (repr(settings), settings.redact("p%40ss p@ss tok3n pw-9 tk-7")):
+        for secret in ("p%40ss", "p@ss", "tok3n", "pw-9", "tk-7"):
+            assert secret not in text

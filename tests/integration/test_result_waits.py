@@ -1,0 +1,115 @@
+"""Waiting for results when the watch may have missed a record: a re-send with the same task
+id (dropped by the server as a duplicate) and a nats-server restart while results are awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import pytest
+
+from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFailed, topology
+from actors.server import EmbeddedServer
+from tests.apps.basic import register
+
+
+async def test_resend_with_the_same_id_after_the_result_was_read(app: App, worker) -> None:
+    tasks = register(app)
+    await worker(app)
+    first = await tasks["add"].aapply_async((1, 2), task_id="same-id-1")
+    assert await first.aget(timeout=10) == 3
+    # The retry docs/deploy.md recommends after a publish timeout: the server drops the
+    # message as a duplicate, so the record already stored is the answer.
+    again = await tasks["add"].aapply_async((1, 2), task_id="same-id-1")
+    assert await again.aget(timeout=10) == 3
+
+
+async def test_resend_after_the_result_arrived_unread(app: App, worker) -> None:
+    tasks = register(app)
+    await worker(app)
+    await (await tasks["add"].adelay(0, 0)).aget(timeout=10)  # the watch is live from here
+    first = await tasks["add"].aapply_async((2, 2), task_id="same-id-2")
+    while await first.astate() != "SUCCESS":  # read, not waited: the record stays expected
+        await asyncio.sleep(0.02)
+    again = await tasks["add"].aapply_async((2, 2), task_id="same-id-2")
+    assert await again.aget(timeout=10) == 4
+
+
+async def test_resend_of_an_id_another_client_sent(make_app: Callable[..., App], worker) -> None:
+    served, sender, other = make_app("served"), make_app("sender"), make_app("other")
+    register(served)
+    await worker(served)
+    first = await register(sender)["add"].aapply_async((3, 3), task_id="same-id-3")
+    assert await first.aget(timeout=10) == 6
+    add = register(other)["add"]
+    await (await add.adelay(0, 0)).aget(timeout=10)  # the other client's watch is live
+    again = await add.aapply_async((3, 3), task_id="same-id-3")
+    assert await again.aget(timeout=10) == 6
+
+
+async def test_every_wait_returns_across_a_server_restart(
+    make_app: Callable[..., App], nats_server: EmbeddedServer, worker
+) -> None:
+    served = make_app("served", ack_wait=2)
+    register(served)
+    await worker(served, concurrency=4)
+    client = make_app("client", publish_timeout=2)
+    sleep = register(client)["sleep"]
+    await (await sleep.adelay(0)).aget(timeout=10)  # the watch is live: later sends are expected
+
+    async def send(task_id: str) -> AsyncResult:
+        # What docs/deploy.md recommends after a publish timeout: send again with the same id.
+        for _ in range(30):
+            try:
+                return await sleep.aapply_async((0.02,), task_id=task_id)
+            except BrokerUnavailable:
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{task_id} never sent")
+
+    count = 200
+    sent = [await send(f"restart-{i}") for i in range(count // 2)]
+    waits = asyncio.gather(*(result.aget(timeout=90) for result in sent))
+    await asyncio.sleep(0.5)  # let some results arrive before the restart
+    await asyncio.to_thread(nats_server.kill)
+    during = asyncio.gather(*(send(f"restart-{i}") for i in range(count // 2, count)))
+    await asyncio.sleep(3)  # longer than publish_timeout: the senders time out and re-send
+    await asyncio.to_thread(nats_server.start)
+    later = await asyncio.wait_for(during, 60)
+    assert await asyncio.wait_for(waits, 120) == [0.02] * (count // 2)
+    values = await asyncio.gather(*(result.aget(timeout=90) for result in later))
+    assert values == [0.02] * (count // 2)
+
+
+async def test_forged_records_make_get_raise_protocol_error_or_task_failed(app: App) -> None:
+    connection = await app.connection()
+
+    async def forge(task_id: str, **record: Any) -> None:
+        body = msgpack.packb({"id": task_id, **record})
+        await connection.broker.kv_put(topology.RESULTS_BUCKET, task_id, body)
+
+    modules = set(sys.modules)
+    await forge("forged-1", status="SUCCESS", retries="1")
+    with pytest.raises(ProtocolError, match="retries"):
+        await app.AsyncResult("forged-1").aget(timeout=5)
+    forged_error = {"type": "multiprocessing.Process", "message": "m", "args": []}
+    await forge("forged-2", status="FAILURE", error=forged_error)
+    with pytest.raises(TaskFailed, match="multiprocessing.Process"):
+        await app.AsyncResult("forged-2").aget(timeout=5)
+    # Waited on, then a malformed record arrives: get() fails now, not at its timeout.
+    began = time.monotonic()
+    waiting = asyncio.ensure_future(app.AsyncResult("forged-3").aget(timeout=30))
+    await asyncio.sleep(0)
+    await forge("forged-3", status=["SUCCESS"])
+    with pytest.raises(ProtocolError):
+        await asyncio.wait_for(waiting, 10)
+    # Sent through this connection (expected on the watch), then forged.
+    sent = await register(app)["add"].aapply_async((1, 1), task_id="forged-4")
+    await forge("forged-4", status="SUCCESS", error="not a map")
+    with pytest.raises(ProtocolError):
+        await sent.aget(timeout=30)
+    assert time.monotonic() - began < 10
+    assert set(sys.modules) - modules == set()
