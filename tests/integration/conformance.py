@@ -210,9 +210,18 @@ async def check_outcome(
         check_dead(msg, expected, published[expected["publish"]])
     for kv in expect.get("kv", []):
         subject = f"$KV.{kv['bucket']}.{expand(kv['key'])}"
-        want = kv["text"].encode() if "text" in kv else msgpack.packb(kv["msgpack"])
+        want = kv.get("text", kv.get("msgpack"))
+
+        def matches(subject: str = subject, kv: dict[str, Any] = kv) -> bool | None:
+            data = observer.value(subject)
+            if data is None:
+                return None
+            if "text" in kv:
+                return data == kv["text"].encode() or None
+            return msgpack.unpackb(data, raw=False) == kv["msgpack"] or None
+
         await observer.wait_for(
-            lambda s=subject, w=want: True if observer.value(s) == w else None,
+            matches,
             lambda s=subject, w=want: f"{s} = {w!r} (latest: {observer.value(s)!r})",
         )
     for counter in expect.get("counters", []):
