@@ -7,46 +7,22 @@ record in the ``actors_results`` bucket; a Python worker subprocess runs the tas
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actors.message import parse_time
+from tests.integration.node_helper import node_command
 
 pytestmark = pytest.mark.node
-
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
-DEPENDENCIES = ("nats", "@msgpack/msgpack")
 
 
 @pytest.fixture(scope="session")
 def node_client() -> list[str]:
     """The command that runs the Node client; installs its npm dependencies once if missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("the Node.js protocol client needs `node` and `npm` on PATH")
-    modules = NODE_DIR / "node_modules"
-    if not all((modules / name / "package.json").is_file() for name in DEPENDENCIES):
-        try:
-            done = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund"],
-                cwd=NODE_DIR,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"npm install in {NODE_DIR} did not finish in 300 s")
-        if done.returncode != 0:
-            pytest.fail(
-                f"npm install in {NODE_DIR} failed with exit code {done.returncode}:\n"
-                f"{done.stdout}\n{done.stderr}"
-            )
-    return [node, str(NODE_DIR / "client.mjs")]
+    return node_command("client.mjs")
 
 
 def run_client(
