@@ -23,7 +23,13 @@ from nats.js import api
 from actors import nats_connection, topology
 from actors.config import Settings
 from actors.errors import BrokerUnavailable, ConfigurationError
-from actors.nats_connection import NATS_ERRORS, ConnectionEvents, ReplyInbox, check_size
+from actors.nats_connection import (
+    NATS_ERRORS,
+    ConnectionEvents,
+    ReplyInbox,
+    check_size,
+    reply_status,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -445,13 +451,13 @@ class Broker:
         """The first message on ``subject`` with sequence > ``after``, or None."""
         request = json.dumps({"next_by_subj": subject, "seq": after + 1}).encode()
         try:
-            reply = await self.nc.request(
-                f"$JS.API.DIRECT.GET.{stream}", request, timeout=self.settings.publish_timeout
+            reply = await self._requests.request(
+                f"$JS.API.DIRECT.GET.{stream}", request, None, self.settings.publish_timeout
             )
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {stream} failed: {exc!r}") from exc
         headers = reply.headers or {}
-        if headers.get("Status"):
+        if reply_status(reply):
             return None
         stamp = headers.get("Nats-Time-Stamp", "")
         return StoredMessage(
@@ -487,7 +493,7 @@ class Broker:
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {bucket}/{key} failed: {exc!r}") from exc
         headers = reply.headers or {}
-        status = headers.get("Status")
+        status = reply_status(reply)
         if status == "404":
             return None
         if status:
@@ -531,7 +537,7 @@ class Broker:
         async def on_msg(msg: Msg) -> None:
             nonlocal last
             headers = msg.headers or {}
-            status = headers.get("Status")
+            status = reply_status(msg)
             if status is None:
                 last = int(headers["Nats-Sequence"])
                 if headers.get("KV-Operation") not in ("DEL", "PURGE"):
@@ -577,12 +583,12 @@ class Broker:
 
     async def _direct_last(self, stream: str, subject: str) -> bytes | None:
         try:
-            reply = await self.nc.request(
-                f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout=self.settings.publish_timeout
+            reply = await self._requests.request(
+                f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", None, self.settings.publish_timeout
             )
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {stream}/{subject} failed: {exc!r}") from exc
-        status = (reply.headers or {}).get("Status")
+        status = reply_status(reply)
         if status == "404":
             return None
         if status:

@@ -17,25 +17,14 @@ from actors.errors import (
     ProtocolError,
     TaskNotRegistered,
 )
-from actors.message import decode
+from actors.message import clip_text, decode
 from actors.nats_connection import wire_size
 from actors.results import ResultRecord
 
 log = structlog.get_logger(__name__)
 
-REASON_LIMIT = 1000
-"""Characters of a reason kept in headers, records and logs (a hostile body can be 1 MB)."""
-
 _SCAN_LIMIT = 1000
 """Messages one sweep reads per subject: a subject with a wildcard matches the whole stream."""
-
-
-def clip_reason(text: str, limit: int = REASON_LIMIT) -> str:
-    """``text`` on one line, cut to ``limit`` characters with a ``...[truncated N chars]`` mark."""
-    line = text.replace("\r", " ").replace("\n", " ").replace("\0", " ")
-    if len(line) <= limit:
-        return line
-    return f"{line[:limit]}...[truncated {len(line) - limit} chars]"
 
 
 async def dead_letter(
@@ -57,7 +46,7 @@ async def dead_letter(
     exceed the server's ``max_payload`` has its body cut to fit and ``Actors-Dead-Truncated``
     holding the original body's size.
     """
-    reason = clip_reason(reason)
+    reason = clip_text(reason, one_line=True)
     ours = {
         topology.DEAD_REASON: reason,
         topology.DEAD_SUBJECT: subject,
@@ -80,7 +69,7 @@ async def dead_letter(
     log.error(
         "task.dead_lettered",
         task=task,
-        subject=clip_reason(subject, 200),
+        subject=clip_text(subject, 200, one_line=True),
         seq=seq,
         reason=reason,
         truncated=len(body) < len(data),
@@ -174,7 +163,9 @@ async def _sweep_subject(
         )
         task_id = message_id(stored.data, stored.headers.get("Content-Type"))
         if task_id is not None:
-            await ResultRecord.failure(task_id, name, error(clip_reason(reason))).store(broker)
+            await ResultRecord.failure(
+                task_id, name, error(clip_text(reason, one_line=True))
+            ).store(broker)
         with contextlib.suppress(BrokerUnavailable):
             await broker.delete_message(topology.TASK_STREAM, stored.seq)
         moved += 1

@@ -163,6 +163,19 @@ class ConnectionEvents:
             log.error("nats.closed", error=repr(self.last_error) if self.last_error else None)
 
 
+def reply_status(msg: Msg) -> str | None:
+    """The server's status code of a reply (``503``, ``404``, ...), or None for a message.
+
+    A direct get returns a stored message with its own headers, and a hostile publisher may
+    have stored a ``Status`` header: a reply that carries ``Nats-Sequence`` is a stored
+    message, whatever its other headers say.
+    """
+    headers = msg.headers or {}
+    if "Nats-Sequence" in headers:
+        return None
+    return headers.get("Status")
+
+
 class ReplyInbox:
     """Request/reply over one wildcard inbox subscription.
 
@@ -204,7 +217,7 @@ class ReplyInbox:
         future = self._futures.get(msg.subject[len(self._prefix) + 1 :])
         if future is None or future.done():
             return
-        if msg.headers and msg.headers.get("Status") == "503":
+        if reply_status(msg) == "503":
             future.set_exception(nats.errors.NoRespondersError())
         else:
             future.set_result(msg)

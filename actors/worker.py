@@ -17,7 +17,7 @@ from actors.app import App, Connection
 from actors.broker import Broker
 from actors.config import redact_url
 from actors.consumer import Delivery, PullConsumer
-from actors.deadletter import clip_reason, dead_letter, message_id, sweep_unrouted
+from actors.deadletter import dead_letter, message_id, sweep_unrouted
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -27,7 +27,7 @@ from actors.errors import (
     WorkerLost,
 )
 from actors.execution import Executor
-from actors.message import TaskMessage, decode
+from actors.message import TaskMessage, clip_text, decode
 from actors.ratelimit import RateLimiter
 from actors.results import (
     FAILURE,
@@ -418,7 +418,7 @@ class Worker:
         Such a failure repeats on every delivery: running the message again would only repeat
         it up to ``max_deliveries`` times. A result the task already stored is kept.
         """
-        error = clip_reason(repr(exc))
+        error = clip_text(repr(exc), one_line=True)
         log.error(
             "worker.internal_error", task=actor.name, seq=d.stream_seq, error=error, exc_info=exc
         )
@@ -472,7 +472,7 @@ class Worker:
         error: type[ActorsError] = ProtocolError,
     ) -> None:
         """Dead-letter a message that cannot run, fail its result, and ack it."""
-        reason = clip_reason(reason)
+        reason = clip_text(reason, one_line=True)
         await dead_letter(
             self.broker,
             subject=d.subject,

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from actors.deadletter import clip_reason
+from actors.message import clip_text
 from actors.nats_connection import wire_size
 
 header_keys = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}", fullmatch=True)
@@ -33,7 +33,8 @@ def test_wire_size_matches_nats_py(body: bytes, headers: dict[str, str] | None) 
     assert wire_size(body, headers) == sent_size(body, headers)
 
 
-def test_clip_reason_keeps_one_bounded_line() -> None:
-    assert clip_reason("short\r\nline") == "short  line"
-    clipped = clip_reason("x" * 1500)
-    assert clipped == "x" * 1000 + "...[truncated 500 chars]"
+def test_clip_text_keeps_one_bounded_line() -> None:
+    assert clip_text("short\r\nline", one_line=True) == "short  line"
+    clipped = clip_text("x" * 1500, one_line=True)
+    assert len(clipped) <= 1000
+    assert clipped.endswith(f"...[truncated {1500 - clipped.index('.')} chars]")
