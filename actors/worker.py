@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from actors import routing, topology
+from actors import routing
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.broker import Broker
@@ -434,11 +434,12 @@ class Worker:
 
     async def _finished(self, task_id: str) -> bool:
         """True if a final result (SUCCESS, FAILURE, REVOKED) is stored under ``task_id``."""
-        data = await self.broker.kv_get(topology.RESULTS_BUCKET, task_id)
+        connection = await self.app.connection()
         try:
-            return data is not None and ResultRecord.from_bytes(data).ready
-        except (ProtocolError, TypeError):  # a forged or broken record is no final result
+            record = await connection.results.fetch(task_id)
+        except ProtocolError:  # a forged or broken record is no final result
             return False
+        return record is not None and record.ready
 
     async def _store(self, record: ResultRecord) -> None:
         try:
