@@ -3,6 +3,7 @@
 from actors.actor import Actor, Request
 from actors.app import App
 from actors.canvas import Signature, chain, chord, chunks, group, signature
+from actors.client.results import AsyncResult, GroupResult
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -20,9 +21,7 @@ from actors.errors import (
     WorkerLost,
 )
 from actors.log import get_task_logger
-from actors.results import AsyncResult, GroupResult
 from actors.retry import Retry
-from actors.worker import Worker
 
 __all__ = [
     "Actor",
@@ -45,7 +44,6 @@ __all__ = [
     "TaskFailed",
     "TaskNotRegistered",
     "TimeLimitExceeded",
-    "Worker",
     "WorkerLost",
     "chain",
     "chord",

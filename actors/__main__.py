@@ -1,5 +1,5 @@
 """``python -m actors`` runs the CLI."""
 
-from actors.cli import main
+from actors.cli.main import main
 
 main()

@@ -10,14 +10,14 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
-from actors import timing
 from actors.backoff import parse_rate
 from actors.canvas import Signature, chunks
+from actors.client.results import AsyncResult
 from actors.errors import ActorsError, ConfigurationError
-from actors.message import TaskMessage
-from actors.results import AsyncResult
 from actors.retry import retry_signal
 from actors.signature import link_list
+from actors.wire import timing
+from actors.wire.message import TaskMessage
 
 if TYPE_CHECKING:
     from actors.app import App

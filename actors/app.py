@@ -8,15 +8,16 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from actors import results, timing, topology
 from actors.actor import Actor, P, R, actor_options, new_task_id
-from actors.broker import Broker
+from actors.client import results
+from actors.client.background_loop import Portal
+from actors.client.control import Control
+from actors.client.result_waiter import ResultWaiter
 from actors.config import Settings
-from actors.control import Control
 from actors.errors import ConfigurationError, TaskNotRegistered
-from actors.message import TaskMessage, encode
-from actors.portal import Portal
-from actors.waiter import ResultWaiter
+from actors.nats.broker import Broker
+from actors.wire import timing, topology
+from actors.wire.message import TaskMessage, encode
 
 T = TypeVar("T")
 

@@ -12,9 +12,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
+from actors.client.results import GroupResult
 from actors.errors import ConfigurationError
-from actors.message import TaskMessage
-from actors.results import GroupResult
 from actors.signature import (
     KINDS,
     Canvas,
@@ -29,6 +28,7 @@ from actors.signature import (
     send_all,
     wire_options,
 )
+from actors.wire.message import TaskMessage
 
 if TYPE_CHECKING:
     from actors.actor import Actor

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self, cast
 
+from actors.client.results import AsyncResult, GroupResult
 from actors.errors import ConfigurationError, ProtocolError
-from actors.message import TaskMessage, format_time
-from actors.results import AsyncResult, GroupResult
+from actors.wire.message import TaskMessage, format_time
 
 if TYPE_CHECKING:
     from actors.actor import Actor

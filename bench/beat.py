@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 from actors import App
-from actors.message import TaskMessage, decode, parse_time
+from actors.wire.message import TaskMessage, decode, parse_time
 from bench.common import ROOT, nats_url, percentile
 
 app = App("benchbeat")

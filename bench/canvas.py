@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--url", help="use this NATS instead of starting one")
     args = parser.parse_args()
-    from actors.server import EmbeddedServer
+    from actors.nats.server import EmbeddedServer
 
     with tempfile.TemporaryDirectory() as tmp:
         server = None if args.url else EmbeddedServer(Path(tmp) / "nats")

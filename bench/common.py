@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from actors.runner import reachable
-from actors.server import EmbeddedServer
+from actors.cli.processes import reachable
+from actors.nats.server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

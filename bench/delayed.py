@@ -14,9 +14,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from actors import App, Worker
+from actors import App
 from actors.log import configure_logging
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
+from actors.worker import Worker
 
 
 def percentile(values: list[float], p: float) -> float:

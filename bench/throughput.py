@@ -12,7 +12,7 @@ import sys
 import time
 
 from actors import App
-from actors.runner import run_loop as run
+from actors.cli.processes import run_loop as run
 from bench import tasks
 from bench.common import cpu_seconds, nats_url, percentile, server_pid, worker_processes
 

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
+from actors.cli.processes import reachable
 from actors.config import DEFAULT_NATS_URL
-from actors.runner import reachable
 from examples.tasks import add, digest, fetch_length
 
 

@@ -22,7 +22,7 @@ import structlog
 from actors.actor import Actor, ActorOptions
 from actors.app import App
 from actors.errors import ActorsError, BrokerUnavailable
-from actors.message import format_time
+from actors.wire.message import format_time
 from schedulers.entries import Entry, Override, check_timezone, effective_entries, parse_entry
 from schedulers.policy import Fire, Policy, TickState, Wait, abandoned, next_action
 from schedulers.state import BeatBucket

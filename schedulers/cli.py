@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from actors.app import App
+from actors.cli.processes import load_app, open_app, stop_on_signals
 from actors.errors import ActorsError
 from actors.log import configure_logging
-from actors.runner import load_app, open_app, stop_on_signals
 from schedulers.beat import Beat
 from schedulers.entries import schedule_from_text
 from schedulers.store import ScheduleInfo, ScheduleNotFound, ScheduleStore

@@ -17,10 +17,10 @@ from difflib import get_close_matches
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from actors import topology
 from actors.actor import Actor
 from actors.errors import ConfigurationError
-from actors.message import encode, format_time, parse_time
+from actors.wire import topology
+from actors.wire.message import encode, format_time, parse_time
 from schedulers.schedules import Schedule, parse_schedule, schedule_from_dict
 
 Source = Literal["code", "store"]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from actors.message import format_time, parse_time
+from actors.wire.message import format_time, parse_time
 from schedulers.schedules import Schedule
 
 DEDUPE_WINDOW = 120.0

@@ -17,8 +17,8 @@ from nats.js.kv import KeyValue
 
 from actors.app import App
 from actors.errors import BrokerUnavailable, ProtocolError
-from actors.message import decode, encode
-from actors.nats_connection import NATS_ERRORS
+from actors.nats.connection import NATS_ERRORS
+from actors.wire.message import decode, encode
 from schedulers.entries import Override
 from schedulers.policy import TickState
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from actors import App, Worker
-from actors.server import EmbeddedServer
+from actors import App
+from actors.nats.server import EmbeddedServer
+from actors.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from actors import BrokerUnavailable
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
 from tests.apps.canvas import register
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(300)]

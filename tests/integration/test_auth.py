@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import App, BrokerUnavailable
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
 from tests.conftest import free_port
 

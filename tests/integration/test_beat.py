@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from actors import App
-from actors.message import TaskMessage, decode, parse_time
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
+from actors.wire.message import TaskMessage, decode, parse_time
 from schedulers import Beat, Interval, ScheduleNotFound, ScheduleStore, tick_task_id
 from schedulers.entries import entry_key
 from schedulers.policy import TickState

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from actors import App, ChordError, GroupResult, chain, chord, group, signature
-from actors.results import FAILURE, SUCCESS
+from actors.client.results import FAILURE, SUCCESS
 from tests.apps.canvas import register
 
 
@@ -305,8 +305,8 @@ async def test_redelivered_members_and_double_counts_fire_the_body_once(
 ) -> None:
     """Replays what redeliveries do to the join: members joining again, alone and in batches
     the counter has not seen (as after the dedupe window), including the one that fired."""
-    from actors import routing
     from actors.signature import Hop
+    from actors.worker import continuations as routing
 
     tasks = register(app)
     await worker(app, actor_names=["canvas.record"])

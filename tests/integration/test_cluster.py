@@ -28,9 +28,10 @@ from urllib.parse import urlparse
 import nats
 import pytest
 
-from actors import App, BrokerUnavailable, Worker
+from actors import App, BrokerUnavailable
 from actors.config import Settings
-from actors.server import find_nats_server
+from actors.nats.server import find_nats_server
+from actors.worker import Worker
 from tests.apps.basic import register
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from actors import App, Worker
-from actors.runner import EXIT_CONNECTION_LOST
-from actors.server import EmbeddedServer
+from actors import App
+from actors.cli.processes import EXIT_CONNECTION_LOST
+from actors.nats.server import EmbeddedServer
+from actors.worker import Worker
 from tests.apps.basic import register
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from actors import App
-from actors.runner import reachable
-from actors.server import EmbeddedServer
+from actors.cli.processes import reachable
+from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from actors import App
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
 
 SERVED = "actors.task.fuzz.echo"
 RUNS_ENV = "FUZZ_RUNS_FILE"

@@ -13,7 +13,7 @@ import nats.errors
 import pytest
 
 from actors import App, ProtocolError
-from actors.topology import TASK_STREAM
+from actors.wire.topology import TASK_STREAM
 from tests.integration.test_bad_input import dead_letters, publish_raw
 
 SUBJECT = "actors.task.hostile.record"

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import pytest
 
 from actors import ActorsError, App
-from actors import worker as worker_module
+from actors.worker import worker as worker_module
 from tests.apps.basic import register
 from tests.integration.test_bad_input import dead_letters, still_serving
 

@@ -9,9 +9,9 @@ import os
 import msgpack
 import nats
 
-from actors import topology
 from actors.log import EXCEPTION_LIMIT, VALUE_LIMIT, bound_values
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
+from actors.wire import topology
 
 
 def test_bound_values_caps_strings_containers_and_tracebacks() -> None:

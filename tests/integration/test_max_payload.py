@@ -14,8 +14,9 @@ import msgpack
 import nats
 import pytest
 
-from actors import App, MessageTooLarge, Worker, WorkerLost
-from actors.server import EmbeddedServer
+from actors import App, MessageTooLarge, WorkerLost
+from actors.nats.server import EmbeddedServer
+from actors.worker import Worker
 from tests.apps.basic import register
 from tests.integration.test_bad_input import dead_letters, still_serving
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from actors.message import parse_time
+from actors.wire.message import parse_time
 from tests.integration.node_helper import node_command
 
 pytestmark = pytest.mark.node

@@ -17,9 +17,10 @@ import nats
 import pytest
 from structlog.testing import capture_logs
 
-from actors import App, BrokerUnavailable, chord, topology
-from actors.broker import Broker
-from actors.server import EmbeddedServer
+from actors import App, BrokerUnavailable, chord
+from actors.nats.broker import Broker
+from actors.nats.server import EmbeddedServer
+from actors.wire import topology
 from schedulers import Beat
 from tests.apps.canvas import register
 from tests.conftest import ROOT

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from actors import App, chain, chord, topology
-from actors.consumer import Delivery
+from actors import App, chain, chord
+from actors.nats.consumer import Delivery
+from actors.wire import topology
 from tests.apps.canvas import register
 
 

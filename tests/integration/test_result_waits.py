@@ -12,8 +12,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFailed, topology
-from actors.server import EmbeddedServer
+from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFailed
+from actors.nats.server import EmbeddedServer
+from actors.wire import topology
 from tests.apps.basic import register
 
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actors import App, Revoked, SoftTimeLimitExceeded, TimeLimitExceeded, topology
-from actors.results import REVOKED
+from actors import App, Revoked, SoftTimeLimitExceeded, TimeLimitExceeded
+from actors.client.results import REVOKED
+from actors.wire import topology
 from tests.apps.semantics import register
 
 

@@ -11,11 +11,12 @@ import nats
 import pytest
 from nats.js import api
 
-from actors import App, ConfigurationError, topology
-from actors.broker import Broker
-from actors.message import TaskMessage, encode, format_time
-from actors.migration import migrate
-from actors.server import EmbeddedServer
+from actors import App, ConfigurationError
+from actors.nats.broker import Broker
+from actors.nats.migration import migrate
+from actors.nats.server import EmbeddedServer
+from actors.wire import topology
+from actors.wire.message import TaskMessage, encode, format_time
 from tests.apps.semantics import register
 
 STAMP = topology.task_subject("sem.stamp")

@@ -9,9 +9,10 @@ import msgpack
 import nats
 import pytest
 
-from actors import App, ProtocolError, deadletter
-from actors.deadletter import sweep_unrouted
-from actors.server import EmbeddedServer
+from actors import App, ProtocolError
+from actors.nats.server import EmbeddedServer
+from actors.worker import dead_letter_writer as deadletter
+from actors.worker.dead_letter_writer import sweep_unrouted
 from tests.apps.basic import register
 from tests.integration.test_bad_input import dead_letters
 

@@ -114,7 +114,7 @@ def test_actors_option_limits_what_a_worker_serves(app: App, worker_process) -> 
 STUCK = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from actors.runner import stop_on_signals
+from actors.cli.processes import stop_on_signals
 
 async def main():
     stop = asyncio.Event()

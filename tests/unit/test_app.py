@@ -90,7 +90,7 @@ def test_get_actor_raises_for_unknown_names() -> None:
 
 async def test_blocking_calls_inside_the_loop_they_wait_on_are_refused() -> None:
     app = App("a", nats_url="nats://127.0.0.1:1")
-    from actors.portal import Portal
+    from actors.client.background_loop import Portal
 
     app._portal = Portal(asyncio.get_running_loop())
     with pytest.raises(ActorsError, match="use the async twin"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from actors.cli import cli
+from actors.cli.main import cli
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from actors.deadlines import Deadlines
+from actors.nats.timeout_heap import Deadlines
 
 
 async def test_futures_time_out_in_deadline_order() -> None:

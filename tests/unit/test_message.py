@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.client.results import ResultRecord
 from actors.errors import ProtocolError
-from actors.message import TaskMessage, decode, encode, format_time, parse_time
-from actors.results import ResultRecord
-from actors.topology import JSON, MSGPACK
+from actors.wire.message import TaskMessage, decode, encode, format_time, parse_time
+from actors.wire.topology import JSON, MSGPACK
 
 PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.client.results import FAILURE, SUCCESS, ResultRecord, _outcome, rebuild_exception
 from actors.errors import ProtocolError, TaskFailed
-from actors.results import FAILURE, SUCCESS, ResultRecord, _outcome, rebuild_exception
 
 GOOD = {"id": "t1", "status": SUCCESS, "result": 3, "retries": 0, "v": 1}
 
@@ -123,7 +123,7 @@ def test_forged_type_names_import_nothing() -> None:
         """
         import json, sys
         import msgpack
-        from actors.results import AsyncResult, ResultRecord, _outcome
+        from actors.client.results import AsyncResult, ResultRecord, _outcome
         names = ["multiprocessing.Process", "multiprocessing.ProcessError",
                  "tarfile.ReadError", "smtplib.SMTPException", "xml.dom.DOMException",
                  "os.system", "builtins.SystemExit", "concurrent.futures.process.BrokenProcessPool"]

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors import App, ConfigurationError
-from actors.message import TaskMessage
-from actors.timing import resolve_eta, resolve_expires, route
+from actors.wire.message import TaskMessage
+from actors.wire.timing import resolve_eta, resolve_expires, route
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 

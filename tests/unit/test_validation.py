@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import App, chain, chord, group, topology
+from actors import App, chain, chord, group
 from actors.canvas import from_wire
 from actors.errors import ConfigurationError, ProtocolError
-from actors.message import TaskMessage, clip_text, decode, encode
 from actors.signature import Hop
-from actors.validation import MAX_NESTING
+from actors.wire import topology
+from actors.wire.message import TaskMessage, clip_text, decode, encode
+from actors.wire.validation import MAX_NESTING
 from tests.apps.canvas import register
 
 app = App("unit-validation", nats_url="nats://127.0.0.1:1")

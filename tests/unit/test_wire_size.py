@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from actors.message import clip_text
-from actors.nats_connection import wire_size
+from actors.nats.connection import wire_size
+from actors.wire.message import clip_text
 
 header_keys = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}", fullmatch=True)
 header_values = st.text(st.characters(blacklist_categories=["Cs"]), max_size=50)

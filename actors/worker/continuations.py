@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors import canvas, chords
-from actors.message import TaskMessage, format_time
-from actors.results import FAILURE, ResultRecord, describe_exception
+from actors import canvas
+from actors.client.results import FAILURE, ResultRecord, describe_exception
 from actors.signature import Canvas, Hop, Signature, WireSignature, send_all
+from actors.wire.message import TaskMessage, format_time
+from actors.worker import chords
 
 if TYPE_CHECKING:
     from actors.actor import Actor

@@ -16,20 +16,15 @@ from typing import Any
 
 import structlog
 
-from actors import topology
-from actors.broker import Broker
-from actors.errors import ProtocolError
-from actors.message import TaskMessage, decode, encode, format_time
+from actors.nats.broker import Broker
+from actors.wire import topology
+from actors.wire.message import TaskMessage
+from actors.wire.revocation import asks_to_terminate
 
 log = structlog.get_logger(__name__)
 
 REVOKED = "revoked"
 EXPIRED = "expired"
-
-
-def revocation_value(terminate: bool) -> bytes:
-    """The value stored under a revoked task id."""
-    return encode({"terminate": terminate, "date": format_time(datetime.now(UTC))})
 
 
 class Revocations:
@@ -76,14 +71,10 @@ class Revocations:
         if value is None:
             self._revoked.pop(key, None)
             return
-        try:
-            entry = decode(value, topology.MSGPACK)
-        except ProtocolError:
-            entry = {}
         self._revoked[key] = time.monotonic()
         if len(self._revoked) % 1024 == 0:
             self._forget_expired()
-        if isinstance(entry, dict) and entry.get("terminate"):
+        if asks_to_terminate(value):
             self._on_terminate(key)
 
     def _forget_expired(self) -> None:

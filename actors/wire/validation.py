@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.errors import ProtocolError
-from actors.topology import MAX_TASK_NAME, PROTOCOL_VERSION, valid_task_id, valid_task_name
+from actors.wire.topology import MAX_TASK_NAME, PROTOCOL_VERSION, valid_task_id, valid_task_name
 
 MAX_NESTING = 32
 """How deeply signatures may nest in a message (a link of a chain step of a chord body ...)."""

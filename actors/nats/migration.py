@@ -23,10 +23,10 @@ import nats.js.errors
 import structlog
 from nats.js import api
 
-from actors import topology
-from actors.broker import Broker
 from actors.errors import BrokerUnavailable
-from actors.nats_connection import NATS_ERRORS
+from actors.nats.broker import Broker
+from actors.nats.connection import NATS_ERRORS
+from actors.wire import topology
 
 log = structlog.get_logger(__name__)
 

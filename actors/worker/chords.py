@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors import topology
+from actors.client.results import describe_exception
 from actors.errors import ChordError
-from actors.message import TaskMessage, decode, encode
-from actors.results import describe_exception
 from actors.signature import Hop, Signature, WireSignature, from_wire, send_all
+from actors.wire import topology
+from actors.wire.message import TaskMessage, decode, encode
 
 if TYPE_CHECKING:
     from actors.app import App, Connection
-    from actors.broker import Broker
+    from actors.nats.broker import Broker
 
 log = structlog.get_logger(__name__)
 

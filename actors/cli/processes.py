@@ -22,11 +22,11 @@ from urllib.parse import urlparse
 import structlog
 
 from actors.app import App
+from actors.client.background_loop import new_event_loop
 from actors.config import DEFAULT_NATS_URL
 from actors.errors import ConfigurationError
 from actors.log import configure_logging
-from actors.portal import new_event_loop
-from actors.server import EmbeddedServer
+from actors.nats.server import EmbeddedServer
 from actors.worker import Worker
 
 log = structlog.get_logger(__name__)

@@ -17,8 +17,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from actors.config import Settings, redact_url
-from actors.deadlines import Deadlines
 from actors.errors import BrokerUnavailable, ConfigurationError, MessageTooLarge
+from actors.nats.timeout_heap import Deadlines
 
 log = structlog.get_logger(__name__)
 

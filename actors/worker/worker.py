@@ -11,13 +11,18 @@ from typing import Any
 
 import structlog
 
-from actors import routing
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
-from actors.broker import Broker
+from actors.client.result_waiter import ResultWaiter
+from actors.client.results import (
+    FAILURE,
+    REVOKED,
+    STARTED,
+    SUCCESS,
+    ResultRecord,
+    rebuild_exception,
+)
 from actors.config import redact_url
-from actors.consumer import Delivery, PullConsumer
-from actors.deadletter import dead_letter, message_id, sweep_unrouted
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -26,21 +31,16 @@ from actors.errors import (
     Revoked,
     WorkerLost,
 )
-from actors.execution import Executor
-from actors.message import TaskMessage, clip_text, decode
-from actors.ratelimit import RateLimiter
-from actors.results import (
-    FAILURE,
-    REVOKED,
-    STARTED,
-    SUCCESS,
-    ResultRecord,
-    rebuild_exception,
-)
+from actors.nats.broker import Broker
+from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry, autoretry, next_message, retry_msg_id, retry_record
-from actors.revocation import Revocations
-from actors.threads import ThreadRunner
-from actors.waiter import ResultWaiter
+from actors.wire.message import TaskMessage, clip_text, decode
+from actors.worker import continuations as routing
+from actors.worker.dead_letter_writer import dead_letter, message_id, sweep_unrouted
+from actors.worker.pools import Executor
+from actors.worker.rate_limits import RateLimiter
+from actors.worker.revocations import Revocations
+from actors.worker.thread_pool import ThreadRunner
 
 log = structlog.get_logger(__name__)
 

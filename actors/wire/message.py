@@ -11,10 +11,10 @@ from typing import Any
 import msgpack
 
 from actors.errors import ProtocolError
-from actors.topology import JSON, MSGPACK, PROTOCOL_VERSION
-from actors.validation import check_message
-from actors.validation import clip_text as clip_text  # re-exported: bounds untrusted text
-from actors.validation import parse_time as parse_time  # re-exported: the time field reader
+from actors.wire.topology import JSON, MSGPACK, PROTOCOL_VERSION
+from actors.wire.validation import check_message
+from actors.wire.validation import clip_text as clip_text  # re-exported: bounds untrusted text
+from actors.wire.validation import parse_time as parse_time  # re-exported: the time field reader
 
 Signature = dict[str, Any]
 """A signature on the wire: ``{"task", "args", "kwargs", "options", "immutable"}``."""

@@ -20,16 +20,17 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from actors import nats_connection, topology
 from actors.config import Settings
 from actors.errors import BrokerUnavailable, ConfigurationError
-from actors.nats_connection import (
+from actors.nats import connection as nats_connection
+from actors.nats.connection import (
     NATS_ERRORS,
     ConnectionEvents,
     ReplyInbox,
     check_size,
     reply_status,
 )
+from actors.wire import topology
 
 log = structlog.get_logger(__name__)
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors import topology
-from actors.deadlines import Deadlines
+from actors.client.results import ResultRecord
 from actors.errors import ProtocolError, ResultTimeout
-from actors.results import ResultRecord
+from actors.nats.timeout_heap import Deadlines
+from actors.wire import topology
 
 if TYPE_CHECKING:
-    from actors.broker import Broker
+    from actors.nats.broker import Broker
 
 log = structlog.get_logger(__name__)
 

@@ -25,14 +25,14 @@ import threading
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from actors import topology
 from actors.actor import Actor
+from actors.client.results import rebuild_exception
 from actors.config import Settings
 from actors.errors import Revoked, SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLost
-from actors.message import TaskMessage, decode, encode
-from actors.results import rebuild_exception
 from actors.retry import Retry
-from actors.threads import ThreadRunner
+from actors.wire import topology
+from actors.wire.message import TaskMessage, decode, encode
+from actors.worker.thread_pool import ThreadRunner
 
 TERMINATED = "terminated"
 TIME_LIMIT = "time_limit"
@@ -205,7 +205,7 @@ class Executor:
         run.process = process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "actors.child",
+            "actors.worker.process_child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,

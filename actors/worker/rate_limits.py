@@ -13,9 +13,9 @@ import math
 import random
 import time
 
-from actors import topology
 from actors.backoff import Rate, parse_rate
-from actors.broker import Broker
+from actors.nats.broker import Broker
+from actors.wire import topology
 
 
 class RateLimiter:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from actors import topology
-from actors.broker import Broker, StoredMessage
-from actors.deadletter import message_id
 from actors.errors import ProtocolError
-from actors.message import decode
+from actors.nats.broker import Broker, StoredMessage
+from actors.wire import topology
+from actors.wire.message import decode
+from actors.worker.dead_letter_writer import message_id
 
 _ALL = topology.DEAD_PREFIX + ">"
 

@@ -16,13 +16,13 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
-from actors import topology
 from actors.actor import Actor, Request, current_request
 from actors.app import App
+from actors.client.results import describe_exception
 from actors.errors import SoftTimeLimitExceeded, TaskNotRegistered
-from actors.message import TaskMessage, decode, encode
-from actors.results import describe_exception
 from actors.retry import Retry
+from actors.wire import topology
+from actors.wire.message import TaskMessage, decode, encode
 
 
 def find_actor(module_name: str, task: str) -> Actor[Any, Any]:

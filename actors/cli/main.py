@@ -11,20 +11,20 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from actors import dead as dead_letters
-from actors import migration
-from actors.broker import Broker
-from actors.config import Settings
-from actors.control import Control
-from actors.errors import ActorsError
-from actors.log import configure_logging
-from actors.runner import (
+from actors.cli.processes import (
     WorkerOptions,
     open_app,
     run_processes,
     run_worker,
 )
-from actors.server import EmbeddedServer
+from actors.client.control import Control
+from actors.config import Settings
+from actors.errors import ActorsError
+from actors.log import configure_logging
+from actors.nats import migration
+from actors.nats.broker import Broker
+from actors.nats.server import EmbeddedServer
+from actors.worker import dead_letters
 from schedulers.cli import beat as beat_command
 from schedulers.cli import schedule_cli
 

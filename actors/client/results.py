@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from actors import topology
 from actors.errors import ProtocolError, TaskFailed
-from actors.message import decode, encode, format_time
+from actors.wire import topology
+from actors.wire.message import decode, encode, format_time
 
 if TYPE_CHECKING:
     from actors.app import App
-    from actors.broker import Broker
+    from actors.nats.broker import Broker
 
 PENDING = "PENDING"
 STARTED = "STARTED"

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from actors import topology
-from actors.broker import Broker
-from actors.revocation import revocation_value
+from actors.nats.broker import Broker
+from actors.wire import topology
+from actors.wire.revocation import revocation_value
 
 if TYPE_CHECKING:
     from actors.app import App

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from actors import topology
-from actors.message import TaskMessage, format_time
+from actors.wire import topology
+from actors.wire.message import TaskMessage, format_time
 
 
 def resolve_eta(

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from nats.aio.msg import Msg
 
-from actors import topology
 from actors.errors import BrokerUnavailable
-from actors.nats_connection import NATS_ERRORS
+from actors.nats.connection import NATS_ERRORS
+from actors.wire import topology
 
 if TYPE_CHECKING:
-    from actors.broker import Broker
+    from actors.nats.broker import Broker
 
 log = structlog.get_logger(__name__)
 

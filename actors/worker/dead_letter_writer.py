@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from actors import topology
-from actors.broker import Broker
+from actors.client.results import ResultRecord
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -17,9 +16,10 @@ from actors.errors import (
     ProtocolError,
     TaskNotRegistered,
 )
-from actors.message import clip_text, decode
-from actors.nats_connection import wire_size
-from actors.results import ResultRecord
+from actors.nats.broker import Broker
+from actors.nats.connection import wire_size
+from actors.wire import topology
+from actors.wire.message import clip_text, decode
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,2 @@
+"""Sending tasks and reading results: the Client, AsyncResult and GroupResult, the result
+waiter and remote control."""
