@@ -32,6 +32,7 @@ from actors.errors import Revoked, SoftTimeLimitExceeded, TimeLimitExceeded, Wor
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
+from actors.worker import process_child
 from actors.worker.thread_pool import ThreadRunner
 
 TERMINATED = "terminated"
@@ -204,8 +205,8 @@ class Executor:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         run.process = process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "actors.worker.process_child",
+            "-c",
+            process_child.BOOTSTRAP,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,

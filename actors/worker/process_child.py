@@ -1,4 +1,4 @@
-"""A child process that runs one sync task (``pool="process"``): ``python -m actors.child``.
+"""A child process that runs one sync task (``pool="process"``), started with :data:`BOOTSTRAP`.
 
 Reads a msgpack request ``{"module", "task", "message"}`` on stdin, imports the module, finds
 the actor by name among the module's Apps and Actors, runs it, and writes one msgpack reply to
@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from actors.actor import Actor, Request, current_request
@@ -43,13 +44,20 @@ def _soft_limit(signum: int, frame: object) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
-    """Run one request and return the reply map."""
+def run(request: dict[str, Any], early: Sequence[int] = ()) -> dict[str, Any]:
+    """Run one request and return the reply map.
+
+    ``early`` is non-empty when the soft limit's SIGUSR1 came before the task started (a slow
+    start-up); the task then begins with SoftTimeLimitExceeded, as it would have a moment later.
+    """
     try:
         message = TaskMessage.from_wire(request["message"])
         actor = find_actor(request["module"], request["task"])
         current_request.set(Request.from_message(message, {"pool": "process"}))
         args = [actor, *message.args] if actor.options.bind else message.args
+        signal.signal(signal.SIGUSR1, _soft_limit)
+        if early:
+            raise SoftTimeLimitExceeded("soft time limit exceeded")
         value = actor.fn(*args, **message.kwargs)
         encode(value)
         return {"result": value}
@@ -59,13 +67,29 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": describe_exception(exc), "traceback": traceback.format_exc()}
 
 
-def main() -> None:
-    """Entry point of the child process."""
+BOOTSTRAP = (
+    "import signal\n"
+    "early = []\n"
+    "signal.signal(signal.SIGUSR1, lambda *_: early.append(1))\n"
+    "from actors.worker.process_child import main\n"
+    "main(early)\n"
+)
+"""``python -c`` code that starts a child: it notes a SIGUSR1 from its first instruction on.
+
+Imports take a while (longer on a busy machine); a soft limit that fired meanwhile used to
+kill the child with SIGUSR1's default action instead of raising in the task.
+"""
+
+
+def main(early: list[int] | None = None) -> None:
+    """Entry point of the child process; ``early`` collects SIGUSR1s seen during start-up."""
+    if early is None:
+        early = []
+        signal.signal(signal.SIGUSR1, lambda *_: early.append(1))
     reply_to: BinaryIO = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # prints from the task must not corrupt the reply
-    signal.signal(signal.SIGUSR1, _soft_limit)
     request = decode(sys.stdin.buffer.read(), topology.MSGPACK)
-    reply_to.write(encode(run(request)))
+    reply_to.write(encode(run(request, early)))
     reply_to.flush()
 
 
