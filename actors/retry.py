@@ -1,15 +1,16 @@
-"""Retries: the ``Retry`` signal a task raises, and how the worker turns it into a new message."""
+"""Retries: the ``Retry`` signal a task raises (``self.retry(...)``).
+
+The worker turns it into the next attempt in actors/worker/retries.py.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from actors.backoff import retry_delay
-from actors.client.results import RETRY, ResultRecord, describe_exception, rebuild_exception
+from actors.client.results import describe_exception, rebuild_exception
 from actors.errors import ActorsError, MaxRetriesExceeded
-from actors.wire.message import TaskMessage, format_time
+from actors.wire.message import format_time
 
 if TYPE_CHECKING:
     from actors.actor import Actor
@@ -86,48 +87,3 @@ def retry_signal(
         assert eta is not None
         when = format_time(eta)
     return Retry(when, exc, args, kwargs)
-
-
-def autoretry(actor: Actor[Any, Any], retries: int, exc: Exception) -> Retry | None:
-    """The Retry for an error listed in ``autoretry_for`` while retries remain, else None."""
-    options = actor.options
-    if not options.autoretry_for or not isinstance(exc, options.autoretry_for):
-        return None
-    kwargs = dict(options.retry_kwargs)
-    max_retries = kwargs.pop("max_retries", None)
-    if "countdown" not in kwargs and "eta" not in kwargs:
-        kwargs["countdown"] = retry_delay(
-            retries,
-            default=options.default_retry_delay,
-            backoff=options.retry_backoff,
-            backoff_max=options.retry_backoff_max,
-            jitter=options.retry_jitter,
-        )
-    signal = retry_signal(actor, retries, exc=exc, max_retries=max_retries, **kwargs)
-    return signal if isinstance(signal, Retry) else None
-
-
-def next_message(message: TaskMessage, signal: Retry) -> TaskMessage:
-    """The message of the next attempt: same id, ``retries + 1``, the signal's time and args."""
-    return dataclasses.replace(
-        message,
-        retries=message.retries + 1,
-        eta=signal.when,
-        args=list(signal.retry_args) if signal.retry_args is not None else message.args,
-        kwargs=dict(signal.retry_kwargs) if signal.retry_kwargs is not None else message.kwargs,
-    )
-
-
-def retry_record(message: TaskMessage, signal: Retry) -> ResultRecord:
-    """The RETRY record stored while the next attempt waits."""
-    cause = signal.exc if signal.exc is not None else signal
-    record = ResultRecord.failure(message.id, message.task, cause, status=RETRY)
-    record.retries = message.retries + 1
-    record.date_done = None
-    record.result = {"eta": signal.when} if signal.when else None
-    return record
-
-
-def retry_msg_id(message: TaskMessage) -> str:
-    """Deterministic ``Nats-Msg-Id`` of an attempt: a re-sent copy is stored once."""
-    return f"{message.id}:{message.retries}"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from actors.cli.processes import reachable
+from actors.cli.loading import reachable
 from actors.nats.server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent

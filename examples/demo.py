@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from actors.cli.processes import reachable
+from actors.cli.loading import reachable
 from actors.config import DEFAULT_NATS_URL
 from examples.tasks import add, digest, fetch_length
 

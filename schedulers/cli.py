@@ -1,4 +1,4 @@
-"""``actors beat`` and ``actors schedule ...``, registered on the CLI by actors/cli.py."""
+"""``actors beat`` and ``actors schedule ...``, registered on the CLI by actors/cli/main.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from actors.app import App
-from actors.cli.processes import load_app, open_app, stop_on_signals
+from actors.cli.loading import load_app, open_app
+from actors.cli.output import fail, print_table
+from actors.cli.processes import stop_on_signals
 from actors.errors import ActorsError
 from actors.log import configure_logging
 from schedulers.beat import Beat
@@ -43,8 +45,7 @@ def beat(
     try:
         loaded, server = open_app(app)
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -55,16 +56,13 @@ def beat(
         finally:
             await loaded.aclose()
 
-    code = 0
     try:
         asyncio.run(main())
     except (ActorsError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        code = 2
+        fail(exc)
     finally:
         if server is not None:
             server.stop()
-    raise typer.Exit(code)
 
 
 @schedule_cli.command("list")
@@ -77,9 +75,9 @@ def list_entries(
     if as_json:
         typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
         return
-    rows = [("NAME", "TASK", "SCHEDULE", "SOURCE", "ENABLED", "LAST TICK", "NEXT TICK")]
-    for info in infos:
-        rows.append(
+    print_table(
+        ("NAME", "TASK", "SCHEDULE", "SOURCE", "ENABLED", "LAST TICK", "NEXT TICK"),
+        (
             (
                 info.name,
                 info.task,
@@ -89,10 +87,9 @@ def list_entries(
                 info.last_tick.isoformat() if info.last_tick else "-",
                 info.next_tick.isoformat() if info.next_tick else "-",
             )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+            for info in infos
+        ),
+    )
 
 
 @schedule_cli.command()
@@ -115,8 +112,7 @@ def add(
         parsed = {key: json.loads(text) for key, text in (("args", args), ("kwargs", kwargs))}
         parsed["options"] = json.loads(options)
     except ValueError as exc:
-        typer.echo(f"error: --args/--kwargs/--options must be JSON: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--args/--kwargs/--options must be JSON: {exc}")
     info: ScheduleInfo = _call(
         app,
         lambda store: store.add(
@@ -161,15 +157,12 @@ def _call(app_path: str, operation: Any) -> Any:
     try:
         app: App = load_app(app_path)
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     try:
         return operation(ScheduleStore(app))
     except ScheduleNotFound as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc, 1)
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     finally:
         app.close()

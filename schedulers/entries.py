@@ -12,16 +12,15 @@ import dataclasses
 import inspect
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from difflib import get_close_matches
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actors.actor import Actor
 from actors.errors import ConfigurationError
 from actors.wire import topology
 from actors.wire.message import encode, format_time, parse_time
-from schedulers.schedules import Schedule, parse_schedule, schedule_from_dict
+from schedulers.schedules import Schedule, load_zone, parse_schedule, schedule_from_dict
 
 Source = Literal["code", "store"]
 
@@ -163,13 +162,11 @@ def parse_entry(
 
 
 def check_timezone(tz: object, where: str = "") -> None:
-    """Raise ConfigurationError unless ``tz`` is an IANA time zone name."""
+    """Raise ConfigurationError unless ``tz`` is an IANA time zone name (see load_zone)."""
     try:
-        ZoneInfo(tz)  # type: ignore[arg-type]
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ConfigurationError(
-            f"{where}unknown time zone {tz!r}: use an IANA name like 'Europe/Berlin'"
-        ) from None
+        load_zone(tz)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}{exc}") from None
 
 
 def check_options(where: str, options: Mapping[str, Any]) -> None:
@@ -222,11 +219,6 @@ def schedule_from_text(text: str) -> float | str:
         return float(text)
     except ValueError:
         return text
-
-
-def schedule_value(value: float | timedelta | Schedule | str) -> float | Schedule | str:
-    """Normalise what ``add`` accepts (a timedelta becomes seconds)."""
-    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

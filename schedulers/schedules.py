@@ -14,6 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from schedulers.cron_fields import (
+    FIELDS,
+    LONGEST_MONTH,
+    MACROS,
+    days_restricted,
+    field_text,
+    parse_field,
+)
+
 __all__ = [
     "Interval",
     "Schedule",
@@ -98,104 +107,8 @@ class Interval:
         return f"every {seconds} seconds"
 
 
-_MONTH_NAMES = {
-    name: number
-    for number in range(1, 13)
-    for name in (calendar.month_abbr[number].lower(), calendar.month_name[number].lower())
-}
-_DOW_NAMES = {
-    name: (number + 1) % 7  # calendar counts from Monday=0; cron counts from Sunday=0
-    for number in range(7)
-    for name in (calendar.day_abbr[number].lower(), calendar.day_name[number].lower())
-}
-# name: (lowest, highest accepted, highest meant by "*", names)
-_FIELDS: dict[str, tuple[int, int, int, dict[str, int]]] = {
-    "minute": (0, 59, 59, {}),
-    "hour": (0, 23, 23, {}),
-    "day_of_week": (0, 7, 6, _DOW_NAMES),  # 7 is Sunday too
-    "day_of_month": (1, 31, 31, {}),
-    "month_of_year": (1, 12, 12, _MONTH_NAMES),
-}
-_LONGEST_MONTH = {m: 29 if m == 2 else calendar.monthrange(2001, m)[1] for m in range(1, 13)}
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-def _field_text(name: str, spec: object) -> str:
-    """Turn a field given as int, str or iterable of ints into its cron text."""
-    if isinstance(spec, str):
-        return ",".join(part.strip() for part in spec.strip().lower().split(","))
-    if isinstance(spec, bool):
-        raise ValueError(f"crontab field {name}: expected int, str or ints, got {spec!r}")
-    if isinstance(spec, int):
-        return str(spec)
-    if isinstance(spec, Iterable):
-        values = list(spec)
-        if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ValueError(
-                f"crontab field {name}: expected a non-empty list of ints, got {spec!r}"
-            )
-        return ",".join(str(v) for v in sorted(set(values)))
-    raise ValueError(f"crontab field {name}: expected int, str or ints, got {spec!r}")
-
-
-def _parse_field(name: str, text: str) -> frozenset[int]:
-    """Expand cron text (``*``, ``a``, ``a-b``, ``*/n``, ``a-b/n``, ``a/n``, lists) to values."""
-    low, high, star_high, names = _FIELDS[name]
-
-    def bad(reason: str) -> ValueError:
-        return ValueError(f"crontab field {name}={text!r}: {reason}")
-
-    def number(token: str) -> int:
-        if token.isascii() and token.isdigit():
-            value = int(token)
-        elif token in names:
-            value = names[token]
-        else:
-            raise bad(f"invalid value {token!r}")
-        if not low <= value <= high:
-            raise bad(f"{value} is out of range {low}-{high}")
-        return value
-
-    values: set[int] = set()
-    for part in text.split(","):
-        body, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) < 1:
-                raise bad(f"invalid step in {part!r}")
-            step = int(step_text)
-        if body == "*":
-            first, last = low, star_high
-        elif "-" in body:
-            start, _, end = body.partition("-")
-            first, last = number(start), number(end)
-            if last < first:
-                if name != "day_of_week":  # weeks are cyclic: "fri-mon" is meaningful
-                    raise bad(f"range {part!r} runs backwards")
-                last += 7
-        else:
-            first = number(body)
-            last = star_high if slash else first
-        values.update(range(first, last + 1, step))
-    if name == "day_of_week":
-        return frozenset(v % 7 for v in values)
-    return frozenset(values)
-
-
-def _days_restricted(day_of_month: str, day_of_week: str) -> bool:
-    """Cron's test for "both day fields restricted": neither starts with ``*``."""
-    return not (day_of_month.startswith("*") or day_of_week.startswith("*"))
-
-
-def _load_zone(tz: str) -> ZoneInfo:
+def load_zone(tz: object) -> ZoneInfo:
+    """The IANA time zone named ``tz``; ValueError, saying what to give, for anything else."""
     if not isinstance(tz, str):
         raise ValueError(f"time zone must be an IANA name like 'Europe/Berlin', got {tz!r}")
     try:
@@ -252,18 +165,18 @@ class crontab:
         if day_rule not in ("and", "or"):
             raise ValueError(f"crontab day_rule must be 'and' or 'or', got {day_rule!r}")
         texts = {
-            "minute": _field_text("minute", minute),
-            "hour": _field_text("hour", hour),
-            "day_of_week": _field_text("day_of_week", day_of_week),
-            "day_of_month": _field_text("day_of_month", day_of_month),
-            "month_of_year": _field_text("month_of_year", month_of_year),
+            "minute": field_text("minute", minute),
+            "hour": field_text("hour", hour),
+            "day_of_week": field_text("day_of_week", day_of_week),
+            "day_of_month": field_text("day_of_month", day_of_month),
+            "month_of_year": field_text("month_of_year", month_of_year),
         }
-        sets = {name: _parse_field(name, text) for name, text in texts.items()}
+        sets = {name: parse_field(name, text) for name, text in texts.items()}
         for name, text in texts.items():
             object.__setattr__(self, name, text)
-        either = day_rule == "or" and _days_restricted(texts["day_of_month"], texts["day_of_week"])
+        either = day_rule == "or" and days_restricted(texts["day_of_month"], texts["day_of_week"])
         if not either and not any(
-            day <= _LONGEST_MONTH[month]
+            day <= LONGEST_MONTH[month]
             for month in sets["month_of_year"]
             for day in sets["day_of_month"]
         ):
@@ -279,7 +192,7 @@ class crontab:
         object.__setattr__(self, "_dows", sets["day_of_week"])
         object.__setattr__(self, "_months", sets["month_of_year"])
         object.__setattr__(self, "_either_day", either)
-        object.__setattr__(self, "_zone", _load_zone("UTC" if tz is None else tz))
+        object.__setattr__(self, "_zone", load_zone("UTC" if tz is None else tz))
 
     @classmethod
     def from_cron(cls, expr: str, tz: str | None = None) -> crontab:
@@ -291,9 +204,9 @@ class crontab:
             raise TypeError(f"cron expression must be a str, got {expr!r}")
         text = expr.strip().lower()
         if text.startswith("@"):
-            if text not in _MACROS:
-                raise ValueError(f"unknown cron macro {expr!r}; known: {', '.join(_MACROS)}")
-            text = _MACROS[text]
+            if text not in MACROS:
+                raise ValueError(f"unknown cron macro {expr!r}; known: {', '.join(MACROS)}")
+            text = MACROS[text]
         fields = text.split()
         if len(fields) != 5:
             raise ValueError(
@@ -305,7 +218,7 @@ class crontab:
 
     def with_default_tz(self, tz: str) -> crontab:
         """Return a copy evaluated in ``tz`` if this schedule has no zone of its own."""
-        _load_zone(tz)
+        load_zone(tz)
         return self if self.tz is not None else replace(self, tz=tz)
 
     def next_after(self, after: datetime) -> datetime:
@@ -356,14 +269,14 @@ class crontab:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as cron text plus ``tz`` and ``day_rule``."""
-        fields = {name: getattr(self, name) for name in _FIELDS}
+        fields = {name: getattr(self, name) for name in FIELDS}
         return {"type": "crontab", **fields, "tz": self.tz, "day_rule": self.day_rule}
 
     def describe(self) -> str:
         """Return e.g. ``"cron 0 3 * * * in Europe/Berlin"``."""
         fields = (self.minute, self.hour, self.day_of_month, self.month_of_year, self.day_of_week)
         days = ""
-        if _days_restricted(self.day_of_month, self.day_of_week):
+        if days_restricted(self.day_of_month, self.day_of_week):
             days = f" (day of month {self.day_rule.upper()} day of week)"
         return f"cron {' '.join(fields)} in {self.tz or 'the app time zone'}{days}"
 
@@ -404,7 +317,7 @@ def schedule_from_dict(d: dict[str, Any]) -> Schedule:
             raise ValueError(f"interval schedule needs a number 'every', got {every!r}")
         return Interval(float(every))
     if kind == "crontab":
-        fields = {name: d.get(name, "*") for name in _FIELDS}
+        fields = {name: d.get(name, "*") for name in FIELDS}
         return crontab(**fields, tz=d.get("tz"), day_rule=d.get("day_rule", "and"))
     raise ValueError(f"unknown schedule type {kind!r}; expected 'interval' or 'crontab'")
 

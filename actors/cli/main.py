@@ -11,12 +11,9 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from actors.cli.processes import (
-    WorkerOptions,
-    open_app,
-    run_processes,
-    run_worker,
-)
+from actors.cli.loading import open_app
+from actors.cli.output import fail, print_table
+from actors.cli.processes import WorkerOptions, run_processes, run_worker
 from actors.client.control import Control
 from actors.config import Settings
 from actors.errors import ActorsError
@@ -71,8 +68,7 @@ def run(
     try:
         loaded, server = open_app(app)
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     options = WorkerOptions(
         app_path=app,
         actors=tuple(a.strip() for a in (actors or "").split(",") if a.strip()),
@@ -87,8 +83,7 @@ def run(
             loaded.get_actor(name)
         code = run_worker(options) if processes <= 1 else run_processes(options, processes)
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        code = 2
+        fail(exc)
     finally:
         if server is not None:
             server.stop()
@@ -106,8 +101,7 @@ def server(
     try:
         embedded.start()
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(f"nats-server listening on {embedded.url} (data in {store_dir}); Ctrl-C stops it")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -135,8 +129,7 @@ def _with_broker(
     try:
         return asyncio.run(run())
     except ActorsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
 
 
 @cli.command()
@@ -168,11 +161,22 @@ def dead_list(
 ) -> None:
     """One line per dead letter: SEQ, time, task, task id, reason."""
     letters = _with_broker(nats_url, lambda b: dead_letters.list_dead(b, limit))
-    for letter in letters:
-        stamp = letter.time.isoformat(timespec="seconds")
-        typer.echo(f"{letter.seq}\t{stamp}\t{letter.task}\t{letter.task_id}\t{letter.reason}")
     if not letters:
         typer.echo("no dead letters")
+        return
+    print_table(
+        ("SEQ", "TIME", "TASK", "TASK ID", "REASON"),
+        (
+            (
+                str(letter.seq),
+                letter.time.isoformat(timespec="seconds"),
+                letter.task or "-",
+                letter.task_id or "-",
+                letter.reason,
+            )
+            for letter in letters
+        ),
+    )
 
 
 @dead.command("show")
@@ -183,8 +187,7 @@ def dead_show(
     """Headers and body of one dead letter."""
     letter = _with_broker(nats_url, lambda b: dead_letters.get_dead(b, seq))
     if letter is None:
-        typer.echo(f"error: no dead letter {seq}", err=True)
-        raise typer.Exit(1)
+        fail(f"no dead letter {seq}", 1)
     typer.echo(f"seq: {letter.seq}\ntime: {letter.time.isoformat()}\ntask: {letter.task}")
     typer.echo(f"task id: {letter.task_id}\nsubject: {letter.subject}\nreason: {letter.reason}")
     for key, value in sorted(letter.headers.items()):
@@ -200,12 +203,10 @@ def dead_replay(
 ) -> None:
     """Publish dead letters again to their task subjects, and remove them."""
     if (seq is None) == (not all_):
-        typer.echo("error: give a sequence number or --all (not both)", err=True)
-        raise typer.Exit(2)
+        fail("give a sequence number or --all (not both)")
     count = _with_broker(nats_url, lambda b: dead_letters.replay_many(b, seq))
     if seq is not None and count == 0:
-        typer.echo(f"error: no dead letter {seq}", err=True)
-        raise typer.Exit(1)
+        fail(f"no dead letter {seq}", 1)
     typer.echo(f"replayed {count} message(s)")
 
 

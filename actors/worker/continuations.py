@@ -1,5 +1,5 @@
 """What a worker does after a task finishes: callbacks, the next chain step, chord joins,
-errbacks, and marking the steps that will not run. Also the map/starmap loop.
+errbacks, and marking the steps that will not run.
 
 Every message published here gets a task id fixed before the task ran (frozen by the sender)
 or derived from the finished task's id, so a task redelivered after a crash re-publishes the
@@ -9,7 +9,6 @@ same ids and JetStream's ``Nats-Msg-Id`` de-duplication stores them once.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +21,9 @@ from actors.wire.message import TaskMessage, format_time
 from actors.worker import chords
 
 if TYPE_CHECKING:
-    from actors.actor import Actor
     from actors.app import App, Connection
 
 log = structlog.get_logger(__name__)
-
-Invoke = Callable[["Actor[Any, Any]", list[Any], dict[str, Any]], Awaitable[Any]]
 
 
 async def succeeded(app: App, message: TaskMessage, value: Any) -> None:
@@ -109,33 +105,6 @@ async def store_failures(
             id=task.id, task=task.task, status=FAILURE, error=error, traceback=trace, date_done=done
         )
         await record.store(connection.broker)
-
-
-def check_arguments(actor: Actor[Any, Any], message: TaskMessage) -> None:
-    """Raise TypeError when the arguments (or, for map/starmap, any item) do not fit."""
-    if message.map is None:
-        actor.check_arguments(message.args, message.kwargs)
-        return
-    for args, kwargs in map_calls(message):
-        actor.check_arguments(args, kwargs)
-
-
-def map_calls(message: TaskMessage) -> list[tuple[list[Any], dict[str, Any]]]:
-    """The calls a map/starmap message stands for: one per item of ``args[0]``, in order."""
-    if message.map not in ("map", "starmap"):
-        raise TypeError(f"unknown map mode {message.map!r}: use map or starmap")
-    if len(message.args) != 1 or not isinstance(message.args[0], list):
-        raise TypeError("a map/starmap message takes one argument: the list of items")
-    if message.map == "map":
-        return [([item], message.kwargs) for item in message.args[0]]
-    if not all(isinstance(item, list) for item in message.args[0]):
-        raise TypeError("every starmap item must be a list of arguments")
-    return [(list(item), message.kwargs) for item in message.args[0]]
-
-
-async def run_map(actor: Actor[Any, Any], message: TaskMessage, invoke: Invoke) -> list[Any]:
-    """Run a map/starmap message: call the task for each item in order; the list of results."""
-    return [await invoke(actor, args, kwargs) for args, kwargs in map_calls(message)]
 
 
 def _prepare(wire: WireSignature, app: App, seed: str | None) -> Canvas:

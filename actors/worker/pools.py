@@ -33,13 +33,13 @@ from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
 from actors.worker import process_child
-from actors.worker.thread_pool import ThreadRunner
+from actors.worker.thread_pool import ThreadPool
 
 TERMINATED = "terminated"
 TIME_LIMIT = "time_limit"
 
 
-class Run:
+class RunningTask:
     """One running task: what its limits and ``terminate`` act on."""
 
     def __init__(self, task: str, soft: float | None, hard: float | None) -> None:
@@ -115,10 +115,10 @@ def _set_async_exc(thread_id: int, kind: type[BaseException] | None) -> None:
 class Executor:
     """Runs task functions for a worker; ``terminate(task_id)`` stops a running one."""
 
-    def __init__(self, settings: Settings, threads: ThreadRunner) -> None:
+    def __init__(self, settings: Settings, threads: ThreadPool) -> None:
         self.settings = settings
         self.threads = threads
-        self.running: dict[str, Run] = {}
+        self.running: dict[str, RunningTask] = {}
 
     def terminate(self, task_id: str) -> bool:
         """Stop the task ``task_id`` if it runs here; True if it did."""
@@ -141,7 +141,7 @@ class Executor:
         soft = options.soft_time_limit or self.settings.soft_time_limit
         hard = options.time_limit or self.settings.time_limit
         call_args = [actor, *args] if options.bind else args
-        run = Run(actor.name, soft, hard)
+        run = RunningTask(actor.name, soft, hard)
         self.running[message.id] = run
         loop = asyncio.get_running_loop()
         timers = []
@@ -161,7 +161,7 @@ class Executor:
                 timer.cancel()
             self.running.pop(message.id, None)
 
-    async def _on_loop(self, coro: Coroutine[Any, Any, Any], run: Run) -> Any:
+    async def _on_loop(self, coro: Coroutine[Any, Any, Any], run: RunningTask) -> Any:
         run.task = task = asyncio.current_task()
         assert task is not None
         try:
@@ -173,7 +173,7 @@ class Executor:
             raise run.error() from None
 
     async def _in_thread(
-        self, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], run: Run
+        self, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], run: RunningTask
     ) -> Any:
         def target() -> Any:
             run.enter_thread()
@@ -182,7 +182,7 @@ class Executor:
             finally:
                 run.leave_thread()
 
-        future = self.threads.run(target)  # runs in a copy of this context
+        future = self.threads.submit(target)  # runs in a copy of this context
         if run.hard is not None:
             done, _ = await asyncio.wait({future}, timeout=run.hard)
             if not done:  # a thread cannot be killed: record the limit, let the thread end
@@ -200,7 +200,9 @@ class Executor:
                 raise run.error() from None
             raise
 
-    async def _in_process(self, actor: Actor[Any, Any], message: TaskMessage, run: Run) -> Any:
+    async def _in_process(
+        self, actor: Actor[Any, Any], message: TaskMessage, run: RunningTask
+    ) -> Any:
         request = {"module": actor.fn.__module__, "task": actor.name, "message": message.to_wire()}
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         run.process = process = await asyncio.create_subprocess_exec(
@@ -250,7 +252,7 @@ class _Interruptible:
     withdraws the cancellation), so the task can catch it and clean up.
     """
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], run: Run) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], run: RunningTask) -> None:
         self._coro = coro
         self._run = run
 

@@ -55,9 +55,6 @@ class Revocations:
             log.debug("revocations.unwatch_failed", error=repr(exc))
         await asyncio.sleep(0)  # let the watch's cancelled helper tasks finish
 
-    def __contains__(self, task_id: str) -> bool:
-        return task_id in self._revoked
-
     def skip_reason(self, message: TaskMessage) -> str | None:
         """Why ``message`` must not run (``"revoked"``, ``"expired"``), or None."""
         if message.id in self._revoked:

@@ -17,7 +17,7 @@ from typing import Any
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
-class ThreadRunner:
+class ThreadPool:
     """``threads`` daemon threads serving calls submitted from one event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
@@ -35,7 +35,7 @@ class ThreadRunner:
         for thread in self._threads:
             thread.start()
 
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Call ``fn(*args, **kwargs)`` in a thread, in a copy of the current context."""
         future: asyncio.Future[Any] = self._loop.create_future()
         context = contextvars.copy_context()

@@ -14,33 +14,22 @@ import structlog
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.client.result_waiter import ResultWaiter
-from actors.client.results import (
-    FAILURE,
-    REVOKED,
-    STARTED,
-    SUCCESS,
-    ResultRecord,
-    rebuild_exception,
-)
+from actors.client.results import STARTED, ResultRecord
 from actors.config import redact_url
-from actors.errors import (
-    ActorsError,
-    BrokerUnavailable,
-    MessageTooLarge,
-    ProtocolError,
-    Revoked,
-    WorkerLost,
-)
+from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
-from actors.retry import Retry, autoretry, next_message, retry_msg_id, retry_record
-from actors.wire.message import TaskMessage, clip_text, decode
+from actors.retry import Retry
+from actors.wire.message import TaskMessage
 from actors.worker import continuations as routing
-from actors.worker.dead_letter_writer import dead_letter, message_id, sweep_unrouted
+from actors.worker.dead_letters import sweep_unrouted
+from actors.worker.message_checks import Rejection, check_message, map_calls
+from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
 from actors.worker.rate_limits import RateLimiter
+from actors.worker.retries import autoretry
 from actors.worker.revocations import Revocations
-from actors.worker.thread_pool import ThreadRunner
+from actors.worker.thread_pool import ThreadPool
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +58,7 @@ class Worker:
         self.hostname = hostname or f"{os.getpid()}@{socket.gethostname()}"
         self.stopping = False
         self._broker: Broker | None = None
+        self._outcomes: Outcomes | None = None
         self._consumers: dict[str, PullConsumer] = {}
         self._slots = asyncio.Semaphore(self.concurrency)
         self._in_hand: dict[int, tuple[Delivery, float]] = {}
@@ -82,9 +72,6 @@ class Worker:
         self.lost_reason: str | None = None
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
-        self._last_seq = 0  # highest stream sequence run here
-        self._replay_mark = 0  # after a reconnect: _last_seq at that moment
-        self._running: dict[int, asyncio.Event] = {}  # stream sequence -> set when it ends
 
     @property
     def broker(self) -> Broker:
@@ -93,12 +80,20 @@ class Worker:
             raise ActorsError("worker not started")
         return self._broker
 
+    @property
+    def outcomes(self) -> Outcomes:
+        """Where the worker stores what became of each message (after :meth:`start`)."""
+        if self._outcomes is None:
+            raise ActorsError("worker not started")
+        return self._outcomes
+
     async def start(self) -> None:
         """Connect, create the actors' consumers and begin pulling."""
-        threads = ThreadRunner(asyncio.get_running_loop(), self.concurrency)
+        threads = ThreadPool(asyncio.get_running_loop(), self.concurrency)
         self._executor = Executor(self.settings, threads)
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
-        self._broker.on_reconnected(self._mark_replay)
+        self._outcomes = Outcomes(self.app, self._broker)
+        self._broker.on_reconnected(self._outcomes.mark_replay)
         await self._broker.ensure_topology()
         self.app.adopt_loop(
             asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
@@ -214,46 +209,23 @@ class Worker:
         except BrokerUnavailable as exc:  # transient: the message is delivered again
             log.warning("task.not_acked", task=actor.name, seq=d.stream_seq, error=str(exc))
         except Exception as exc:
-            await self._internal_error(actor, d, exc)
+            await self.outcomes.internal_error(actor, d, exc)
         finally:
             self._in_hand.pop(d.stream_seq, None)
             self._consumers[actor.name].done()
 
     async def _process(self, actor: Actor[Any, Any], d: Delivery) -> None:
-        content_type = d.headers.get("Content-Type")
-        # Checked before anything else, so even a message that crashes us while being read
-        # ends in the dead-letter stream instead of looping.
-        max_deliveries = actor.options.max_deliveries or self.settings.max_deliveries
-        if d.delivered > max_deliveries:
-            reason = (
-                f"delivered {d.delivered} times without finishing (max_deliveries="
-                f"{max_deliveries}); the task may crash its worker"
+        settings = self.settings
+        checked = check_message(actor, d, settings.max_deliveries, settings.max_message_bytes)
+        if isinstance(checked, Rejection):
+            if checked.message is not None:  # its errbacks, chain and chord fail as well
+                message, reason = checked.message, checked.reason
+                await routing.failed(self.app, message, ProtocolError(reason))
+            await self.outcomes.reject(
+                d, actor.name, checked.reason, checked.task_id, checked.error
             )
-            task_id = message_id(d.data, content_type)
-            await self._reject(d, actor.name, reason, task_id, WorkerLost)
             return
-        if len(d.data) > self.settings.max_message_bytes:
-            reason = f"message is {len(d.data)} bytes, over max_message_bytes"
-            await self._reject(d, actor.name, reason, message_id(d.data, content_type))
-            return
-        try:
-            message = TaskMessage.from_wire(decode(d.data, content_type))
-        except ProtocolError as exc:
-            reason = f"malformed message: {exc}"
-            await self._reject(d, actor.name, reason, message_id(d.data, content_type))
-            return
-        if message.task != actor.name:
-            reason = f"message names task {message.task!r} but came on {d.subject}"
-            await self._reject(d, actor.name, reason, message.id)
-            return
-        try:
-            routing.check_arguments(actor, message)
-        except TypeError as exc:
-            reason = f"arguments do not fit {actor.name}{actor.call_signature}: {exc}"
-            await routing.failed(self.app, message, ProtocolError(reason))
-            await self._reject(d, actor.name, reason, message.id)
-            return
-        await self._run(actor, message, d)
+        await self._run(actor, checked, d)
 
     async def _run(self, actor: Actor[Any, Any], message: TaskMessage, d: Delivery) -> None:
         store = not (
@@ -262,13 +234,14 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             task=actor.name, task_id=message.id, retries=message.retries
         )
-        if await self._done_before(message, d):
+        if await self.outcomes.done_before(message, d):
+            self.processed += 1
             return
         assert self._revocations is not None
         skip = self._revocations.skip_reason(message)
         if skip is not None:
             log.info("task.revoked", reason=skip)
-            await self._store_revoked(message, skip, store)
+            await self.outcomes.revoked(message, skip, store)
             await d.ack()
             return
         if not actor.options.acks_late:
@@ -287,12 +260,12 @@ class Worker:
         try:
             value = await self._call(actor, message)
         except Retry as requested:
-            await self._retry(message, requested, store)
+            await self.outcomes.retry(message, requested, store)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             again = autoretry(actor, message.retries, exc)
             if again is not None:
-                await self._retry(message, again, store)
+                await self.outcomes.retry(message, again, store)
             elif isinstance(exc, Revoked):
                 log.warning("task.revoked", reason=str(exc), runtime_ms=runtime_ms)
             elif isinstance(exc, actor.options.throws):  # expected: no traceback
@@ -300,95 +273,19 @@ class Worker:
             else:
                 log.error("task.failed", runtime_ms=runtime_ms, error=repr(exc), exc_info=exc)
             if again is None:
-                await self._failed(actor, message, exc, store)
+                await self.outcomes.failed(actor, message, exc, store)
         else:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             log.info("task.succeeded", runtime_ms=runtime_ms)
-            await self._succeeded(actor, message, value, store)
+            await self.outcomes.succeeded(actor, message, value, store)
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1
 
-    def _mark_replay(self) -> None:
-        self._replay_mark = self._last_seq
-
-    async def _done_before(self, message: TaskMessage, d: Delivery) -> bool:
-        """True when this delivery repeats a run that already finished (see _already_done).
-
-        Checked for redeliveries, and for any message older than a reconnect: a server that
-        was killed may have lost acks and delivery counts and hands finished or running
-        messages out again as first deliveries (64 of 3,000 after a SIGKILL, measured). A
-        copy of one still running here waits for that run to end first.
-        """
-        running = self._running.get(d.stream_seq)
-        self._claim(d.stream_seq)
-        self._last_seq = max(self._last_seq, d.stream_seq)
-        if running is not None:
-            await running.wait()
-        elif d.delivered == 1 and d.stream_seq > self._replay_mark:
-            return False
-        return await self._already_done(message, d)
-
-    def _claim(self, seq: int) -> None:
-        """Note that message ``seq`` runs here until the current asyncio task ends."""
-        ended = asyncio.Event()
-        self._running[seq] = ended
-
-        def release(_: object) -> None:
-            if self._running.get(seq) is ended:
-                del self._running[seq]
-            ended.set()
-
-        task = asyncio.current_task()
-        assert task is not None
-        task.add_done_callback(release)
-
-    async def _already_done(self, message: TaskMessage, d: Delivery) -> bool:
-        """Finish a redelivered message whose run already stored its final record (the worker
-        or the server died before the ack): redo what follows the task from that record, ack,
-        and do not run the task again. Links, chain steps and chord joins are idempotent."""
-        connection = await self.app.connection()
-        try:
-            record = await connection.results.fetch(message.id)
-        except ProtocolError:
-            return False  # a malformed record proves nothing: run the task
-        if record is None or not record.ready or record.retries != message.retries:
-            return False
-        log.info("task.already_done", status=record.status, delivered=d.delivered)
-        if record.status == SUCCESS:
-            await routing.succeeded(self.app, message, record.result)
-        else:
-            error = record.error or {"type": "actors.errors.TaskFailed", "message": record.status}
-            await routing.failed(self.app, message, rebuild_exception(error, record.traceback))
-        await d.ack()
-        self.processed += 1
-        return True
-
-    async def _succeeded(
-        self, actor: Actor[Any, Any], message: TaskMessage, value: Any, store: bool
-    ) -> None:
-        """Store the result of a task that returned (callbacks and workflows hook in here)."""
-        if store:
-            record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
-            await self._store(record)
-        await routing.succeeded(self.app, message, value)
-
-    async def _failed(
-        self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
-    ) -> None:
-        """Store the failure of a task that raised (errbacks hook in here)."""
-        if store:
-            status = REVOKED if isinstance(exc, Revoked) else FAILURE
-            record = ResultRecord.failure(
-                message.id, actor.name, exc, status=status, retries=message.retries
-            )
-            await self._store(record)
-        await routing.failed(self.app, message, exc)
-
     async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
         assert self._executor is not None
-        if message.map is not None:
-            return await routing.run_map(actor, message, self._invoke)
+        if message.map is not None:  # one call per item, in order; the list of results
+            return [await self._invoke(actor, a, kw) for a, kw in map_calls(message)]
         return await self._executor.call(actor, message, message.args, message.kwargs)
 
     async def _invoke(self, actor: Actor[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -397,95 +294,6 @@ class Worker:
         message = current_request.get()
         assert message is not None and message.message is not None
         return await self._executor.call(actor, message.message, args, kwargs)
-
-    async def _retry(self, message: TaskMessage, signal: Retry, store: bool) -> None:
-        """Store RETRY, then publish the next attempt (same id, retries + 1; see retry.py)."""
-        log.info("task.retry", eta=signal.when, error=repr(signal.exc) if signal.exc else None)
-        if store:
-            await self._store(retry_record(message, signal))
-        following = next_message(message, signal)
-        connection = await self.app.connection()
-        await connection.send(following, retry_msg_id(following))
-
-    async def _store_revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
-        if store:
-            record = ResultRecord.failure(message.id, message.task, Revoked(reason), status=REVOKED)
-            await self._store(record)
-
-    async def _internal_error(self, actor: Actor[Any, Any], d: Delivery, exc: Exception) -> None:
-        """Dead-letter a message whose handling failed in the worker's own code.
-
-        Such a failure repeats on every delivery: running the message again would only repeat
-        it up to ``max_deliveries`` times. A result the task already stored is kept.
-        """
-        error = clip_text(repr(exc), one_line=True)
-        log.error(
-            "worker.internal_error", task=actor.name, seq=d.stream_seq, error=error, exc_info=exc
-        )
-        if d.acked:  # acked before it ran (acks_late=False): it will not come back
-            return
-        try:
-            task_id = message_id(d.data, d.headers.get("Content-Type"))
-            if task_id is not None and await self._finished(task_id):
-                task_id = None
-            await self._reject(d, actor.name, f"internal error: {error}", task_id, ActorsError)
-        except Exception as again:  # the message is delivered again; max_deliveries ends it
-            log.warning("task.not_acked", task=actor.name, seq=d.stream_seq, error=repr(again))
-
-    async def _finished(self, task_id: str) -> bool:
-        """True if a final result (SUCCESS, FAILURE, REVOKED) is stored under ``task_id``."""
-        connection = await self.app.connection()
-        try:
-            record = await connection.results.fetch(task_id)
-        except ProtocolError:  # a forged or broken record is no final result
-            return False
-        return record is not None and record.ready
-
-    async def _store(self, record: ResultRecord) -> None:
-        try:
-            await record.store(self.broker)
-        except MessageTooLarge as exc:  # raised before anything is sent
-            too_large = MessageTooLarge(
-                f"result too large: the record of {record.task} is {exc.size} bytes, over the "
-                f"server's max_payload of {exc.limit} bytes; return a reference (a key, a URL) "
-                "instead of the data",
-                exc.size,
-                exc.limit,
-            )
-            log.error("task.result_too_large", size=exc.size, limit=exc.limit)
-            await ResultRecord.failure(record.id, record.task, too_large).store(self.broker)
-        except BrokerUnavailable as exc:
-            # A reply lost with a killed server says nothing about whether the record was
-            # stored, and a put is idempotent: try once more rather than run the task again.
-            log.warning("task.store_retried", error=str(exc))
-            await record.store(self.broker)
-        except (TypeError, ValueError, OverflowError) as exc:  # raised before anything is sent
-            error = TypeError(f"result of {record.task} cannot be stored as msgpack: {exc}")
-            log.error("task.result_unencodable", error=str(error))
-            await ResultRecord.failure(record.id, record.task, error).store(self.broker)
-
-    async def _reject(
-        self,
-        d: Delivery,
-        task: str,
-        reason: str,
-        task_id: str | None,
-        error: type[ActorsError] = ProtocolError,
-    ) -> None:
-        """Dead-letter a message that cannot run, fail its result, and ack it."""
-        reason = clip_text(reason, one_line=True)
-        await dead_letter(
-            self.broker,
-            subject=d.subject,
-            data=d.data,
-            headers=d.headers,
-            seq=d.stream_seq,
-            reason=reason,
-            task=task,
-        )
-        if task_id is not None:
-            await ResultRecord.failure(task_id, task, error(reason)).store(self.broker)
-        await d.ack()
 
     # -- background -------------------------------------------------------------------------
 

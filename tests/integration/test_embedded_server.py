@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from actors import App
-from actors.cli.processes import reachable
+from actors.cli.loading import reachable
 from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
 

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import pytest
 
 from actors import ActorsError, App
-from actors.worker import worker as worker_module
+from actors.worker import continuations, message_checks
 from tests.apps.basic import register
 from tests.integration.test_bad_input import dead_letters, still_serving
 
@@ -33,7 +33,7 @@ async def test_an_internal_error_fails_the_task_once(
     app = make_app(ack_wait=1.0)
     tasks = register(app)
     await worker(app)
-    monkeypatch.setattr(worker_module.routing, "check_arguments", broken)
+    monkeypatch.setattr(message_checks, "check_arguments", broken)
     result = await tasks["add"].adelay(1, 2)
     with pytest.raises(ActorsError, match="internal error: RuntimeError"):
         await result.aget(timeout=10)
@@ -51,7 +51,7 @@ async def test_an_internal_error_after_success_keeps_the_result(
     app = make_app(ack_wait=1.0)
     tasks = register(app)
     await worker(app)
-    monkeypatch.setattr(worker_module.routing, "succeeded", broken)
+    monkeypatch.setattr(continuations, "succeeded", broken)
     result = await tasks["add"].adelay(1, 2)
     [dead] = await dead_letters(app, 1)
     assert "internal error" in dead.headers["Actors-Dead-Reason"]

@@ -11,8 +11,8 @@ import pytest
 
 from actors import App, ProtocolError
 from actors.nats.server import EmbeddedServer
-from actors.worker import dead_letter_writer as deadletter
-from actors.worker.dead_letter_writer import sweep_unrouted
+from actors.worker import dead_letters as deadletter
+from actors.worker.dead_letters import sweep_unrouted
 from tests.apps.basic import register
 from tests.integration.test_bad_input import dead_letters
 

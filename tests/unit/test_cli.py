@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+import typer
 from typer.testing import CliRunner
 
 from actors.cli.main import cli
+from actors.cli.output import fail, print_table
 
 runner = CliRunner()
 
@@ -25,3 +28,25 @@ def test_help_lists_the_commands() -> None:
     result = runner.invoke(cli, ["--help"])
     assert result.exit_code == 0
     assert "run" in result.output and "server" in result.output
+
+
+def test_a_table_keeps_each_row_on_one_line_in_a_pipe(capsys: pytest.CaptureFixture[str]) -> None:
+    reason = "no worker serves task 'x' [bold]not markup[/bold] " + "word " * 40
+    print_table(("SEQ", "REASON"), [("7", reason.strip()), ("12", "-")])
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert header.split() == ["SEQ", "REASON"]
+    assert first.split(maxsplit=1) == ["7", reason.strip()]
+    assert second.split() == ["12", "-"] and not second.endswith(" ")
+    assert first.index("no worker") == header.index("REASON")
+
+
+def test_fail_prints_the_error_and_exits_with_its_code() -> None:
+    app = typer.Typer()
+
+    @app.command()
+    def broken() -> None:
+        fail("no dead letter 9", 1)
+
+    result = runner.invoke(app, [])
+    assert result.exit_code == 1
+    assert "error: no dead letter 9" in result.output
