@@ -1,0 +1,87 @@
+"""Waiting in tests: poll a condition until it holds, and fail saying what never happened.
+
+Every wait in the suite goes through :func:`eventually` (sync tests) or :func:`aeventually`
+(async tests), so every wait has a timeout and a failure names what was awaited and the last
+value seen. Tests that check that something did NOT happen wait for a later sentinel with
+these first (a task sent after, an event logged after), then assert the absence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def _failure(what: str | Callable[[], str], timeout: float, last: object) -> AssertionError:
+    described = what() if callable(what) else what
+    seen = repr(last)
+    if len(seen) > 2000:  # a whole log or list would bury the message
+        seen = seen[:2000] + "..."
+    return AssertionError(f"timed out after {timeout:g}s waiting for {described}; last: {seen}")
+
+
+def eventually(
+    condition: Callable[[], T],
+    *,
+    what: str | Callable[[], str],
+    until: Callable[[T], object] = bool,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Call ``condition`` until its value passes ``until`` (truthy by default); return it.
+
+    what: what is awaited, for the failure message (a callable is asked only on failure, for
+    details such as a process's output). until: the test applied to each value, so the value
+    reported on failure can be the informative one (a count, a state) rather than False.
+    ignore: exceptions that mean "not yet"; the last one is reported as the last value. Any
+    other exception propagates at once.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = condition()
+        except ignore as exc:
+            last = exc
+        else:
+            if until(value):
+                return value
+            last = value
+        if time.monotonic() > deadline:
+            raise _failure(what, timeout, last)
+        time.sleep(interval)
+
+
+async def aeventually(
+    condition: Callable[[], T | Awaitable[T]],
+    *,
+    what: str | Callable[[], str],
+    until: Callable[[T], object] = bool,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Async twin of :func:`eventually`: ``condition`` may be a plain or an async callable."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: object = None
+    while True:
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+        except ignore as exc:
+            last = exc
+        else:
+            if until(value):
+                return value
+            last = value
+        if loop.time() > deadline:
+            raise _failure(what, timeout, last)
+        await asyncio.sleep(interval)
