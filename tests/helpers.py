@@ -9,12 +9,24 @@ these first (a task sent after, an event logged after), then assert the absence.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
+import nats
+
+from actors.wire import topology
+
 T = TypeVar("T")
+
+
+def lines(path: Path) -> list[str]:
+    """The lines of a file that test tasks append to; none while it does not exist."""
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def _failure(what: str | Callable[[], str], timeout: float, last: object) -> AssertionError:
@@ -85,3 +97,48 @@ async def aeventually(
         if loop.time() > deadline:
             raise _failure(what, timeout, last)
         await asyncio.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the consumer of one task holds: not yet delivered, delivered but not acked."""
+
+    task: str
+    pending: int
+    unacked: int
+    redelivered: int
+
+
+async def asettled(url: str, *tasks: str, timeout: float = 20.0) -> list[Backlog]:
+    """Wait until every message sent so far to ``tasks`` has been run and acked.
+
+    The sentinel before asserting that something did NOT run: call it once whatever could
+    wrongly publish to ``tasks`` has itself finished (its result seen, or its own task
+    settled first). A message published before that is then run, so its effect is visible.
+    Returns each consumer's backlog (all zero but ``redelivered``), in the order given.
+    """
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+
+        async def backlog(task: str) -> Backlog:
+            info = await js.consumer_info(topology.TASK_STREAM, topology.consumer_name(task))
+            return Backlog(task, info.num_pending, info.num_ack_pending, info.num_redelivered)
+
+        return [
+            await aeventually(
+                functools.partial(backlog, task),
+                until=lambda b: b.pending == 0 and b.unacked == 0,
+                what=f"every message to {task} run and acked",
+                timeout=timeout,
+                interval=0.05,
+            )
+            for task in tasks
+        ]
+    finally:
+        await nc.close()
+
+
+def settled(url: str, *tasks: str, timeout: float = 20.0) -> list[Backlog]:
+    """Sync twin of :func:`asettled`, for tests without a running event loop."""
+    return asyncio.run(asettled(url, *tasks, timeout=timeout))
