@@ -15,7 +15,6 @@ import pytest
 
 from actors import App, ChordError, GroupResult, chain, chord, group, signature
 from actors.client.results import FAILURE, SUCCESS
-from actors.nats.server import EmbeddedServer
 from tests.apps.canvas import register
 from tests.helpers import aeventually, asettled, lines
 
@@ -78,7 +77,7 @@ async def test_chain_feeds_each_result_to_the_next(canvas: dict[str, Any]) -> No
 
 
 async def test_failing_step_stops_the_chain_marks_the_rest_and_calls_errbacks(
-    canvas: dict[str, Any], nats_server: EmbeddedServer, tmp_path: Path
+    canvas: dict[str, Any], nats_server: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "errbacks"
     ran = tmp_path / "ran"
@@ -171,7 +170,7 @@ def test_chord_sync_forms(app: App, thread_worker: Any) -> None:
 
 
 async def test_failing_header_routes_to_the_body_errback_and_body_does_not_run(
-    canvas: dict[str, Any], nats_server: EmbeddedServer, tmp_path: Path
+    canvas: dict[str, Any], nats_server: Any, tmp_path: Path
 ) -> None:
     marker, ran = tmp_path / "errbacks", tmp_path / "ran"
     add, div, record = canvas["add"], canvas["div"], canvas["record"]
@@ -295,7 +294,7 @@ async def test_a_json_chain_published_by_hand_runs(canvas: dict[str, Any]) -> No
 
 
 async def test_redelivered_members_and_double_counts_fire_the_body_once(
-    app: App, worker: Any, nats_server: EmbeddedServer, tmp_path: Path
+    app: App, worker: Any, nats_server: Any, tmp_path: Path
 ) -> None:
     """Replays what redeliveries do to the join: members joining again, alone and in batches
     the counter has not seen (as after the dedupe window), including the one that fired."""
