@@ -56,7 +56,7 @@ async def test_server_sigkill_during_3000_tasks(
         interval=0.05,
     )
     await asyncio.to_thread(nats_server.kill)
-    await asyncio.sleep(1)
+    await asyncio.sleep(1)  # downtime, as a crash and restart take; the results are awaited
     await asyncio.to_thread(nats_server.start)
     began = time.monotonic()
     values = await asyncio.gather(*(result.aget(timeout=180) for result in results))

@@ -80,7 +80,9 @@ async def test_every_wait_returns_across_a_server_restart(
     await aeventually(sent[0].astate, until=lambda state: state == "SUCCESS", what="a result")
     await asyncio.to_thread(nats_server.kill)
     during = asyncio.gather(*(send(f"restart-{i}") for i in range(count // 2, count)))
-    await asyncio.sleep(3)  # longer than publish_timeout: the senders time out and re-send
+    # Downtime longer than publish_timeout, so the senders time out and re-send; what must
+    # then happen (every send and every wait returns) is awaited below, with timeouts.
+    await asyncio.sleep(3)
     await asyncio.to_thread(nats_server.start)
     later = await asyncio.wait_for(during, 60)
     assert await asyncio.wait_for(waits, 120) == [0.02] * (count // 2)
