@@ -175,8 +175,9 @@ class ActorsProcess:
         """Wait until ``event`` was logged ``count`` times; fail early if the process exits."""
 
         def logged() -> int:
-            seen = self.count(event)
-            if seen < count and self.process.poll() is not None:
+            exited = self.process.poll() is not None
+            seen = self.count(event)  # read after poll(): all it logged before exiting counts
+            if seen < count and exited:
                 raise RuntimeError(f"process exited {self.process.returncode}:\n{self.output()}")
             return seen
 

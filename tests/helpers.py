@@ -1,9 +1,10 @@
 """Waiting in tests: poll a condition until it holds, and fail saying what never happened.
 
-Every wait in the suite goes through :func:`eventually` (sync tests) or :func:`aeventually`
-(async tests), so every wait has a timeout and a failure names what was awaited and the last
-value seen. Tests that check that something did NOT happen wait for a later sentinel with
-these first (a task sent after, an event logged after), then assert the absence.
+Every polling wait in the suite goes through :func:`eventually` (sync tests) or
+:func:`aeventually` (async tests), so each has a timeout and a failure names what was awaited
+and the last value seen. Tests that check that something did NOT happen first wait for a later
+sentinel (a task sent after it, an event logged after it, or :func:`asettled`: every message
+to some tasks run and acked), then assert the absence.
 """
 
 from __future__ import annotations
