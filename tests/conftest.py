@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 from actors import App
 from actors.nats.server import EmbeddedServer
 from actors.worker import Worker
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,13 +172,22 @@ class ActorsProcess:
         return len(self.events(event))
 
     def wait_for_event(self, event: str, count: int = 1, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count(event) < count:
-            if self.process.poll() is not None:
+        """Wait until ``event`` was logged ``count`` times; fail early if the process exits."""
+
+        def logged() -> int:
+            exited = self.process.poll() is not None
+            seen = self.count(event)  # read after poll(): all it logged before exiting counts
+            if seen < count and exited:
                 raise RuntimeError(f"process exited {self.process.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {count}x {event!r} in {timeout}s:\n{self.output()}")
-            time.sleep(0.05)
+            return seen
+
+        eventually(
+            logged,
+            until=lambda seen: seen >= count,
+            what=lambda: f"{count}x {event!r} logged:\n{self.output()}",
+            timeout=timeout,
+            interval=0.05,
+        )
 
     def output(self) -> str:
         return self.log_file.read_text()[-5000:]

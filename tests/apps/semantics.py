@@ -23,6 +23,13 @@ def _busy(seconds: float) -> None:
         sum(range(100))
 
 
+def _mark_started(marker: str | None) -> None:
+    """Append ``start`` to ``marker``: the task body is running (in whichever process)."""
+    if marker:
+        with Path(marker).open("a") as f:
+            f.write("start\n")
+
+
 def register(app: App) -> dict[str, Any]:
     """Register the actors on ``app``; return them by short name."""
 
@@ -114,17 +121,20 @@ def register(app: App) -> dict[str, Any]:
         raise CustomError("from the child")
 
     @app.actor(name="sem.along", track_started=True)
-    async def along(seconds: float) -> str:
+    async def along(seconds: float, marker: str | None = None) -> str:
+        _mark_started(marker)
         await asyncio.sleep(seconds)
         return "finished"
 
     @app.actor(name="sem.plong", pool="process", track_started=True)
-    def plong(seconds: float) -> str:
+    def plong(seconds: float, marker: str | None = None) -> str:
+        _mark_started(marker)
         time.sleep(seconds)
         return "finished"
 
     @app.actor(name="sem.tlong", track_started=True)
-    def tlong(seconds: float) -> str:
+    def tlong(seconds: float, marker: str | None = None) -> str:
+        _mark_started(marker)
         _busy(seconds)
         return "finished"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,25 +9,16 @@ import pytest
 
 from actors import chord
 from tests.apps.canvas import register
+from tests.helpers import eventually, lines, settled
 
 pytestmark = pytest.mark.chaos
 
 FAST_REDELIVERY = {"ACTORS_ACK_WAIT": "1.5"}
 
 
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def test_worker_sigkilled_mid_chord(worker_process: Any, make_app: Any, tmp_path: Path) -> None:
+def test_worker_sigkilled_mid_chord(
+    worker_process: Any, make_app: Any, nats_server: Any, tmp_path: Path
+) -> None:
     victim = worker_process("tests.apps.canvas:app", "-c", "4", **FAST_REDELIVERY)
     survivor = worker_process("tests.apps.canvas:app", "-c", "4", **FAST_REDELIVERY)
     app = make_app("client", ack_wait=1.5)
@@ -38,20 +28,24 @@ def test_worker_sigkilled_mid_chord(worker_process: Any, make_app: Any, tmp_path
     header = [record.s(i, str(header_log), "h", 0.1) for i in range(40)]
     result = chord(header, record.s(str(body_log), "body")).delay()
 
-    def victim_is_busy() -> bool:
-        return sum(f" {victim.pid} " in line for line in lines(header_log)) >= 4
-
-    wait_until(victim_is_busy, 20, "the victim never ran a header task")
+    eventually(
+        lambda: sum(f" {victim.pid} " in line for line in lines(header_log)),
+        until=lambda ran: ran >= 4,
+        what="the victim to run 4 header tasks",
+        timeout=20,
+    )
     victim.kill()  # SIGKILL: its tasks in flight are redelivered after ack_wait
     assert result.get(timeout=30) == list(range(40))
     assert len(lines(header_log)) > 40  # some members really ran twice
-    time.sleep(0.5)
+    # Sentinel: the victim's unacked members come back after ack_wait; once every member and
+    # the body are run and acked, a second body would have been sent and run.
+    settled(nats_server.url, "canvas.record", timeout=30)
     assert len(lines(body_log)) == 1
     assert f" {survivor.pid} " in lines(body_log)[0]
 
 
 def test_header_member_redelivered_after_crashing_its_worker(
-    worker_process: Any, make_app: Any, tmp_path: Path
+    worker_process: Any, make_app: Any, nats_server: Any, tmp_path: Path
 ) -> None:
     """Stands in for a retried header member: ``crash_once`` kills its worker process the
     first time it runs; the message is redelivered and the member finishes on another."""
@@ -68,5 +62,7 @@ def test_header_member_redelivered_after_crashing_its_worker(
     expected.insert(7, 1000)
     assert result.get(timeout=30) == expected
     assert Path(f"{flags}.1000").exists()  # it did crash a worker once
-    time.sleep(0.5)
+    # Sentinel: every member (the crashed one included) and the body run and acked.
+    settled(nats_server.url, "canvas.add", "canvas.crash_once", timeout=30)
+    settled(nats_server.url, "canvas.record", timeout=30)
     assert len(lines(body_log)) == 1

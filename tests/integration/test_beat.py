@@ -7,7 +7,6 @@ published message stays in the task stream and the tests count them by tick.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -31,6 +30,7 @@ from schedulers.entries import entry_key
 from schedulers.policy import TickState
 from schedulers.state import BeatBucket
 from tests.conftest import ROOT, ActorsProcess
+from tests.helpers import aeventually, eventually
 
 SUBJECT = "actors.task.beatapp.tick"
 SECOND = timedelta(seconds=1)
@@ -83,20 +83,6 @@ def assert_each_tick_once(
     return ticks
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    """Poll an async or sync condition until true, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
 class BeatProcess(ActorsProcess):
     """``python -m actors beat tests.apps.beat:app`` with JSON logs in a file."""
 
@@ -138,7 +124,9 @@ async def test_publishes_each_tick_on_time(make_app: Callable[..., App]) -> None
     beat = Beat(app)
     await beat.start()
     try:
-        await wait_until(lambda: beat.published >= 5, 10, "5 ticks")
+        await aeventually(
+            lambda: beat.published, until=lambda n: n >= 5, what="5 ticks published", timeout=10
+        )
     finally:
         await beat.stop()
     items = await published(app)
@@ -201,10 +189,13 @@ def test_killing_a_replica_neither_skips_nor_doubles_ticks(
     replicas = [beat_process(), beat_process()]
     for replica in replicas:
         replica.wait_for_event("beat.started")
-    deadline = time.monotonic() + 15
-    while sum(len(r.events("beat.published")) for r in replicas) < 3:
-        assert time.monotonic() < deadline, "no ticks published"
-        time.sleep(0.05)
+    eventually(
+        lambda: sum(len(r.events("beat.published")) for r in replicas),
+        until=lambda n: n >= 3,
+        what="3 ticks published",
+        timeout=15,
+        interval=0.05,
+    )
     # Kill the replica that published the latest tick: the one the other stands by for.
     owner = max(
         replicas, key=lambda r: max((e["tick"] for e in r.events("beat.published")), default="")
@@ -212,7 +203,13 @@ def test_killing_a_replica_neither_skips_nor_doubles_ticks(
     survivor = replicas[1 - replicas.index(owner)]
     owner.kill()
     killed_at = datetime.now(UTC)
-    time.sleep(4)
+    eventually(
+        lambda: [e["tick"] for e in survivor.events("beat.published")],
+        until=lambda ticks: any(datetime.fromisoformat(t) > killed_at + 2 * SECOND for t in ticks),
+        what="the survivor to publish a tick 2 s after the kill",
+        timeout=15,
+        interval=0.05,
+    )
     survivor.terminate()
     assert survivor.wait() == 0
     items = beat_app.run_sync(published(beat_app))
@@ -276,8 +273,12 @@ async def test_a_stalled_claim_is_published_once(
     beat = Beat(app, lease=1.0)
     await beat.start()
     try:
-        await wait_until(lambda: beat.published == 1, 10, "takeover publish")
-        await wait_until(lambda: _published_state(bucket), 5, "state confirmed after the takeover")
+        await aeventually(
+            lambda: beat.published, until=lambda n: n == 1, what="takeover publish", timeout=10
+        )
+        await aeventually(
+            lambda: _published_state(bucket), what="state confirmed after the takeover", timeout=5
+        )
     finally:
         await beat.stop()
     items = await published(app)
@@ -305,27 +306,52 @@ async def test_stored_entries_reach_a_running_beat(make_app: Callable[..., App])
         async def count(entry: str) -> int:
             return len(await published(app, entry))
 
-        await wait_until(lambda: _at_least(count("dyn entry"), 2), 5, "stored entry runs")
+        await aeventually(
+            lambda: count("dyn entry"), until=lambda n: n >= 2, what="2 stored ticks", timeout=5
+        )
         listed = {i.name: i for i in await store.alist()}
         assert listed["dyn entry"].last_tick is not None and listed["code"].source == "code"
 
         await store.adisable("dyn entry")
         await store.adisable("code")
-        await wait_until(lambda: not beat.entries, 5, "entries stopped")
-        await asyncio.sleep(0.1)  # a publish under way when the switch came may still land
+        await aeventually(
+            lambda: beat.entries, until=lambda entries: not entries, what="no entry", timeout=5
+        )
+        # Sentinel: an entry added after the switch. By its first tick a publish under way
+        # when the switch came has landed; over its next three (more than a second) the
+        # disabled entries, still driven in error, would have published.
+        await store.aadd("sentinel", "beatapp.tick", 0.5)
+        await aeventually(lambda: count("sentinel"), what="a sentinel tick", timeout=5)
         frozen = await count("dyn entry"), await count("code")
-        await asyncio.sleep(1.1)
+        sentinel = await count("sentinel")
+        await aeventually(
+            lambda: count("sentinel"),
+            until=lambda n: n >= sentinel + 3,
+            what="3 more sentinel ticks",
+            timeout=5,
+        )
         assert (await count("dyn entry"), await count("code")) == frozen
+        await store.aremove("sentinel")
 
         enabled_at = datetime.now(UTC)
         await store.aenable("dyn entry")
-        await wait_until(lambda: _at_least(count("dyn entry"), frozen[0] + 1), 5, "re-enabled")
+        await aeventually(
+            lambda: count("dyn entry"),
+            until=lambda n: n > frozen[0],
+            what="a tick after re-enabling",
+            timeout=5,
+        )
         resumed = (await published(app, "dyn entry"))[frozen[0] :]
         assert all(item.tick > enabled_at for item in resumed)  # no catch-up while disabled
         assert all(item.args == [7] for item in resumed)
 
         await store.aremove("dyn entry")
-        await wait_until(lambda: "dyn entry" not in beat.entries, 5, "removed")
+        await aeventually(
+            lambda: beat.entries,
+            until=lambda entries: "dyn entry" not in entries,
+            what="the removed entry to stop",
+            timeout=5,
+        )
         with pytest.raises(ScheduleNotFound):
             await store.aremove("dyn entry")
         assert [i.name for i in await store.alist()] == ["code"]
@@ -333,10 +359,6 @@ async def test_stored_entries_reach_a_running_beat(make_app: Callable[..., App])
         await beat.stop()
     half = timedelta(seconds=0.5)
     assert_each_tick_once(await published(app, "dyn entry"), gaps_allowed=1, step=half)
-
-
-async def _at_least(value: Any, count: int) -> bool:
-    return bool(await value >= count)
 
 
 def test_cli_manages_entries_of_a_running_beat(

@@ -16,6 +16,7 @@ import pytest
 from actors import App, ChordError, GroupResult, chain, chord, group, signature
 from actors.client.results import FAILURE, SUCCESS
 from tests.apps.canvas import register
+from tests.helpers import aeventually, asettled, lines
 
 
 @pytest.fixture
@@ -25,19 +26,6 @@ async def canvas(app: App, worker: Any) -> dict[str, Any]:
     await worker(app)
     await worker(app)
     return tasks
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
-async def wait_for_lines(path: Path, count: int, timeout: float = 10) -> list[str]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while len(lines(path)) < count:
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{path} has {len(lines(path))} lines, wanted {count}")
-        await asyncio.sleep(0.02)
-    return lines(path)
 
 
 # -- link / link_error -----------------------------------------------------------------------
@@ -64,7 +52,7 @@ async def test_link_error_gets_task_id_error_and_traceback(
     result = await canvas["div"].aapply_async((1, 0), link_error=[errback, errback.clone()])
     with pytest.raises(ZeroDivisionError):
         await result.aget(timeout=10)
-    seen = await wait_for_lines(marker, 2)
+    seen = await aeventually(lambda: lines(marker), until=lambda n: len(n) >= 2, what="2 errbacks")
     assert seen == [f"{result.id}|ZeroDivisionError|division by zero|True"] * 2
     # an errback given as an immutable signature gets only its own arguments
     ok = await canvas["div"].aapply_async((1, 0), link_error=canvas["add"].si(1, 2))
@@ -89,7 +77,7 @@ async def test_chain_feeds_each_result_to_the_next(canvas: dict[str, Any]) -> No
 
 
 async def test_failing_step_stops_the_chain_marks_the_rest_and_calls_errbacks(
-    canvas: dict[str, Any], tmp_path: Path
+    canvas: dict[str, Any], nats_server: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "errbacks"
     ran = tmp_path / "ran"
@@ -105,8 +93,11 @@ async def test_failing_step_stops_the_chain_marks_the_rest_and_calls_errbacks(
     assert await last.parent.astate() == FAILURE
     assert await last.parent.parent.parent.astate() == SUCCESS
     expected = f"{failed_step.id}|ZeroDivisionError|division by zero|True"
-    assert await wait_for_lines(marker, 1) == [expected]
-    await asyncio.sleep(0.2)
+    assert await aeventually(lambda: lines(marker), what="the errback") == [expected]
+    # Sentinel: once the failed step is acked, whatever it published is in the stream; once
+    # the steps after it and the errback are settled too, a wrongly sent step would have run.
+    await asettled(nats_server.url, "canvas.div")
+    await asettled(nats_server.url, "canvas.record", "canvas.add", "canvas.errback")
     assert not ran.exists()
     assert len(lines(marker)) == 1
 
@@ -179,7 +170,7 @@ def test_chord_sync_forms(app: App, thread_worker: Any) -> None:
 
 
 async def test_failing_header_routes_to_the_body_errback_and_body_does_not_run(
-    canvas: dict[str, Any], tmp_path: Path
+    canvas: dict[str, Any], nats_server: Any, tmp_path: Path
 ) -> None:
     marker, ran = tmp_path / "errbacks", tmp_path / "ran"
     add, div, record = canvas["add"], canvas["div"], canvas["record"]
@@ -187,9 +178,11 @@ async def test_failing_header_routes_to_the_body_errback_and_body_does_not_run(
     result = await chord([add.s(1, 1), div.s(1, 0), div.s(2, 0)], body).aapply_async()
     with pytest.raises(ChordError, match=r"header task canvas.div\[.*\] failed: ZeroDivision"):
         await result.aget(timeout=10)
-    (seen,) = await wait_for_lines(marker, 1)
+    (seen,) = await aeventually(lambda: lines(marker), what="the body's errback")
     assert seen.startswith(f"{result.id}|actors.errors.ChordError|chord ")
-    await asyncio.sleep(0.3)
+    # Sentinel: every header member handled (the join done), then the body and errbacks.
+    await asettled(nats_server.url, "canvas.add", "canvas.div")
+    await asettled(nats_server.url, "canvas.record", "canvas.errback")
     assert not ran.exists()
     assert len(lines(marker)) == 1  # two members failed, the errback ran once
 
@@ -301,7 +294,7 @@ async def test_a_json_chain_published_by_hand_runs(canvas: dict[str, Any]) -> No
 
 
 async def test_redelivered_members_and_double_counts_fire_the_body_once(
-    app: App, worker: Any, tmp_path: Path
+    app: App, worker: Any, nats_server: Any, tmp_path: Path
 ) -> None:
     """Replays what redeliveries do to the join: members joining again, alone and in batches
     the counter has not seen (as after the dedupe window), including the one that fired."""
@@ -319,10 +312,11 @@ async def test_redelivered_members_and_double_counts_fire_the_body_once(
     await routing.succeeded(app, members[0], 0)  # redelivered alone: deduplicated
     # redelivered together: a batch the counter never saw, so the count passes the size
     await asyncio.gather(*(routing.succeeded(app, m, m.args[0] * 2) for m in members[:2]))
-    await asyncio.sleep(0.3)
+    # Sentinel: the joins above returned, so a body they sent is in the stream; settled, it ran.
+    await asettled(nats_server.url, "canvas.record")
     assert not ran.exists()  # member 4 has not finished: the body must not run yet
     await routing.succeeded(app, members[4], 8)
     await routing.succeeded(app, members[4], 8)  # the firing member redelivered
     assert await result.aget(timeout=10) == [0, 2, 4, 6, 8]
-    await asyncio.sleep(0.3)
+    await asettled(nats_server.url, "canvas.record")  # a second body sent would have run
     assert len(lines(ran)) == 1

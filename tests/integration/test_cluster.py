@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import re
 import socket
@@ -33,6 +34,7 @@ from actors.config import Settings
 from actors.nats.server import find_nats_server
 from actors.worker import Worker
 from tests.apps.basic import register
+from tests.helpers import aeventually, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "deploy" / "nats"
@@ -127,20 +129,29 @@ class Cluster:
 
     def wait_for_meta_leader(self, timeout: float) -> str:
         """Wait until every running node reports the same JetStream meta leader of 3 peers."""
-        deadline = time.monotonic() + timeout
-        seen: list[Any] = []
-        while time.monotonic() < deadline:
-            try:
-                seen = [n.jsz().get("meta_cluster", {}) for n in self.nodes if n.running()]
-            except OSError:
-                seen = []
+
+        def agreed(seen: list[dict[str, Any]]) -> bool:
             leaders = {meta.get("leader") or "" for meta in seen}
             sizes = {meta.get("cluster_size") for meta in seen}
-            if seen and len(leaders) == 1 and "" not in leaders and sizes == {len(self.nodes)}:
-                return leaders.pop()
-            time.sleep(0.1)
-        logs = "\n\n".join(f"{n.name}:\n{n.log()}" for n in self.nodes)
-        raise TimeoutError(f"no JetStream meta leader in {timeout}s: {seen}\n{logs}")
+            return (
+                bool(seen)
+                and len(leaders) == 1
+                and "" not in leaders
+                and sizes == {len(self.nodes)}
+            )
+
+        seen = eventually(
+            lambda: [n.jsz().get("meta_cluster", {}) for n in self.nodes if n.running()],
+            until=agreed,
+            what=lambda: (
+                "a JetStream meta leader:\n"
+                + "\n\n".join(f"{n.name}:\n{n.log()}" for n in self.nodes)
+            ),
+            timeout=timeout,
+            interval=0.1,
+            ignore=(OSError,),
+        )
+        return str(seen[0]["leader"])
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -245,29 +256,41 @@ async def stream_infos(url: str) -> dict[str, Any]:
 
 
 async def settled_stream_infos(url: str, timeout: float = 10.0) -> dict[str, Any]:
-    """Stream infos once every replica has caught up (or as they are after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        infos = await stream_infos(url)
-        replicas = [r for info in infos.values() for r in info.cluster.replicas or []]
-        if all(r.current for r in replicas) or time.monotonic() > deadline:
-            return infos
-        await asyncio.sleep(0.2)
+    """Stream infos once every replica has caught up."""
+
+    def lagging(infos: dict[str, Any]) -> list[str]:
+        return [
+            f"{name}:{r.name}"
+            for name, info in infos.items()
+            for r in info.cluster.replicas or []
+            if not r.current
+        ]
+
+    return await aeventually(
+        lambda: stream_infos(url),
+        until=lambda infos: not lagging(infos),
+        what="every stream replica to be current",
+        timeout=timeout,
+        interval=0.2,
+    )
 
 
-async def healthy(node: Node, query: str, timeout: float = 10.0) -> bool:
-    """Poll the node's ``/healthz`` until it answers ok; False after ``timeout``."""
+async def healthy(node: Node, query: str, timeout: float = 10.0) -> None:
+    """Poll the node's ``/healthz`` until it answers ok."""
     url = f"http://127.0.0.1:{node.http_port}/healthz{query}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if json.loads(response.read()) == {"status": "ok"}:
-                    return True
-        except OSError:  # HTTPError (503 while not current) is an OSError
-            pass
-        await asyncio.sleep(0.2)
-    return False
+
+    def answer() -> Any:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return json.loads(response.read())
+
+    await aeventually(
+        answer,
+        until=lambda status: status == {"status": "ok"},
+        what=f"{node.name} /healthz{query} to be ok",
+        timeout=timeout,
+        interval=0.2,
+        ignore=(OSError,),  # HTTPError (503 while not current) is an OSError
+    )
 
 
 def test_shipped_configs_differ_only_in_server_name() -> None:
@@ -335,7 +358,7 @@ async def test_tasks_round_trip_on_r3_streams(nats_cluster: Cluster) -> None:
 
     for node in nats_cluster.nodes:  # what the compose healthcheck and Kubernetes probes ask
         for query in ("", "?js-enabled-only=true"):
-            assert await healthy(node, query), f"{node.name} /healthz{query} is not ok"
+            await healthy(node, query)
 
     infos = await settled_stream_infos(nats_cluster.url)
     for name, info in infos.items():
@@ -376,27 +399,32 @@ async def test_tasks_survive_killing_a_node(nats_cluster: Cluster, victim: str) 
             info = await worker.broker.js.stream_info("ACTORS")
             node = nats_cluster.node(info.cluster.leader)
 
-        retries = 0
+        attempts = 0
+
+        def send(i: int) -> Any:
+            nonlocal attempts
+            attempts += 1
+            # The same task id is the same Nats-Msg-Id: a publish that did reach the stream
+            # before its ack was lost is stored once.
+            return add.aapply_async((i, 1), task_id=f"failover-{i}")
+
         results = []
         began = time.monotonic()
         for i in range(total):
             if i == kill_at:
                 node.kill()
                 killed_at = time.monotonic()
-            task_id = f"failover-{i}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    # The same task id is the same Nats-Msg-Id: a publish that did reach the
-                    # stream before its ack was lost is stored once.
-                    results.append(await add.aapply_async((i, 1), task_id=task_id))
-                    break
-                except BrokerUnavailable:
-                    retries += 1
-                    assert time.monotonic() < deadline, f"cannot send {task_id} for 30 s"
-                    await asyncio.sleep(0.2)
+            sent_one = await aeventually(
+                functools.partial(send, i),
+                what=f"failover-{i} sent",
+                timeout=30,
+                interval=0.2,
+                ignore=(BrokerUnavailable,),
+            )
+            results.append(sent_one)
             await asyncio.sleep(0.005)
         sent = time.monotonic()
+        retries = attempts - total
         values = [await r.aget(timeout=60) for r in results]
         done = time.monotonic()
         info = await worker.broker.js.stream_info("ACTORS")

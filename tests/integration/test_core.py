@@ -10,6 +10,7 @@ import pytest
 from actors import App, ResultTimeout, TaskFailed
 from actors.client.results import FAILURE, PENDING, SUCCESS
 from tests.apps.basic import CustomError, register
+from tests.helpers import aeventually
 
 
 async def test_sync_and_async_actors_return_results(app: App, worker) -> None:
@@ -86,10 +87,7 @@ async def test_ignore_result_per_task(app: App, worker, tmp_path: Path) -> None:
     await worker(app)
     marker = tmp_path / "ran"
     result = await tasks["noresult"].adelay(str(marker))
-    for _ in range(200):
-        if marker.exists():
-            break
-        await asyncio.sleep(0.02)
+    await aeventually(marker.exists, what="the task to run")
     assert marker.read_text() == "ran"
     # The worker finished the task but stored nothing: the state stays PENDING.
     done = await (await tasks["add"].adelay(1, 1)).aget(timeout=10)
@@ -100,10 +98,13 @@ async def test_ignore_result_per_task(app: App, worker, tmp_path: Path) -> None:
 async def test_ignore_result_globally(make_app, worker) -> None:
     app = make_app(ignore_result=True)
     tasks = register(app)
-    await worker(app)
+    serving = await worker(app)
     result = await tasks["add"].adelay(1, 2)
+    # Sentinel: the worker counts a task processed once it is acked, after any result is stored.
+    await aeventually(lambda: serving.processed, what="the worker to process the task")
+    assert await result.astate() == PENDING
     with pytest.raises(ResultTimeout):
-        await result.aget(timeout=1)
+        await result.aget(timeout=0.3)
 
 
 async def test_unencodable_result_is_a_failure(app: App, worker) -> None:

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from actors import App, WorkerLost
+from actors import WorkerLost
 from actors.client.results import SUCCESS
-from actors.wire import topology
 from tests.apps.semantics import app as semantics_app
 from tests.apps.semantics import register, tasks
+from tests.helpers import eventually, settled
 from tests.integration.cli_helper import actors_cli
 
 APP = "tests.apps.semantics:app"
-
-
-def consumer_state(app: App, task: str) -> tuple[int, int]:
-    async def read() -> tuple[int, int]:
-        connection = await app.connection()
-        info = await connection.broker.js.consumer_info(
-            topology.TASK_STREAM, topology.consumer_name(task)
-        )
-        return info.num_pending, info.num_ack_pending
-
-    return app.run_sync(read())
 
 
 @pytest.mark.chaos
@@ -57,11 +45,12 @@ def test_acks_late_false_never_runs_twice(
     app.registry["sem.crash_early"].delay(str(marker))
     worker.process.wait(20)  # the task killed it
     second = worker_process(APP, ACTORS_ACK_WAIT="1")
-    # A redelivery would come 1 s (ack_wait) after the crash; a late ack would show as pending.
+    # A late ack would leave the message unacked, then redelivered 1 s (ack_wait) after the
+    # crash: settled waits for that to play out, so a second run would be in the marker.
     stamp = app.registry["sem.stamp"].delay()
     assert stamp.get(timeout=10) > 0
-    time.sleep(1.5)
-    assert consumer_state(app, "sem.crash_early") == (0, 0)
+    [backlog] = settled(nats_server.url, "sem.crash_early")
+    assert backlog.redelivered == 0
     assert marker.read_text().count("run") == 1
     assert second.count("task.succeeded") == 1
 
@@ -92,10 +81,13 @@ def test_dead_list_show_replay_purge(make_app, nats_server, thread_worker) -> No
     thread_worker(app, actor_names=["sem.busy"])
     replayed = actors_cli("dead", "replay", seq, *url)
     assert replayed.returncode == 0 and "replayed 1" in replayed.stdout, replayed.stdout
-    deadline = time.monotonic() + 15
-    while app.AsyncResult(lost.id).state != SUCCESS:
-        assert time.monotonic() < deadline, "replayed task did not run"
-        time.sleep(0.05)
+    eventually(
+        lambda: app.AsyncResult(lost.id).state,
+        until=lambda state: state == SUCCESS,
+        what="the replayed task to succeed",
+        timeout=15,
+    )
+    settled(nats_server.url, "sem.busy")  # had the other been replayed too, it would have run
     assert app.AsyncResult(other.id).state != SUCCESS
 
     remaining = actors_cli("dead", "list", *url).stdout

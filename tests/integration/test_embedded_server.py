@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from actors import App
 from actors.cli.loading import reachable
 from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = "nats://127.0.0.1:4222"
@@ -43,11 +43,14 @@ def test_run_starts_and_stops_an_embedded_server(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 20
-        while '"worker.started"' not in log_file.read_text():
+
+        def worker_started() -> bool:
             assert proc.poll() is None, log_file.read_text()
-            assert time.monotonic() < deadline, log_file.read_text()
-            time.sleep(0.05)
+            return '"worker.started"' in log_file.read_text()
+
+        eventually(
+            worker_started, what=lambda: f"worker.started:\n{log_file.read_text()}", timeout=20
+        )
         events = [json.loads(line) for line in log_file.read_text().splitlines()]
         started = next(e for e in events if e["event"] == "server.embedded_started")
         assert started["url"] == DEFAULT
@@ -65,10 +68,7 @@ def test_run_starts_and_stops_an_embedded_server(tmp_path: Path) -> None:
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        deadline = time.monotonic() + 10
-        while pid_alive(int(server_pids[0])) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not pid_alive(int(server_pids[0]))
+        eventually(lambda: not pid_alive(int(server_pids[0])), what="the embedded server to exit")
         assert not reachable(DEFAULT)
     finally:
         if proc.poll() is None:
@@ -106,10 +106,12 @@ def test_server_command_runs_in_the_foreground(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not reachable(f"nats://127.0.0.1:{port}"):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+
+        def listening() -> bool:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            return reachable(f"nats://127.0.0.1:{port}")
+
+        eventually(listening, what=f"the server on port {port}", timeout=20)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
         assert not reachable(f"nats://127.0.0.1:{port}")

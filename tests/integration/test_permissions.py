@@ -7,7 +7,6 @@ its environment.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from actors.wire import topology
 from schedulers import Beat
 from tests.apps.canvas import register
 from tests.conftest import ROOT
+from tests.helpers import aeventually
 
 ROLES = ("client", "worker", "beat", "operator")
 DEPLOY = ROOT / "deploy" / "nats"
@@ -99,14 +99,13 @@ class RawClient:
         """``attempt`` fails, and the server reports a permission violation on ``subject``."""
         with pytest.raises((nats.errors.Error, nats.js.errors.Error, TimeoutError)):
             await attempt()
-        deadline = time.monotonic() + 5
-        while not any(
-            f'violation for publish to "{subject.lower()}"' in e.lower() for e in self.errors
-        ):
-            assert time.monotonic() < deadline, (
-                f"no permission violation for {subject}: {self.errors}"
-            )
-            await asyncio.sleep(0.05)
+        wanted = f'violation for publish to "{subject.lower()}"'
+        await aeventually(
+            lambda: self.errors,
+            until=lambda errors: any(wanted in e.lower() for e in errors),
+            what=f"a permission violation for {subject}",
+            timeout=5,
+        )
 
 
 async def test_worker_and_client_roles_run_tasks_end_to_end(
@@ -131,10 +130,11 @@ async def test_worker_and_client_roles_run_tasks_end_to_end(
             await raw.js.publish(topology.task_subject("canvas.add"), b"\xc1")
             await raw.js.publish(topology.task_subject("perm.nobody"), b"\xc1")
         operator = await Broker.connect(role_app("operator")[0].conf)
-        deadline = time.monotonic() + 15
-        while (await operator.js.stream_info(topology.DEAD_STREAM)).state.messages < 2:
-            assert time.monotonic() < deadline, "the worker dead-lettered too little"
-            await asyncio.sleep(0.1)
+
+        async def dead() -> int:
+            return int((await operator.js.stream_info(topology.DEAD_STREAM)).state.messages)
+
+        await aeventually(dead, until=lambda n: n >= 2, what="2 dead letters", timeout=15)
         assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 0
         await operator.close()
     assert not [log for log in logs if "violation" in str(log).lower()]
@@ -210,10 +210,9 @@ async def test_beat_runs_as_the_beat_or_the_worker_role(role_app, worker, role: 
         beat = Beat(app)
         await beat.start()
         try:
-            deadline = time.monotonic() + 10
-            while beat.published < 2:
-                assert time.monotonic() < deadline, "beat published no ticks"
-                await asyncio.sleep(0.05)
+            await aeventually(
+                lambda: beat.published, until=lambda n: n >= 2, what="2 ticks published"
+            )
         finally:
             await beat.stop()
     assert not [log for log in logs if "violation" in str(log).lower()]

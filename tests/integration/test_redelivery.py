@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from actors import App, chain, chord
+from actors import chain, chord
 from actors.nats.consumer import Delivery
 from actors.wire import topology
 from tests.apps.canvas import register
+from tests.helpers import asettled, lines
 
 
 def lose_first_ack(monkeypatch: pytest.MonkeyPatch, task: str) -> list[int]:
@@ -32,27 +32,12 @@ def lose_first_ack(monkeypatch: pytest.MonkeyPatch, task: str) -> list[int]:
     return lost
 
 
-async def settled(app: App, task: str, timeout: float = 20) -> None:
-    """Wait until the consumer of ``task`` has nothing pending or unacked."""
-    connection = await app.connection()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        info = await connection.broker.js.consumer_info(
-            topology.TASK_STREAM, topology.consumer_name(task)
-        )
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            return
-        assert loop.time() < deadline, f"{task}: {info.num_pending} pending, unacked"
-        await asyncio.sleep(0.1)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 async def test_a_redelivered_finished_task_is_not_run_again(
-    make_app: Any, worker: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    make_app: Any,
+    worker: Any,
+    nats_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     app = make_app(ack_wait=1)
     tasks = register(app)
@@ -67,7 +52,7 @@ async def test_a_redelivered_finished_task_is_not_run_again(
         )
         result = await steps.aapply_async()
         assert await result.aget(timeout=20) == 6
-        await settled(app, "canvas.record")
+        await asettled(nats_server.url, "canvas.record")
     assert len(lost) == 2  # both record steps lost their first ack and were redelivered
     assert len(lines(first)) == 1
     assert len(lines(second)) == 1
@@ -76,7 +61,11 @@ async def test_a_redelivered_finished_task_is_not_run_again(
 
 
 async def test_a_redelivered_chord_member_joins_once(
-    make_app: Any, worker: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    make_app: Any,
+    worker: Any,
+    nats_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     app = make_app(ack_wait=1)
     tasks = register(app)
@@ -86,6 +75,6 @@ async def test_a_redelivered_chord_member_joins_once(
     header = [tasks["record"].s(i, str(members), "m") for i in range(5)]
     result = await chord(header, tasks["record"].s(str(body), "body")).aapply_async()
     assert await result.aget(timeout=20) == list(range(5))
-    await settled(app, "canvas.record")
+    await asettled(nats_server.url, "canvas.record")
     assert len(lines(members)) == 5
     assert len(lines(body)) == 1

@@ -16,6 +16,7 @@ from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFaile
 from actors.nats.server import EmbeddedServer
 from actors.wire import topology
 from tests.apps.basic import register
+from tests.helpers import aeventually
 
 
 async def test_resend_with_the_same_id_after_the_result_was_read(app: App, worker) -> None:
@@ -34,8 +35,8 @@ async def test_resend_after_the_result_arrived_unread(app: App, worker) -> None:
     await worker(app)
     await (await tasks["add"].adelay(0, 0)).aget(timeout=10)  # the watch is live from here
     first = await tasks["add"].aapply_async((2, 2), task_id="same-id-2")
-    while await first.astate() != "SUCCESS":  # read, not waited: the record stays expected
-        await asyncio.sleep(0.02)
+    # Read, not waited: the record stays expected.
+    await aeventually(first.astate, until=lambda state: state == "SUCCESS", what="the record")
     again = await tasks["add"].aapply_async((2, 2), task_id="same-id-2")
     assert await again.aget(timeout=10) == 4
 
@@ -64,20 +65,24 @@ async def test_every_wait_returns_across_a_server_restart(
 
     async def send(task_id: str) -> AsyncResult:
         # What docs/deploy.md recommends after a publish timeout: send again with the same id.
-        for _ in range(30):
-            try:
-                return await sleep.aapply_async((0.02,), task_id=task_id)
-            except BrokerUnavailable:
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"{task_id} never sent")
+        return await aeventually(
+            lambda: sleep.aapply_async((0.02,), task_id=task_id),
+            what=f"{task_id} sent",
+            timeout=60,
+            interval=0.2,
+            ignore=(BrokerUnavailable,),
+        )
 
     count = 200
     sent = [await send(f"restart-{i}") for i in range(count // 2)]
     waits = asyncio.gather(*(result.aget(timeout=90) for result in sent))
-    await asyncio.sleep(0.5)  # let some results arrive before the restart
+    # Some results arrive before the restart, the rest after it.
+    await aeventually(sent[0].astate, until=lambda state: state == "SUCCESS", what="a result")
     await asyncio.to_thread(nats_server.kill)
     during = asyncio.gather(*(send(f"restart-{i}") for i in range(count // 2, count)))
-    await asyncio.sleep(3)  # longer than publish_timeout: the senders time out and re-send
+    # Downtime longer than publish_timeout, so the senders time out and re-send; what must
+    # then happen (every send and every wait returns) is awaited below, with timeouts.
+    await asyncio.sleep(3)
     await asyncio.to_thread(nats_server.start)
     later = await asyncio.wait_for(during, 60)
     assert await asyncio.wait_for(waits, 120) == [0.02] * (count // 2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -11,6 +9,7 @@ from actors import App, MaxRetriesExceeded
 from actors.client.results import FAILURE, RETRY, SUCCESS, ResultRecord
 from tests.apps.basic import CustomError
 from tests.apps.semantics import register
+from tests.helpers import aeventually
 
 
 async def record_of(app: App, task_id: str) -> ResultRecord | None:
@@ -31,10 +30,7 @@ async def test_state_is_retry_while_the_next_attempt_waits(app: App, worker) -> 
     tasks = register(app)
     await worker(app)
     result = await tasks["later"].adelay(30)
-    for _ in range(200):
-        if await result.astate() == RETRY:
-            break
-        await _tick()
+    await aeventually(result.astate, until=lambda state: state == RETRY, what="state RETRY")
     record = await record_of(app, result.id)
     assert record is not None and record.status == RETRY and record.retries == 1
     assert record.result and "eta" in record.result
@@ -44,10 +40,7 @@ async def test_retry_survives_a_worker_restart(app: App, worker) -> None:
     tasks = register(app)
     first = await worker(app)
     result = await tasks["later"].adelay(1.5)
-    for _ in range(200):
-        if await result.astate() == RETRY:
-            break
-        await _tick()
+    await aeventually(result.astate, until=lambda state: state == RETRY, what="state RETRY")
     await first.stop()
     await worker(app)
     assert await result.aget(timeout=15) == 1
@@ -107,7 +100,3 @@ async def test_throws_are_failures_logged_without_traceback(app: App, worker) ->
     failed = [e for e in logs if e["event"] == "task.failed"]
     assert failed[0]["log_level"] == "info" and "exc_info" not in failed[0]
     assert failed[1]["log_level"] == "error" and "exc_info" in failed[1]
-
-
-async def _tick() -> None:
-    await asyncio.sleep(0.05)

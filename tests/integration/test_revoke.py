@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from actors import App, Revoked
-from actors.client.results import REVOKED, STARTED, AsyncResult
+from actors.client.results import REVOKED, STARTED
 from tests.apps.semantics import register
+from tests.helpers import aeventually
 from tests.integration.cli_helper import actors_cli
-
-
-async def wait_state(result: AsyncResult, state: str, timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while await result.astate() != state:
-        assert asyncio.get_running_loop().time() < deadline, f"never reached {state}"
-        await asyncio.sleep(0.05)
 
 
 async def test_revoked_before_any_worker_started_is_skipped(app: App, worker) -> None:
@@ -69,12 +64,16 @@ async def test_revoke_from_the_result_handles(app: App, worker) -> None:
 
 
 @pytest.mark.parametrize("task", ["along", "plong", "tlong"])
-async def test_terminate_stops_a_running_task(app: App, worker, task: str) -> None:
+async def test_terminate_stops_a_running_task(app: App, worker, task: str, tmp_path: Path) -> None:
     tasks = register(app)
     await worker(app)
-    result = await tasks[task].adelay(30)
-    await wait_state(result, STARTED)
-    await asyncio.sleep(0.3)  # let a process-pool child get going
+    marker = tmp_path / "started"
+    result = await tasks[task].adelay(30, str(marker))
+    await aeventually(
+        result.astate, until=lambda state: state == STARTED, what="state STARTED", timeout=20
+    )
+    # Terminate the body itself, not a process-pool child still starting up.
+    await aeventually(marker.exists, what="the task body to start", timeout=20)
     began = asyncio.get_running_loop().time()
     await app.control.arevoke(result.id, terminate=True)
     with pytest.raises(Revoked, match="terminated"):

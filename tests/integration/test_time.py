@@ -13,6 +13,7 @@ from actors import App, Revoked, SoftTimeLimitExceeded, TimeLimitExceeded
 from actors.client.results import REVOKED
 from actors.wire import topology
 from tests.apps.semantics import register
+from tests.helpers import aeventually
 
 
 async def test_countdown_runs_no_earlier_than_asked(app: App, worker) -> None:
@@ -45,6 +46,8 @@ async def test_delayed_tasks_wait_on_schedule_subjects_not_the_actor(app: App, w
     assert info.state.subjects == {"actors.sched.sched-1": 1}
     assert (await js.stream_info(topology.TASK_STREAM)).state.messages == 0
     await worker(app)
+    # Sentinel: a task sent now runs, so the worker is consuming; the delayed one stays put.
+    assert await (await tasks["stamp"].adelay()).aget(timeout=10) > 0
     assert await result.astate() == "PENDING"
 
 
@@ -111,10 +114,14 @@ async def test_expires_with_ignore_result_uses_server_ttl(app: App) -> None:
     js = connection.broker.js
     subject = topology.task_subject("sem.stamp")
     assert (await js.stream_info(topology.TASK_STREAM)).state.messages == 1
-    deadline = time.monotonic() + 10
-    while (await js.stream_info(topology.TASK_STREAM, subjects_filter=subject)).state.messages:
-        assert time.monotonic() < deadline, "the server did not drop the expired message"
-        await asyncio.sleep(0.1)
+
+    async def stored() -> int:
+        info = await js.stream_info(topology.TASK_STREAM, subjects_filter=subject)
+        return int(info.state.messages)
+
+    await aeventually(
+        stored, until=lambda count: count == 0, what="the server to drop the expired message"
+    )
 
 
 async def test_async_soft_limit_raises_inside_the_task(app: App, worker) -> None:

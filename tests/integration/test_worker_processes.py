@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from actors import App
 from tests.apps.basic import register
+from tests.helpers import eventually, lines
 
 
-def wait_for_lines(path: Path, prefix: str, count: int, timeout: float = 20) -> list[str]:
+def wait_for_lines(path: Path, prefix: str, count: int) -> list[str]:
     """Lines of ``path`` starting with ``prefix``, once there are ``count`` of them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = (
-            [ln for ln in path.read_text().splitlines() if ln.startswith(prefix)]
-            if (path.exists())
-            else []
-        )
-        if len(lines) >= count:
-            return lines
-        time.sleep(0.02)
-    raise TimeoutError(f"{count} lines starting {prefix!r} not in {path} after {timeout}s")
+    return eventually(
+        lambda: [line for line in lines(path) if line.startswith(prefix)],
+        until=lambda found: len(found) >= count,
+        what=f"{count} lines starting {prefix!r} in {path}",
+        timeout=20,
+    )
 
 
 def test_two_worker_processes_share_the_work(app: App, worker_process) -> None:
@@ -160,7 +155,10 @@ def test_worker_processes_stop_when_their_supervisor_is_killed(worker_process) -
             return False
         return True
 
-    deadline = time.monotonic() + 15
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in children), parent.output()
+    eventually(
+        lambda: [pid for pid in children if alive(pid)],
+        until=lambda living: not living,
+        what=lambda: f"the worker processes to stop:\n{parent.output()}",
+        timeout=15,
+        interval=0.1,
+    )
