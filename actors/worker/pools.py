@@ -9,8 +9,8 @@ Where a task runs decides what can be enforced (docs/tasks.md "Time limits"):
   delivers between bytecodes, so not during a blocking C call. A hard limit cannot stop a
   thread: the worker records TimeLimitExceeded, stops waiting, and leaves the thread to end.
 - sync tasks with ``pool="process"`` (the default when the actor sets ``time_limit``) run in a
-  child process per task: soft limit = SIGUSR1 (raises SoftTimeLimitExceeded in the child),
-  hard limit and terminate = SIGKILL.
+  child process per task: soft limit = SIGALRM timed by the child from the task's start (raises
+  SoftTimeLimitExceeded in the child), hard limit and terminate = SIGKILL.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import asyncio
 import ctypes
 import dataclasses
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Generator
@@ -32,7 +31,6 @@ from actors.errors import Revoked, SoftTimeLimitExceeded, TimeLimitExceeded, Wor
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
-from actors.worker import process_child
 from actors.worker.thread_pool import ThreadPool
 
 TERMINATED = "terminated"
@@ -50,6 +48,7 @@ class RunningTask:
         self.soft_pending: SoftTimeLimitExceeded | None = None
         self.task: asyncio.Task[Any] | None = None
         self.process: asyncio.subprocess.Process | None = None
+        self.in_process = False
         self._thread: int | None = None
         self._thread_done = False
         self._lock = threading.Lock()
@@ -70,10 +69,9 @@ class RunningTask:
     def soft_expired(self) -> None:
         """The soft limit passed: raise SoftTimeLimitExceeded inside the task."""
         message = f"{self.task_name} ran past its soft_time_limit of {self.soft:g}s"
-        if self.process is not None:
-            if self.process.returncode is None:
-                self.process.send_signal(signal.SIGUSR1)
-        elif self.task is not None:
+        if self.in_process:
+            return  # the child times its soft limit itself, from the task's start
+        if self.task is not None:
             self.soft_pending = SoftTimeLimitExceeded(message)
             self.task.cancel()
         else:
@@ -203,12 +201,18 @@ class Executor:
     async def _in_process(
         self, actor: Actor[Any, Any], message: TaskMessage, run: RunningTask
     ) -> Any:
-        request = {"module": actor.fn.__module__, "task": actor.name, "message": message.to_wire()}
+        request = {
+            "module": actor.fn.__module__,
+            "task": actor.name,
+            "message": message.to_wire(),
+            "soft": run.soft,
+        }
+        run.in_process = True
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         run.process = process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            process_child.BOOTSTRAP,
+            "-m",
+            "actors.worker.process_child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,

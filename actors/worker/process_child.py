@@ -1,10 +1,12 @@
-"""A child process that runs one sync task (``pool="process"``), started with :data:`BOOTSTRAP`.
+"""A child process that runs one sync task (``pool="process"``).
 
-Reads a msgpack request ``{"module", "task", "message"}`` on stdin, imports the module, finds
+Started as ``python -m actors.worker.process_child``. Reads a msgpack request
+``{"module", "task", "message", "soft"}`` on stdin, imports the module, finds
 the actor by name among the module's Apps and Actors, runs it, and writes one msgpack reply to
 the original stdout: ``{"result": value}``, ``{"error": {...}, "traceback": str}`` or
-``{"retry": {...}}``. Anything the task prints goes to stderr. SIGUSR1 raises
-SoftTimeLimitExceeded; the worker SIGKILLs the child at the hard limit or on terminate.
+``{"retry": {...}}``. Anything the task prints goes to stderr. The child times the soft
+limit itself (SIGALRM raises SoftTimeLimitExceeded); the worker SIGKILLs the child at the hard
+limit or on terminate.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from actors.actor import Actor, Request, current_request
@@ -44,21 +45,24 @@ def _soft_limit(signum: int, frame: object) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def run(request: dict[str, Any], early: Sequence[int] = ()) -> dict[str, Any]:
+def run(request: dict[str, Any]) -> dict[str, Any]:
     """Run one request and return the reply map.
 
-    ``early`` is non-empty when the soft limit's SIGUSR1 came before the task started (a slow
-    start-up); the task then begins with SoftTimeLimitExceeded, as it would have a moment later.
+    The request's ``soft`` (seconds, optional) is the task's soft time limit, timed here from
+    the moment the task starts: the child's start-up (imports: 0.2 s and more on a busy
+    machine) does not count against it, as it does not in a thread.
     """
     try:
         message = TaskMessage.from_wire(request["message"])
         actor = find_actor(request["module"], request["task"])
         current_request.set(Request.from_message(message, {"pool": "process"}))
         args = [actor, *message.args] if actor.options.bind else message.args
-        signal.signal(signal.SIGUSR1, _soft_limit)
-        if early:
-            raise SoftTimeLimitExceeded("soft time limit exceeded")
+        soft = request.get("soft")
+        if isinstance(soft, int | float) and soft > 0:
+            signal.signal(signal.SIGALRM, _soft_limit)
+            signal.setitimer(signal.ITIMER_REAL, soft)
         value = actor.fn(*args, **message.kwargs)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         encode(value)
         return {"result": value}
     except Retry as signal_:
@@ -67,29 +71,12 @@ def run(request: dict[str, Any], early: Sequence[int] = ()) -> dict[str, Any]:
         return {"error": describe_exception(exc), "traceback": traceback.format_exc()}
 
 
-BOOTSTRAP = (
-    "import signal\n"
-    "early = []\n"
-    "signal.signal(signal.SIGUSR1, lambda *_: early.append(1))\n"
-    "from actors.worker.process_child import main\n"
-    "main(early)\n"
-)
-"""``python -c`` code that starts a child: it notes a SIGUSR1 from its first instruction on.
-
-Imports take a while (longer on a busy machine); a soft limit that fired meanwhile used to
-kill the child with SIGUSR1's default action instead of raising in the task.
-"""
-
-
-def main(early: list[int] | None = None) -> None:
-    """Entry point of the child process; ``early`` collects SIGUSR1s seen during start-up."""
-    if early is None:
-        early = []
-        signal.signal(signal.SIGUSR1, lambda *_: early.append(1))
+def main() -> None:
+    """Entry point of the child process."""
     reply_to: BinaryIO = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # prints from the task must not corrupt the reply
     request = decode(sys.stdin.buffer.read(), topology.MSGPACK)
-    reply_to.write(encode(run(request, early)))
+    reply_to.write(encode(run(request)))
     reply_to.flush()
 
 
