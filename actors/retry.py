@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from actors.backoff import retry_delay
-from actors.client.results import RETRY, ResultRecord, describe_exception, rebuild_exception
 from actors.errors import ActorsError, MaxRetriesExceeded
 from actors.wire.message import TaskMessage, format_time
+from actors.wire.record import RETRY, ResultRecord, describe_exception, rebuild_exception
 
 if TYPE_CHECKING:
     from actors.actor import Actor

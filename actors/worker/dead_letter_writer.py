@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from actors.client.results import ResultRecord
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -17,9 +16,11 @@ from actors.errors import (
     TaskNotRegistered,
 )
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.nats.connection import wire_size
 from actors.wire import topology
 from actors.wire.message import clip_text, decode
+from actors.wire.record import ResultRecord
 
 log = structlog.get_logger(__name__)
 
@@ -111,8 +112,8 @@ async def sweep_unrouted(
     were moved.
     """
     cursors = {} if cursors is None else cursors
-    served = await broker.served_subjects()
-    waiting = await broker.task_subject_counts()
+    served = await broker.streams.served_subjects()
+    waiting = await broker.streams.task_subject_counts()
     cutoff = datetime.now(UTC) - timedelta(seconds=grace)
     moved = 0
     for subject in waiting:
@@ -163,9 +164,8 @@ async def _sweep_subject(
         )
         task_id = message_id(stored.data, stored.headers.get("Content-Type"))
         if task_id is not None:
-            await ResultRecord.failure(
-                task_id, name, error(clip_text(reason, one_line=True))
-            ).store(broker)
+            record = ResultRecord.failure(task_id, name, error(clip_text(reason, one_line=True)))
+            await Bucket(broker, topology.RESULTS_BUCKET).put(task_id, record.to_bytes())
         with contextlib.suppress(BrokerUnavailable):
             await broker.delete_message(topology.TASK_STREAM, stored.seq)
         moved += 1

@@ -107,5 +107,5 @@ def describe_body(letter: DeadLetter) -> str:
 async def purge(broker: Broker) -> int:
     """Delete every dead letter; return how many there were."""
     count = len(await list_dead(broker))
-    await broker.purge_stream(topology.DEAD_STREAM)
+    await broker.streams.purge(topology.DEAD_STREAM)
     return count

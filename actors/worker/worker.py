@@ -14,14 +14,6 @@ import structlog
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.client.result_waiter import ResultWaiter
-from actors.client.results import (
-    FAILURE,
-    REVOKED,
-    STARTED,
-    SUCCESS,
-    ResultRecord,
-    rebuild_exception,
-)
 from actors.config import redact_url
 from actors.errors import (
     ActorsError,
@@ -32,9 +24,12 @@ from actors.errors import (
     WorkerLost,
 )
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry, autoretry, next_message, retry_msg_id, retry_record
+from actors.wire import topology
 from actors.wire.message import TaskMessage, clip_text, decode
+from actors.wire.record import FAILURE, REVOKED, STARTED, SUCCESS, ResultRecord, rebuild_exception
 from actors.worker import continuations as routing
 from actors.worker.dead_letter_writer import dead_letter, message_id, sweep_unrouted
 from actors.worker.pools import Executor
@@ -69,6 +64,7 @@ class Worker:
         self.hostname = hostname or f"{os.getpid()}@{socket.gethostname()}"
         self.stopping = False
         self._broker: Broker | None = None
+        self._results: Bucket | None = None
         self._consumers: dict[str, PullConsumer] = {}
         self._slots = asyncio.Semaphore(self.concurrency)
         self._in_hand: dict[int, tuple[Delivery, float]] = {}
@@ -99,7 +95,8 @@ class Worker:
         self._executor = Executor(self.settings, threads)
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
         self._broker.on_reconnected(self._mark_replay)
-        await self._broker.ensure_topology()
+        self._results = Bucket(self._broker, topology.RESULTS_BUCKET)
+        await self._broker.streams.ensure_topology()
         self.app.adopt_loop(
             asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
         )
@@ -109,7 +106,7 @@ class Worker:
         await self._revocations.start()
         self._rates = RateLimiter(self._broker)
         for actor in self.actors:
-            await self._broker.ensure_consumer(actor.name)
+            await self._broker.streams.ensure_consumer(actor.name)
             consumer = PullConsumer(
                 self._broker, actor.name, self._dispatcher(actor), self.concurrency
             )
@@ -282,7 +279,7 @@ class Worker:
         )
         current_request.set(request)
         if store and actor.track_started:
-            await ResultRecord(id=message.id, task=actor.name, status=STARTED).store(self.broker)
+            await self._put(ResultRecord(id=message.id, task=actor.name, status=STARTED))
         began = time.perf_counter()
         try:
             value = await self._call(actor, message)
@@ -441,9 +438,15 @@ class Worker:
             return False
         return record is not None and record.ready
 
+    async def _put(self, record: ResultRecord) -> None:
+        """Write ``record`` to the results bucket (TypeError, MessageTooLarge before I/O)."""
+        if self._results is None:
+            raise ActorsError("worker not started")
+        await self._results.put(record.id, record.to_bytes())
+
     async def _store(self, record: ResultRecord) -> None:
         try:
-            await record.store(self.broker)
+            await self._put(record)
         except MessageTooLarge as exc:  # raised before anything is sent
             too_large = MessageTooLarge(
                 f"result too large: the record of {record.task} is {exc.size} bytes, over the "
@@ -453,16 +456,16 @@ class Worker:
                 exc.limit,
             )
             log.error("task.result_too_large", size=exc.size, limit=exc.limit)
-            await ResultRecord.failure(record.id, record.task, too_large).store(self.broker)
+            await self._put(ResultRecord.failure(record.id, record.task, too_large))
         except BrokerUnavailable as exc:
             # A reply lost with a killed server says nothing about whether the record was
             # stored, and a put is idempotent: try once more rather than run the task again.
             log.warning("task.store_retried", error=str(exc))
-            await record.store(self.broker)
+            await self._put(record)
         except (TypeError, ValueError, OverflowError) as exc:  # raised before anything is sent
             error = TypeError(f"result of {record.task} cannot be stored as msgpack: {exc}")
             log.error("task.result_unencodable", error=str(error))
-            await ResultRecord.failure(record.id, record.task, error).store(self.broker)
+            await self._put(ResultRecord.failure(record.id, record.task, error))
 
     async def _reject(
         self,
@@ -484,7 +487,7 @@ class Worker:
             task=task,
         )
         if task_id is not None:
-            await ResultRecord.failure(task_id, task, error(reason)).store(self.broker)
+            await self._put(ResultRecord.failure(task_id, task, error(reason)))
         await d.ack()
 
     # -- background -------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from actors import App, WorkerLost
-from actors.client.results import SUCCESS
 from actors.wire import topology
+from actors.wire.record import SUCCESS
 from tests.apps.semantics import app as semantics_app
 from tests.apps.semantics import register, tasks
 from tests.integration.cli_helper import actors_cli

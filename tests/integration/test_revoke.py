@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from actors import App, Revoked
-from actors.client.results import REVOKED, STARTED, AsyncResult
+from actors.client.results import AsyncResult
+from actors.wire.record import REVOKED, STARTED
 from tests.apps.semantics import register
 from tests.integration.cli_helper import actors_cli
 
