@@ -72,7 +72,7 @@ class Bucket:
         bucket._prefix = ""
         return bucket
 
-    def subject(self, key: str) -> str:
+    def _subject(self, key: str) -> str:
         """The subject holding ``key``; ProtocolError when ``key`` is no subject tokens."""
         return self._prefix + topology.subject_tokens(key)
 
@@ -85,7 +85,7 @@ class Bucket:
 
     async def entry(self, key: str) -> Entry | None:
         """The current value of ``key`` with its revision, or None when absent or deleted."""
-        last = await self._broker.last_message(self.stream, self.subject(key))
+        last = await self._broker.last_message(self.stream, self._subject(key))
         if last is None or _deleted(last[1]):
             return None
         data, headers = last
@@ -93,7 +93,7 @@ class Bucket:
 
     async def scan(self, prefix: str) -> dict[str, bytes]:
         """Every live key under ``<prefix>.`` with its value, read in batched direct gets."""
-        filter_subject = f"{self.subject(prefix)}.>"
+        filter_subject = f"{self._subject(prefix)}.>"
         found: dict[str, bytes] = {}
         seq = 1
         while True:
@@ -137,14 +137,14 @@ class Bucket:
 
     async def put(self, key: str, value: bytes) -> int:
         """Store ``value`` under ``key``; waits until stored and returns the new revision."""
-        return (await self._broker.publish(self.subject(key), value)).seq
+        return (await self._broker.publish(self._subject(key), value)).seq
 
     async def create(self, key: str, value: bytes) -> int | None:
         """Store ``value`` under ``key`` only if the key has no value (absent or deleted).
 
         Returns the new revision, or None when the key has a value.
         """
-        subject = self.subject(key)
+        subject = self._subject(key)
         revision = await self._write(subject, value, 0)
         return await self._create_over_delete(subject, value) if revision is None else revision
 
@@ -159,7 +159,7 @@ class Bucket:
     async def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Create-only writes of many keys, pipelined; per key True (stored) or False (the
         key has a value)."""
-        writes = [(self.subject(key), value, {_EXPECTED: "0"}) for key, value in items]
+        writes = [(self._subject(key), value, {_EXPECTED: "0"}) for key, value in items]
         stored = await self._broker.publish_many(writes, tolerate=WRONG_LAST_SEQUENCES)
         for index, (subject, value, _) in enumerate(writes):
             if not stored[index]:
@@ -169,7 +169,7 @@ class Bucket:
     async def update(self, key: str, value: bytes, revision: int) -> int | None:
         """Store ``value`` if the key's revision is still ``revision``; the new revision, or
         None when it has changed."""
-        return await self._write(self.subject(key), value, revision)
+        return await self._write(self._subject(key), value, revision)
 
     async def _write(self, subject: str, value: bytes, expected: int) -> int | None:
         try:
@@ -184,7 +184,7 @@ class Bucket:
 
     async def delete(self, key: str) -> None:
         """Delete ``key`` (a delete marker: watchers see it, reads find nothing)."""
-        await self._broker.publish(self.subject(key), b"", {"KV-Operation": "DEL"})
+        await self._broker.publish(self._subject(key), b"", {"KV-Operation": "DEL"})
 
     # -- counters ---------------------------------------------------------------------------
 
@@ -194,16 +194,16 @@ class Bucket:
         headers = {"Nats-Incr": f"{amount:+d}"}
         if msg_id is not None:
             headers["Nats-Msg-Id"] = msg_id
-        ack = await self._broker.publish(self.subject(key), b"", headers, retry=False)
+        ack = await self._broker.publish(self._subject(key), b"", headers, retry=False)
         if ack.duplicate:
             return None
         if ack.total is None:
-            raise BrokerUnavailable(f"counting on {self.subject(key)} failed: no total in answer")
+            raise BrokerUnavailable(f"counting on {self._subject(key)} failed: no total in answer")
         return ack.total
 
     async def total(self, key: str) -> int:
         """The current total of the ``Nats-Incr`` counter ``key`` (0 when it has none)."""
-        last = await self._broker.last_message(self.stream, self.subject(key))
+        last = await self._broker.last_message(self.stream, self._subject(key))
         data = last[0] if last else None
         return int(json.loads(data)["val"]) if data else 0
 
@@ -224,7 +224,7 @@ class Bucket:
         or after ``timeout`` seconds (default ``publish_timeout``; see ``Watch.loaded``). One
         ordered push consumer: use one per process and bucket, not one per key.
         """
-        filter_subject = f"{self.subject(prefix)}.>" if prefix else f"{self._prefix}>"
+        filter_subject = f"{self._subject(prefix)}.>" if prefix else f"{self._prefix}>"
         start = len(self._prefix)
         loaded = asyncio.Event()
 
