@@ -80,8 +80,8 @@ class Bucket:
 
     async def get(self, key: str) -> bytes | None:
         """The current value of ``key``, or None when absent or deleted."""
-        entry = await self.entry(key)
-        return None if entry is None else entry.value
+        last = await self._broker.last_message(self.stream, self._subject(key))
+        return None if last is None or _deleted(last[1]) else last[0]
 
     async def entry(self, key: str) -> Entry | None:
         """The current value of ``key`` with its revision, or None when absent or deleted."""
