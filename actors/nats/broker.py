@@ -100,6 +100,11 @@ class Broker:
         self._events.on_reconnected.append(listener)
 
     @property
+    def connected(self) -> bool:
+        """True while the connection is up (not while it reconnects, nor once closed)."""
+        return bool(self.nc.is_connected)
+
+    @property
     def max_payload(self) -> int:
         """The largest message (body and headers) the server accepts, from its INFO."""
         return self.nc.max_payload
