@@ -122,3 +122,10 @@ class EmbeddedServer:
         """Stop (if running) and start again on the same port and storage."""
         self.stop()
         self.start(timeout)
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
