@@ -241,7 +241,7 @@ class App:
                 broker = await Broker.connect(self.conf, name=f"actors:{self.name}")
                 # Look up, create when missing, never update: a client may lack the
                 # permission to change streams (workers keep them current).
-                await broker.ensure_topology(update=False)
+                await broker.streams.ensure_topology(update=False)
             except BaseException as exc:
                 future.set_exception(exc)
                 del self._connections[loop]

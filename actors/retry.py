@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from actors.client.results import describe_exception, rebuild_exception
 from actors.errors import ActorsError, MaxRetriesExceeded
 from actors.wire.message import format_time
+from actors.wire.record import describe_exception, rebuild_exception
 
 if TYPE_CHECKING:
     from actors.actor import Actor

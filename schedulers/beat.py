@@ -205,10 +205,7 @@ class Beat:
         connection = await self.app.connection()
         # Publish only while the claim is fresh: another replica may take the tick over after
         # `lease`, and both copies must reach the server inside the dedupe window.
-        if (
-            time.monotonic() - started > self.policy.lease / 2
-            or not connection.broker.nc.is_connected
-        ):
+        if time.monotonic() - started > self.policy.lease / 2 or not connection.broker.connected:
             log.warning("beat.claim_stale", entry=entry.name, tick=format_time(action.tick))
             return
         task_id = tick_task_id(entry.name, action.tick)

@@ -1,23 +1,15 @@
 """The beat KV bucket: stored entries and switches (``conf.<key>``) and tick states
-(``tick.<key>``), with compare-and-set writes and one watch per beat. Wraps nats-py errors.
+(``tick.<key>``), with compare-and-set writes and one watch per beat.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-from nats.js import api
-from nats.js.kv import KeyValue
 
 from actors.app import App
 from actors.errors import BrokerUnavailable, ProtocolError
-from actors.nats.connection import NATS_ERRORS
+from actors.nats.bucket import Bucket
 from actors.wire.message import decode, encode
 from schedulers.entries import Override
 from schedulers.policy import TickState
@@ -26,36 +18,21 @@ BUCKET = "actors_beat"
 CONF_PREFIX = "conf."
 TICK_PREFIX = "tick."
 
-_DELETED = ("DEL", "PURGE")
+_LOAD_TIMEOUT = 10.0  # seconds to wait for the stored records when a watch starts
 
 
 class BeatBucket:
     """Reads and writes of the beat bucket over the app's connection for this event loop."""
 
-    def __init__(self, kv: KeyValue, js: Any) -> None:
-        self._kv = kv
-        self._js = js
+    def __init__(self, bucket: Bucket) -> None:
+        self._bucket = bucket
 
     @classmethod
     async def open(cls, app: App) -> BeatBucket:
         """Connect (if needed) and create the bucket if it does not exist."""
-        connection = await app.connection()
-        js = connection.broker.js
-        config = api.KeyValueConfig(
-            bucket=BUCKET,
-            history=1,
-            replicas=app.conf.stream_replicas,
-            storage=api.StorageType.FILE,
-            direct=True,
-        )
-        try:
-            try:
-                kv = await js.create_key_value(config)
-            except nats.js.errors.BadRequestError:  # exists with another configuration
-                kv = await js.key_value(BUCKET)
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot open bucket {BUCKET}: {exc!r}") from exc
-        return cls(kv, js)
+        broker = (await app.connection()).broker
+        await broker.streams.ensure_bucket(BUCKET)
+        return cls(Bucket(broker, BUCKET))
 
     # -- conf records ------------------------------------------------------------------------
 
@@ -66,78 +43,55 @@ class BeatBucket:
 
     async def put_override(self, key: str, override: Override, revision: int) -> bool:
         """Write ``conf.<key>`` if its revision is still ``revision`` (0: if absent)."""
-        return await self._cas(CONF_PREFIX + key, override.to_dict(), revision)
+        return await self._cas(CONF_PREFIX + key, override.to_dict(), revision) is not None
 
     async def overrides(self) -> dict[str, Override]:
         """Every record under ``conf.``, by key."""
-        out: dict[str, Override] = {}
-        try:
-            watcher = await self._kv.watch(CONF_PREFIX + ">")
-            try:
-                while (entry := await watcher.updates(timeout=10)) is not None:  # type: ignore[no-untyped-call]
-                    if entry.operation not in _DELETED and entry.value:
-                        out[entry.key[len(CONF_PREFIX) :]] = Override.from_dict(
-                            decode(entry.value, None)
-                        )
-            finally:
-                await watcher.stop()  # type: ignore[no-untyped-call]
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot list {BUCKET}: {exc!r}") from exc
-        return out
+        stored: dict[str, bytes | None] = {}
+
+        async def collect(key: str, value: bytes | None) -> None:
+            stored[key[len(CONF_PREFIX) :]] = value
+
+        watch = await self._bucket.watch(
+            collect, prefix=CONF_PREFIX[:-1], initial=True, timeout=_LOAD_TIMEOUT
+        )
+        await watch.stop()
+        if not watch.loaded:
+            raise BrokerUnavailable(
+                f"cannot list {BUCKET}: records not loaded in {_LOAD_TIMEOUT:g}s"
+            )
+        return {
+            key: Override.from_dict(decode(value, None)) for key, value in stored.items() if value
+        }
 
     async def delete(self, key: str) -> None:
         """Delete an entry's record and its tick state."""
-        try:
-            await self._kv.delete(CONF_PREFIX + key)
-            await self._kv.delete(TICK_PREFIX + key)
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot delete {key} from {BUCKET}: {exc!r}") from exc
+        await self._bucket.delete(CONF_PREFIX + key)
+        await self._bucket.delete(TICK_PREFIX + key)
 
     async def watch(
-        self, on_change: Callable[[str, Override | None], None], timeout: float = 10.0
-    ) -> Callable[[], Any]:
+        self, on_change: Callable[[str, Override | None], None], timeout: float = _LOAD_TIMEOUT
+    ) -> Callable[[], Awaitable[None]]:
         """Call ``on_change(key, record or None)`` for every record now and every change later.
 
         Returns once the current records were delivered; the result stops the watch. One
         ordered consumer with heartbeats, so it recovers by itself after a reconnect.
         """
-        loaded = asyncio.Event()
-        prefix = f"$KV.{BUCKET}.{CONF_PREFIX}"
 
-        async def on_msg(msg: Msg) -> None:
-            headers = msg.headers or {}
-            deleted = headers.get("KV-Operation") in _DELETED or "Nats-Marker-Reason" in headers
-            key = msg.subject[len(prefix) :]
+        async def on_value(key: str, value: bytes | None) -> None:
             try:
-                record = None if deleted else Override.from_dict(decode(msg.data, None))
+                record = None if value is None else Override.from_dict(decode(value, None))
             except (ProtocolError, AttributeError, TypeError, ValueError):
                 record = None
-            on_change(key, record)
-            if msg.metadata.num_pending == 0:
-                loaded.set()
+            on_change(key[len(CONF_PREFIX) :], record)
 
-        try:
-            sub = await self._js.subscribe(
-                prefix + ">",
-                stream=f"KV_{BUCKET}",
-                cb=on_msg,
-                ordered_consumer=True,
-                idle_heartbeat=2.0,
-                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
-                inactive_threshold=300.0,
-            )
-            info = await sub.consumer_info()
-            if info.num_pending == 0 and sub.delivered == 0:
-                loaded.set()
-            await asyncio.wait_for(loaded.wait(), timeout)
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot watch {BUCKET}: {exc!r}") from exc
-
-        async def stop() -> None:
-            with contextlib.suppress(*NATS_ERRORS):
-                await sub.unsubscribe()
-
-        return stop
+        watch = await self._bucket.watch(
+            on_value, prefix=CONF_PREFIX[:-1], initial=True, timeout=timeout
+        )
+        if not watch.loaded:
+            await watch.stop()
+            raise BrokerUnavailable(f"cannot watch {BUCKET}: records not loaded in {timeout:g}s")
+        return watch.stop
 
     # -- tick states -------------------------------------------------------------------------
 
@@ -153,36 +107,21 @@ class BeatBucket:
 
     async def put_tick_state(self, key: str, state: TickState, revision: int) -> int | None:
         """Write a tick state if the revision is still ``revision``; the new revision or None."""
-        return await self._cas_revision(TICK_PREFIX + key, state.to_dict(), revision)
+        return await self._cas(TICK_PREFIX + key, state.to_dict(), revision)
 
     # -- plumbing ----------------------------------------------------------------------------
 
     async def _get(self, key: str) -> tuple[Any, int]:
-        try:
-            entry = await self._kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
+        entry = await self._bucket.entry(key)
+        if entry is None:
             return None, 0
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot read {BUCKET}/{key}: {exc!r}") from exc
         try:
-            return decode(entry.value or b"", None), entry.revision or 0
+            return decode(entry.value, None), entry.revision
         except ProtocolError:
-            return None, entry.revision or 0
+            return None, entry.revision
 
-    async def _cas(self, key: str, value: dict[str, Any], revision: int) -> bool:
-        return await self._cas_revision(key, value, revision) is not None
-
-    async def _cas_revision(self, key: str, value: dict[str, Any], revision: int) -> int | None:
+    async def _cas(self, key: str, value: dict[str, Any], revision: int) -> int | None:
         data = encode(value)
-        try:
-            if revision:
-                return int(await self._kv.update(key, data, last=revision))
-            return int(await self._kv.create(key, data))
-        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
-            return None
-        except nats.js.errors.APIError as exc:
-            if exc.err_code in (10071, 10164):  # wrong last sequence
-                return None
-            raise BrokerUnavailable(f"cannot write {BUCKET}/{key}: {exc!r}") from exc
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot write {BUCKET}/{key}: {exc!r}") from exc
+        if revision:
+            return await self._bucket.update(key, data, revision)
+        return await self._bucket.create(key, data)

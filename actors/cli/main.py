@@ -121,7 +121,7 @@ def _with_broker(
         broker = await Broker.connect(settings, "actors-cli")
         try:
             if topology:
-                await broker.ensure_topology()
+                await broker.streams.ensure_topology()
             return await action(broker)
         finally:
             await broker.close()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.wire import topology
 from actors.wire.revocation import revocation_value
 
@@ -44,4 +45,5 @@ class Control:
             if not topology.valid_task_id(one):
                 raise ValueError(f"{one!r} is not a task id")
         value = revocation_value(terminate)
-        await asyncio.gather(*(broker.kv_put(topology.REVOKED_BUCKET, one, value) for one in ids))
+        revoked = Bucket(broker, topology.REVOKED_BUCKET)
+        await asyncio.gather(*(revoked.put(one, value) for one in ids))

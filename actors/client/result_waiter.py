@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
-from actors.client.results import ResultRecord
 from actors.errors import ProtocolError, ResultTimeout
-from actors.nats.timeout_heap import Deadlines
+from actors.nats.bucket import Bucket, Watch
+from actors.nats.retrying import retry_until
+from actors.nats.timeout_heap import TimeoutHeap
 from actors.wire import topology
+from actors.wire.record import ResultRecord
 
 if TYPE_CHECKING:
     from actors.nats.broker import Broker
@@ -32,13 +35,13 @@ class ResultWaiter:
     """
 
     def __init__(self, broker: Broker, keep: int = 200_000) -> None:
-        self._broker = broker
+        self._results = Bucket(broker, topology.RESULTS_BUCKET)
         self._keep = keep
         self._waiting: dict[str, list[asyncio.Future[ResultRecord]]] = {}
         self._expected: dict[str, ResultRecord | None] = {}
-        self._watch: asyncio.Future[Any] | None = None
+        self._watch: asyncio.Future[Watch] | None = None
         self._live = False
-        self._deadlines = Deadlines()
+        self._deadlines = TimeoutHeap()
         self._rereads: set[asyncio.Task[None]] = set()
         broker.on_reconnected(self._on_reconnected)
 
@@ -77,20 +80,22 @@ class ResultWaiter:
             task.add_done_callback(self._rereads.discard)
 
     async def _read_waited(self, task_ids: list[str]) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _REREAD_PATIENCE
-        while True:
+        async def read_all() -> None:
+            nonlocal task_ids
             outcomes = await asyncio.gather(
                 *(self._read_one(task_id) for task_id in task_ids), return_exceptions=True
             )
-            # JetStream may answer a little after the reconnect: try those again for a while.
-            task_ids = [i for i, o in zip(task_ids, outcomes, strict=True) if o is not None]
-            if not task_ids:
-                return
-            if loop.time() >= deadline:
-                log.warning("results.reread_failed", ids=len(task_ids), error=str(outcomes[0]))
-                return
-            await asyncio.sleep(_REREAD_PAUSE)
+            failed = [(i, o) for i, o in zip(task_ids, outcomes, strict=True) if o is not None]
+            task_ids = [task_id for task_id, _ in failed]
+            if failed:
+                raise failed[0][1]
+
+        # JetStream may answer a little after the reconnect: try those again for a while.
+        deadline = time.monotonic() + _REREAD_PATIENCE
+        try:
+            await retry_until(read_all, deadline, _REREAD_PAUSE, retry_on=(Exception,))
+        except Exception as exc:
+            log.warning("results.reread_failed", ids=len(task_ids), error=str(exc))
 
     async def _read_one(self, task_id: str) -> None:
         try:
@@ -113,7 +118,7 @@ class ResultWaiter:
 
     async def fetch(self, task_id: str) -> ResultRecord | None:
         """The stored record, or None when there is none (PENDING)."""
-        data = await self._broker.kv_get(topology.RESULTS_BUCKET, task_id)
+        data = await self._results.get(task_id)
         return ResultRecord.from_bytes(data) if data is not None else None
 
     async def fetch_many(self, task_ids: Sequence[str]) -> list[ResultRecord | None]:
@@ -122,9 +127,7 @@ class ResultWaiter:
 
     async def _start_watch(self) -> None:
         if self._watch is None:
-            self._watch = asyncio.ensure_future(
-                self._broker.kv_watch(topology.RESULTS_BUCKET, self._on_change)
-            )
+            self._watch = asyncio.ensure_future(self._results.watch(self._on_change))
         await asyncio.shield(self._watch)
         self._live = True
 

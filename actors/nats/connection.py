@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 
 from actors.config import Settings, redact_url
 from actors.errors import BrokerUnavailable, ConfigurationError, MessageTooLarge
-from actors.nats.timeout_heap import Deadlines
+from actors.nats.timeout_heap import TimeoutHeap
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +181,7 @@ class ReplyInbox:
 
     nats-py's ``request`` wraps each call in ``asyncio.wait_for`` (a task per request); at
     thousands of publishes per second that dominates. Here a request is a future in a dict,
-    and one :class:`Deadlines` heap times them all out.
+    and one :class:`TimeoutHeap` times them all out.
     """
 
     def __init__(self, nc: Client) -> None:
@@ -190,7 +190,7 @@ class ReplyInbox:
         self._futures: dict[str, asyncio.Future[Msg]] = {}
         self._next = 0
         self._sub: Any = None
-        self._deadlines = Deadlines()
+        self._deadlines = TimeoutHeap()
 
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float

@@ -36,7 +36,7 @@ class Delivery:
 
     @property
     def acked(self) -> bool:
-        """True once this worker acked, nak'ed or terminated the message."""
+        """True once this worker acked or nak'ed the message."""
         return bool(self._msg.is_acked)
 
     async def ack(self) -> None:
@@ -59,10 +59,6 @@ class Delivery:
     async def in_progress(self) -> None:
         """Heartbeat: reset the ack timer of a long task."""
         await self._msg.in_progress()
-
-    async def term(self) -> None:
-        """Never redeliver."""
-        await self._msg.term()
 
 
 class PullConsumer:

@@ -44,7 +44,7 @@ async def migrate(broker: Broker) -> int:
         moved = await _migrate(broker)
     except NATS_ERRORS as exc:
         raise BrokerUnavailable(f"migrating {topology.TASK_STREAM} failed: {exc!r}") from exc
-    await broker.ensure_topology()
+    await broker.streams.ensure_topology()
     return moved
 
 
@@ -60,7 +60,7 @@ async def _migrate(broker: Broker) -> int:
         await js.delete_consumer(topology.TASK_STREAM, consumer.name)
     old.subjects = [_PARKED]
     await js.update_stream(old)
-    await broker.ensure_stream(topology.SCHEDULED_STREAM)
+    await broker.streams.ensure_stream(topology.SCHEDULED_STREAM)
     moved = 0
     seq = 1
     while True:

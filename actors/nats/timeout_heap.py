@@ -14,7 +14,7 @@ from typing import Any
 _TICK = 0.05  # how soon a newly added, earlier deadline is noticed
 
 
-class Deadlines:
+class TimeoutHeap:
     """Fails futures with TimeoutError once their deadline (loop time) has passed."""
 
     def __init__(self) -> None:

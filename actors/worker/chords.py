@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors.client.results import describe_exception
 from actors.errors import ChordError
+from actors.nats.bucket import Bucket
 from actors.signature import Hop, Signature, WireSignature, from_wire, send_all
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
+from actors.wire.record import describe_exception
 
 if TYPE_CHECKING:
     from actors.app import App, Connection
@@ -73,6 +74,8 @@ class ChordJoin:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._chords = _chords(connection)
+        self._counters = Bucket.counters(connection.broker, topology.CHORD_COUNTER_STREAM)
         self._queue: list[_Member] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -99,30 +102,25 @@ class ChordJoin:
                         member.done.set_result(None)
 
     async def _flush(self, batch: list[_Member]) -> None:
-        broker = self.connection.broker
-        creates = [
-            (_result_subject(m.message), m.data, {"Nats-Expected-Last-Subject-Sequence": "0"})
-            for m in batch
-        ]
-        await broker.publish_many(creates, tolerate=10071)  # 10071: recorded before
+        # A member recorded before (redelivered) keeps its first result.
+        await self._chords.create_many([(_result_key(m.message), m.data) for m in batch])
         chords: dict[str, list[_Member]] = {}
         for member in batch:
             chords.setdefault((member.message.chord or {})["id"], []).append(member)
         await asyncio.gather(*(self._count(chord_id, ms) for chord_id, ms in chords.items()))
 
     async def _count(self, chord_id: str, members: list[_Member]) -> None:
-        broker = self.connection.broker
         spec = members[0].message.chord or {}
         size = int(spec["size"])
         indices = ",".join(str(m.message.chord["index"]) for m in members if m.message.chord)
         batch_id = hashlib.sha1(indices.encode()).hexdigest()[:16]
         subject = topology.chord_counter_subject(chord_id)
-        count = await broker.counter_add(subject, len(members), f"{chord_id}.{batch_id}")
+        count = await self._counters.add(subject, len(members), f"{chord_id}.{batch_id}")
         if count is None:  # this very batch was counted before
-            count = await broker.counter_value(topology.CHORD_COUNTER_STREAM, subject)
+            count = await self._counters.total(subject)
         if count < size:
             return
-        stored = await broker.kv_scan(topology.CHORDS_BUCKET, f"{chord_id}.r")
+        stored = await self._chords.scan(f"{chord_id}.r")
         keys = [f"{chord_id}.r.{i}" for i in range(size)]
         if not all(key in stored for key in keys):
             return  # counted a redelivered member twice: the member still missing fires
@@ -134,18 +132,22 @@ class ChordJoin:
 _joiners: weakref.WeakKeyDictionary[Broker, ChordJoin] = weakref.WeakKeyDictionary()
 
 
-def _result_subject(message: TaskMessage) -> str:
+def _chords(connection: Connection) -> Bucket:
+    return Bucket(connection.broker, topology.CHORDS_BUCKET)
+
+
+def _result_key(message: TaskMessage) -> str:
     spec = message.chord or {}
-    return topology.kv_subject(topology.CHORDS_BUCKET, f"{spec['id']}.r.{spec['index']}")
+    return f"{spec['id']}.r.{spec['index']}"
 
 
 async def _fire(connection: Connection, app: App, message: TaskMessage, results: list[Any]) -> None:
     spec = message.chord or {}
     chord_id = spec["id"]
     marker = f"{chord_id}.fired"
-    broker = connection.broker
-    if not await broker.kv_create(topology.CHORDS_BUCKET, marker, FIRING):
-        state = await broker.kv_get(topology.CHORDS_BUCKET, marker)
+    chords = _chords(connection)
+    if await chords.create(marker, FIRING) is None:
+        state = await chords.get(marker)
         if state != FIRING:
             return
         # The firing member may have died before publishing: publish again. The body's
@@ -154,7 +156,7 @@ async def _fire(connection: Connection, app: App, message: TaskMessage, results:
     body.freeze(f"{chord_id}.body")
     hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
     await send_all(connection, body.messages([results], [], hop))
-    await broker.kv_put(topology.CHORDS_BUCKET, marker, FIRED)
+    await chords.put(marker, FIRED)
     log.info("chord.fired", chord=chord_id, size=len(results))
 
 
@@ -178,7 +180,7 @@ async def abort(
     """
     spec = message.chord or {}
     chord_id = spec["id"]
-    if not await connection.broker.kv_create(topology.CHORDS_BUCKET, f"{chord_id}.fired", FAILED):
+    if await _chords(connection).create(f"{chord_id}.fired", FAILED) is None:
         return None
     body = from_wire(spec["body"], app)
     body.freeze(f"{chord_id}.body")

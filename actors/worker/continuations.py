@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors import canvas
-from actors.client.results import FAILURE, ResultRecord, describe_exception
+from actors.nats.bucket import Bucket
 from actors.signature import Canvas, Hop, Signature, WireSignature, send_all
+from actors.wire import topology
 from actors.wire.message import TaskMessage, format_time
+from actors.wire.record import FAILURE, ResultRecord, describe_exception
 from actors.worker import chords
 
 if TYPE_CHECKING:
@@ -98,13 +100,14 @@ async def store_failures(
 ) -> None:
     """Store FAILURE records for tasks that will not run, so nobody waits on them for ever."""
     done = format_time(datetime.now(UTC))
+    results = Bucket(connection.broker, topology.RESULTS_BUCKET)
     for task in tasks:
         if task.id is None:  # a foreign sender gave no id: nobody can be waiting on it
             continue
         record = ResultRecord(
             id=task.id, task=task.task, status=FAILURE, error=error, traceback=trace, date_done=done
         )
-        await record.store(connection.broker)
+        await results.put(record.id, record.to_bytes())
 
 
 def _prepare(wire: WireSignature, app: App, seed: str | None) -> Canvas:

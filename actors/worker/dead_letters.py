@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from actors.client.results import ResultRecord
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -25,9 +24,11 @@ from actors.errors import (
     TaskNotRegistered,
 )
 from actors.nats.broker import Broker, StoredMessage
+from actors.nats.bucket import Bucket
 from actors.nats.connection import wire_size
 from actors.wire import topology
 from actors.wire.message import clip_text, decode
+from actors.wire.record import ResultRecord
 from actors.worker.message_checks import message_id
 
 log = structlog.get_logger(__name__)
@@ -110,8 +111,8 @@ async def sweep_unrouted(
     were moved.
     """
     cursors = {} if cursors is None else cursors
-    served = await broker.served_subjects()
-    waiting = await broker.task_subject_counts()
+    served = await broker.streams.served_subjects()
+    waiting = await broker.streams.task_subject_counts()
     cutoff = datetime.now(UTC) - timedelta(seconds=grace)
     moved = 0
     for subject in waiting:
@@ -162,9 +163,8 @@ async def _sweep_subject(
         )
         task_id = message_id(stored.data, stored.headers.get("Content-Type"))
         if task_id is not None:
-            await ResultRecord.failure(
-                task_id, name, error(clip_text(reason, one_line=True))
-            ).store(broker)
+            record = ResultRecord.failure(task_id, name, error(clip_text(reason, one_line=True)))
+            await Bucket(broker, topology.RESULTS_BUCKET).put(task_id, record.to_bytes())
         with contextlib.suppress(BrokerUnavailable):
             await broker.delete_message(topology.TASK_STREAM, stored.seq)
         moved += 1
@@ -274,5 +274,5 @@ def describe_body(letter: DeadLetter) -> str:
 async def purge(broker: Broker) -> int:
     """Delete every dead letter; return how many there were."""
     count = len(await list_dead(broker))
-    await broker.purge_stream(topology.DEAD_STREAM)
+    await broker.streams.purge(topology.DEAD_STREAM)
     return count

@@ -15,12 +15,14 @@ import structlog
 
 from actors.actor import Actor
 from actors.app import App
-from actors.client.results import FAILURE, REVOKED, SUCCESS, ResultRecord, rebuild_exception
 from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, ProtocolError, Revoked
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.nats.consumer import Delivery
 from actors.retry import Retry
+from actors.wire import topology
 from actors.wire.message import TaskMessage, clip_text
+from actors.wire.record import FAILURE, REVOKED, SUCCESS, ResultRecord, rebuild_exception
 from actors.worker import continuations as routing
 from actors.worker.dead_letters import dead_letter
 from actors.worker.message_checks import message_id
@@ -35,6 +37,7 @@ class Outcomes:
     def __init__(self, app: App, broker: Broker) -> None:
         self.app = app
         self.broker = broker
+        self.results = Bucket(broker, topology.RESULTS_BUCKET)
         self._last_seq = 0  # highest stream sequence run here
         self._replay_mark = 0  # after a reconnect: _last_seq at that moment
         self._running: dict[int, asyncio.Event] = {}  # stream sequence -> set when it ends
@@ -77,10 +80,14 @@ class Outcomes:
             record = ResultRecord.failure(message.id, message.task, Revoked(reason), status=REVOKED)
             await self.store(record)
 
+    async def put(self, record: ResultRecord) -> None:
+        """Write ``record`` to the results bucket (TypeError, MessageTooLarge before any I/O)."""
+        await self.results.put(record.id, record.to_bytes())
+
     async def store(self, record: ResultRecord) -> None:
         """Store ``record``; a result that cannot be stored is stored as the failure saying why."""
         try:
-            await record.store(self.broker)
+            await self.put(record)
         except MessageTooLarge as exc:  # raised before anything is sent
             too_large = MessageTooLarge(
                 f"result too large: the record of {record.task} is {exc.size} bytes, over the "
@@ -90,16 +97,16 @@ class Outcomes:
                 exc.limit,
             )
             log.error("task.result_too_large", size=exc.size, limit=exc.limit)
-            await ResultRecord.failure(record.id, record.task, too_large).store(self.broker)
+            await self.put(ResultRecord.failure(record.id, record.task, too_large))
         except BrokerUnavailable as exc:
             # A reply lost with a killed server says nothing about whether the record was
             # stored, and a put is idempotent: try once more rather than run the task again.
             log.warning("task.store_retried", error=str(exc))
-            await record.store(self.broker)
+            await self.put(record)
         except (TypeError, ValueError, OverflowError) as exc:  # raised before anything is sent
             error = TypeError(f"result of {record.task} cannot be stored as msgpack: {exc}")
             log.error("task.result_unencodable", error=str(error))
-            await ResultRecord.failure(record.id, record.task, error).store(self.broker)
+            await self.put(ResultRecord.failure(record.id, record.task, error))
 
     # -- messages that cannot run ------------------------------------------------------------
 
@@ -123,7 +130,7 @@ class Outcomes:
             task=task,
         )
         if task_id is not None:
-            await ResultRecord.failure(task_id, task, error(reason)).store(self.broker)
+            await self.put(ResultRecord.failure(task_id, task, error(reason)))
         await d.ack()
 
     async def internal_error(self, actor: Actor[Any, Any], d: Delivery, exc: Exception) -> None:

@@ -25,12 +25,12 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from actors.actor import Actor
-from actors.client.results import rebuild_exception
 from actors.config import Settings
 from actors.errors import Revoked, SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLost
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
+from actors.wire.record import rebuild_exception
 from actors.worker.thread_pool import ThreadPool
 
 TERMINATED = "terminated"

@@ -20,11 +20,11 @@ from typing import Any, BinaryIO
 
 from actors.actor import Actor, Request, current_request
 from actors.app import App
-from actors.client.results import describe_exception
 from actors.errors import SoftTimeLimitExceeded, TaskNotRegistered
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
+from actors.wire.record import describe_exception
 
 
 def find_actor(module_name: str, task: str) -> Actor[Any, Any]:

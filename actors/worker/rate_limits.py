@@ -15,6 +15,7 @@ import time
 
 from actors.backoff import Rate, parse_rate
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.wire import topology
 
 
@@ -22,7 +23,7 @@ class RateLimiter:
     """Waits until an actor may start one more task under its ``rate_limit``."""
 
     def __init__(self, broker: Broker) -> None:
-        self._broker = broker
+        self._counters = Bucket.counters(broker, topology.RATE_STREAM)
         self._rates: dict[str, Rate] = {}
 
     async def acquire(self, task_name: str, rate_limit: str) -> None:
@@ -33,7 +34,7 @@ class RateLimiter:
         while True:
             now = time.time()
             window = math.floor(now / rate.per)
-            count = await self._broker.counter_add(topology.rate_subject(task_name, window))
+            count = await self._counters.add(topology.rate_subject(task_name, window))
             if count is not None and count <= rate.count:
                 return
             # Spread the waiters a little so they do not all hit the next window at once.

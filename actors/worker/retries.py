@@ -8,9 +8,9 @@ from typing import Any
 
 from actors.actor import Actor
 from actors.backoff import retry_delay
-from actors.client.results import RETRY, ResultRecord
 from actors.retry import Retry, retry_signal
 from actors.wire.message import TaskMessage
+from actors.wire.record import RETRY, ResultRecord
 
 
 def autoretry(actor: Actor[Any, Any], retries: int, exc: Exception) -> Retry | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket, Watch
 from actors.wire import topology
 from actors.wire.message import TaskMessage
 from actors.wire.revocation import asks_to_terminate
@@ -31,26 +32,24 @@ class Revocations:
     """The revoked task ids, kept current by one KV watch; calls ``on_terminate(task_id)``."""
 
     def __init__(self, broker: Broker, on_terminate: Callable[[str], Any], ttl: float) -> None:
-        self._broker = broker
+        self._bucket = Bucket(broker, topology.REVOKED_BUCKET)
         self._on_terminate = on_terminate
         self._ttl = ttl
         self._revoked: dict[str, float] = {}
-        self._stop: Callable[[], Awaitable[None]] | None = None
+        self._watch: Watch | None = None
 
     async def start(self) -> None:
         """Load the current revocations and follow new ones."""
-        self._stop = await self._broker.kv_watch(
-            topology.REVOKED_BUCKET, self._on_change, initial=True
-        )
+        self._watch = await self._bucket.watch(self._on_change, initial=True)
         log.debug("revocations.loaded", count=len(self._revoked))
 
     async def stop(self) -> None:
         """Stop watching."""
-        stop, self._stop = self._stop, None
-        if stop is None:
+        watch, self._watch = self._watch, None
+        if watch is None:
             return
         try:
-            await stop()
+            await watch.stop()
         except Exception as exc:  # the connection may already be gone; nothing to undo then
             log.debug("revocations.unwatch_failed", error=repr(exc))
         await asyncio.sleep(0)  # let the watch's cancelled helper tasks finish

@@ -14,13 +14,13 @@ import structlog
 from actors.actor import Actor, Request, current_request
 from actors.app import App, Connection
 from actors.client.result_waiter import ResultWaiter
-from actors.client.results import STARTED, ResultRecord
 from actors.config import redact_url
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry
 from actors.wire.message import TaskMessage
+from actors.wire.record import STARTED, ResultRecord
 from actors.worker import continuations as routing
 from actors.worker.dead_letters import sweep_unrouted
 from actors.worker.message_checks import Rejection, check_message, map_calls
@@ -94,7 +94,7 @@ class Worker:
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
         self._outcomes = Outcomes(self.app, self._broker)
         self._broker.on_reconnected(self._outcomes.mark_replay)
-        await self._broker.ensure_topology()
+        await self._broker.streams.ensure_topology()
         self.app.adopt_loop(
             asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
         )
@@ -104,7 +104,7 @@ class Worker:
         await self._revocations.start()
         self._rates = RateLimiter(self._broker)
         for actor in self.actors:
-            await self._broker.ensure_consumer(actor.name)
+            await self._broker.streams.ensure_consumer(actor.name)
             consumer = PullConsumer(
                 self._broker, actor.name, self._dispatcher(actor), self.concurrency
             )
@@ -255,7 +255,7 @@ class Worker:
         )
         current_request.set(request)
         if store and actor.track_started:
-            await ResultRecord(id=message.id, task=actor.name, status=STARTED).store(self.broker)
+            await self.outcomes.put(ResultRecord(id=message.id, task=actor.name, status=STARTED))
         began = time.perf_counter()
         try:
             value = await self._call(actor, message)

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from actors import App, ProtocolError, TaskNotRegistered
-from actors.client.results import FAILURE
+from actors.wire.record import FAILURE
 from tests.apps.basic import register
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from actors import App, ChordError, GroupResult, chain, chord, group, signature
-from actors.client.results import FAILURE, SUCCESS
+from actors.wire.record import FAILURE, SUCCESS
 from tests.apps.canvas import register
 from tests.helpers import aeventually, asettled, lines
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors import App, ResultTimeout, TaskFailed
-from actors.client.results import FAILURE, PENDING, SUCCESS
+from actors.wire.record import FAILURE, PENDING, SUCCESS
 from tests.apps.basic import CustomError, register
 from tests.helpers import aeventually
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from actors import WorkerLost
-from actors.client.results import SUCCESS
+from actors.wire.record import SUCCESS
 from tests.apps.semantics import app as semantics_app
 from tests.apps.semantics import register, tasks
 from tests.helpers import eventually, settled

@@ -75,7 +75,7 @@ async def test_redelivered_near_limit_message_takes_out_no_worker(
     app = make_app(max_deliveries=1)
     tasks = register(app)
     broker = (await app.connection()).broker
-    durable = await broker.ensure_consumer("basic.add")
+    durable = await broker.streams.ensure_consumer("basic.add")
     body = near_limit_message("near-limit-1", MAX_PAYLOAD - 100)
     raw = await nats.connect(nats_server.url)
     try:

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from actors import App, BrokerUnavailable, chord
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.nats.server import EmbeddedServer
 from actors.wire import topology
 from schedulers import Beat
@@ -167,7 +168,8 @@ async def test_a_client_cannot_delete_purge_or_write_results(
         await add.adelay(i, i)  # queued: no worker runs them now
 
     operator = await Broker.connect(role_app("operator")[0].conf)
-    record = await operator.kv_get(topology.RESULTS_BUCKET, done.id)
+    results = Bucket(operator, topology.RESULTS_BUCKET)
+    record = await results.get(done.id)
     assert record is not None
 
     async with RawClient(secured.url, "client") as raw:
@@ -185,18 +187,18 @@ async def test_a_client_cannot_delete_purge_or_write_results(
 
     info = await operator.js.stream_info(topology.TASK_STREAM)
     assert info.state.messages == 3
-    assert await operator.kv_get(topology.RESULTS_BUCKET, done.id) == record
+    assert await results.get(done.id) == record
     await operator.close()
 
 
 async def test_the_operator_role_can_purge(role_app) -> None:
     add = role_app("client")[1]["add"]
     operator = await Broker.connect(role_app("operator")[0].conf)
-    await operator.ensure_topology()
+    await operator.streams.ensure_topology()
     for i in range(3):
         await add.adelay(i, i)
     assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 3
-    await operator.purge_stream(topology.TASK_STREAM)
+    await operator.streams.purge(topology.TASK_STREAM)
     assert (await operator.js.stream_info(topology.TASK_STREAM)).state.messages == 0
     await operator.close()
 

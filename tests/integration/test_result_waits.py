@@ -13,6 +13,7 @@ import msgpack
 import pytest
 
 from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFailed
+from actors.nats.bucket import Bucket
 from actors.nats.server import EmbeddedServer
 from actors.wire import topology
 from tests.apps.basic import register
@@ -95,7 +96,7 @@ async def test_forged_records_make_get_raise_protocol_error_or_task_failed(app: 
 
     async def forge(task_id: str, **record: Any) -> None:
         body = msgpack.packb({"id": task_id, **record})
-        await connection.broker.kv_put(topology.RESULTS_BUCKET, task_id, body)
+        await Bucket(connection.broker, topology.RESULTS_BUCKET).put(task_id, body)
 
     modules = set(sys.modules)
     await forge("forged-1", status="SUCCESS", retries="1")

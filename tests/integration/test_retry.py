@@ -6,7 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import App, MaxRetriesExceeded
-from actors.client.results import FAILURE, RETRY, SUCCESS, ResultRecord
+from actors.wire.record import FAILURE, RETRY, SUCCESS, ResultRecord
 from tests.apps.basic import CustomError
 from tests.apps.semantics import register
 from tests.helpers import aeventually

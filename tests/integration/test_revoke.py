@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors import App, Revoked
-from actors.client.results import REVOKED, STARTED
+from actors.wire.record import REVOKED, STARTED
 from tests.apps.semantics import register
 from tests.helpers import aeventually
 from tests.integration.cli_helper import actors_cli

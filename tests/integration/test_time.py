@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors import App, Revoked, SoftTimeLimitExceeded, TimeLimitExceeded
-from actors.client.results import REVOKED
 from actors.wire import topology
+from actors.wire.record import REVOKED
 from tests.apps.semantics import register
 from tests.helpers import aeventually
 

@@ -35,7 +35,7 @@ async def test_odd_subjects_are_dead_lettered_and_served_tasks_are_not(
 
     # 100 tasks wait on a served subject (its consumer exists) while the sweeper runs.
     broker = (await app.connection()).broker
-    await broker.ensure_consumer("basic.add")
+    await broker.streams.ensure_consumer("basic.add")
     results = [await tasks["add"].adelay(i, 1) for i in range(100)]
     raw = await nats.connect(nats_server.url)
     try:
@@ -69,7 +69,7 @@ async def test_a_wildcard_subject_is_found_behind_a_long_queue_in_bounded_steps(
     app = make_app()
     tasks = register(app)
     broker = (await app.connection()).broker
-    await broker.ensure_consumer("basic.add")
+    await broker.streams.ensure_consumer("basic.add")
     results = [await tasks["add"].adelay(i, 1) for i in range(35)]
     raw = await nats.connect(nats_server.url)
     try:
@@ -83,5 +83,5 @@ async def test_a_wildcard_subject_is_found_behind_a_long_queue_in_bounded_steps(
     assert cursors == {}
     with pytest.raises(ProtocolError, match="invalid task subject"):
         await app.AsyncResult("behind-1").aget(timeout=10)
-    waiting = await broker.task_subject_counts()
+    waiting = await broker.streams.task_subject_counts()
     assert waiting == {"actors.task.basic.add": len(results)}

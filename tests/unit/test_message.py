@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.client.results import ResultRecord
 from actors.errors import ProtocolError
 from actors.wire.message import TaskMessage, decode, encode, format_time, parse_time
+from actors.wire.record import ResultRecord
 from actors.wire.topology import JSON, MSGPACK
 
 PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.client.results import FAILURE, SUCCESS, ResultRecord, _outcome, rebuild_exception
+from actors.client.results import _outcome
 from actors.errors import ProtocolError, TaskFailed
+from actors.wire.record import FAILURE, SUCCESS, ResultRecord, rebuild_exception
 
 GOOD = {"id": "t1", "status": SUCCESS, "result": 3, "retries": 0, "v": 1}
 
@@ -123,7 +124,8 @@ def test_forged_type_names_import_nothing() -> None:
         """
         import json, sys
         import msgpack
-        from actors.client.results import AsyncResult, ResultRecord, _outcome
+        from actors.client.results import AsyncResult, _outcome
+        from actors.wire.record import ResultRecord
         names = ["multiprocessing.Process", "multiprocessing.ProcessError",
                  "tarfile.ReadError", "smtplib.SMTPException", "xml.dom.DOMException",
                  "os.system", "builtins.SystemExit", "concurrent.futures.process.BrokenProcessPool"]

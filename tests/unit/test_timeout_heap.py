@@ -1,4 +1,4 @@
-"""Deadlines: many timeouts from one heap."""
+"""TimeoutHeap: many timeouts from one heap."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from actors.nats.timeout_heap import Deadlines
+from actors.nats.timeout_heap import TimeoutHeap
 
 
 async def test_futures_time_out_in_deadline_order() -> None:
-    deadlines = Deadlines()
+    deadlines = TimeoutHeap()
     loop = asyncio.get_running_loop()
     late, early, done = loop.create_future(), loop.create_future(), loop.create_future()
     deadlines.add(late, 0.3)
@@ -26,7 +26,7 @@ async def test_futures_time_out_in_deadline_order() -> None:
 
 
 async def test_close_stops_expiring() -> None:
-    deadlines = Deadlines()
+    deadlines = TimeoutHeap()
     future = asyncio.get_running_loop().create_future()
     deadlines.add(future, 0.05)
     deadlines.close()

@@ -1,0 +1,16 @@
+"""The JetStream API error codes actors acts on (``err_code`` in nats-server's errors.json)."""
+
+JS_UNAVAILABLE = 10008
+"""JetStream system temporarily unavailable: no stream or meta leader yet."""
+
+STREAM_NAME_IN_USE = 10058
+"""Stream name already in use with a different configuration."""
+
+WRONG_LAST_SEQUENCE = 10071
+"""Wrong last sequence: an expected-sequence write lost (a create-only key exists)."""
+
+WRONG_LAST_SEQUENCE_CONSTANT = 10164
+"""The same refusal, as newer servers word it for some writes."""
+
+WRONG_LAST_SEQUENCES = frozenset({WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_CONSTANT})
+"""Every code meaning a compare-and-set write found another revision."""

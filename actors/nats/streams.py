@@ -1,0 +1,270 @@
+"""Stream, bucket and consumer set-up: the configurations and creating or updating them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from actors.config import Settings
+from actors.errors import BrokerUnavailable, ConfigurationError
+from actors.nats.codes import STREAM_NAME_IN_USE
+from actors.nats.connection import NATS_ERRORS
+from actors.nats.retrying import NOT_READY, retry_until
+from actors.wire import topology
+
+_SETUP_PATIENCE = 30.0  # seconds to wait for JetStream to answer stream set-up
+_SETUP_PAUSE = 1.0
+# Set-up also waits out requests nobody answers in time: a meta leader election.
+_SETUP_RETRY: tuple[type[BaseException], ...] = (*NOT_READY, TimeoutError)
+
+
+def stream_configs(settings: Settings) -> list[api.StreamConfig]:
+    """The streams and KV buckets ``Streams.ensure_topology`` creates, in that order."""
+    replicas = settings.stream_replicas
+    ttl = settings.result_ttl
+    return [
+        # Immediate tasks: no schedules and so no rollup headers, so that no publisher
+        # can purge the queue with `Nats-Rollup: all`. First, so that an old ACTORS
+        # (holding actors.sched.> too) is reported before ACTORS_SCHEDULED collides.
+        api.StreamConfig(
+            name=topology.TASK_STREAM,
+            subjects=[topology.TASK_PREFIX + ">"],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=120.0,
+            allow_rollup_hdrs=False,
+            allow_msg_ttl=True,
+            allow_direct=True,
+            sources=[
+                api.StreamSource(
+                    name=topology.SCHEDULED_STREAM,
+                    subject_transforms=[
+                        api.SubjectTransform(
+                            src=topology.DUE_PREFIX + ">", dest=topology.TASK_PREFIX + ">"
+                        )
+                    ],
+                )
+            ],
+        ),
+        # Delayed tasks: schedules on actors.sched.<id> fire into actors.due.<task> here
+        # (a schedule's target must be in its own stream). Work-queue retention: the
+        # source consumer of ACTORS removes each fired message as it copies it.
+        api.StreamConfig(
+            name=topology.SCHEDULED_STREAM,
+            subjects=[topology.SCHEDULE_PREFIX + ">", topology.DUE_PREFIX + ">"],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=120.0,
+            allow_msg_schedules=True,
+        ),
+        api.StreamConfig(
+            name=topology.DEAD_STREAM,
+            subjects=[topology.DEAD_PREFIX + ">"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=120.0,
+            allow_direct=True,
+        ),
+        api.StreamConfig(
+            name=topology.RATE_STREAM,
+            subjects=[topology.RATE_PREFIX + ">"],
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            allow_msg_counter=True,
+            max_msgs_per_subject=1,
+            max_age=2 * 3600.0,  # longest rate-limit window is an hour
+        ),
+        bucket_config(topology.RESULTS_BUCKET, replicas, ttl),
+        bucket_config(topology.REVOKED_BUCKET, replicas, ttl),
+        bucket_config(topology.CHORDS_BUCKET, replicas, ttl),
+        api.StreamConfig(
+            name=topology.CHORD_COUNTER_STREAM,
+            subjects=[topology.CHORD_COUNTER_PREFIX + ">"],
+            allow_msg_counter=True,
+            allow_direct=True,
+            max_msgs_per_subject=1,
+            max_age=ttl,
+            num_replicas=replicas,
+            storage=api.StorageType.FILE,
+            duplicate_window=120.0,
+        ),
+    ]
+
+
+def bucket_config(bucket: str, replicas: int, ttl: float | None) -> api.StreamConfig:
+    """The stream of KV bucket ``bucket``, as nats-py's ``create_key_value`` makes it.
+
+    ``ttl`` (seconds) is how long keys live; None keeps them until deleted.
+    """
+    return api.StreamConfig(
+        name=f"KV_{bucket}",
+        subjects=[f"$KV.{bucket}.>"],
+        allow_direct=True,
+        allow_rollup_hdrs=True,
+        allow_msg_ttl=True,
+        deny_delete=True,
+        discard=api.DiscardPolicy.NEW,
+        duplicate_window=120.0 if ttl is None else min(120.0, ttl),
+        max_age=ttl,
+        max_msgs_per_subject=1,
+        num_replicas=replicas,
+        storage=api.StorageType.FILE,
+    )
+
+
+class Streams:
+    """Creates and updates the streams, KV buckets and consumers actors uses."""
+
+    def __init__(self, js: Any, settings: Settings) -> None:
+        self._js = js
+        self._settings = settings
+        self._topology_ready = False
+        self._consumers: set[str] = set()
+
+    async def ensure_topology(self, update: bool = True) -> None:
+        """Create the streams and KV buckets actors uses, where missing.
+
+        With ``update`` (workers, the CLI) existing ones are also set to this version's
+        configuration. Without it (clients) they are only looked up with STREAM.INFO, so a
+        connection allowed no stream changes works (docs/deploy.md, "Permissions").
+        """
+        if self._topology_ready:
+            return
+        for config in stream_configs(self._settings):
+            await self._ensure_stream(config, update)
+        self._topology_ready = True
+
+    async def ensure_stream(self, name: str) -> None:
+        """Create or update one of the streams ``ensure_topology`` manages."""
+        for config in stream_configs(self._settings):
+            if config.name == name:
+                await self._ensure_stream(config, update=True)
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        """Create KV bucket ``bucket`` (keys kept until deleted) unless it exists.
+
+        An existing bucket is left as it is, whatever its configuration.
+        """
+        config = bucket_config(bucket, self._settings.stream_replicas, None)
+        try:
+            try:
+                await self._js.add_stream(config)
+            except nats.js.errors.BadRequestError:  # exists with another configuration
+                await self._js.stream_info(config.name)
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot open bucket {bucket}: {exc!r}") from exc
+
+    async def _ensure_stream(self, config: api.StreamConfig, update: bool) -> None:
+        # A cluster that has just started (or lost its meta leader) answers JetStream API
+        # requests late or not at all for a while: keep trying for a bounded time.
+        try:
+            await retry_until(
+                lambda: self._create_or_update_stream(config, update),
+                time.monotonic() + _SETUP_PATIENCE,
+                _SETUP_PAUSE,
+                retry_on=_SETUP_RETRY,
+            )
+        except _SETUP_RETRY as exc:
+            raise BrokerUnavailable(
+                f"cannot create stream {config.name}: JetStream did not answer for "
+                f"{_SETUP_PATIENCE:g}s ({exc!r}); is JetStream enabled, does the "
+                "cluster have a meta leader, and may this user create streams?"
+            ) from exc
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot create stream {config.name}: {exc!r}") from exc
+
+    async def _create_or_update_stream(self, config: api.StreamConfig, update: bool) -> None:
+        name = str(config.name)
+        try:
+            current = (await self._js.stream_info(name)).config
+        except nats.js.errors.NotFoundError:
+            try:
+                await self._js.add_stream(config)
+                return
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != STREAM_NAME_IN_USE:  # made meanwhile with another config
+                    raise BrokerUnavailable(f"cannot create stream {name}: {exc}") from exc
+            except TimeoutError as exc:
+                if update:
+                    raise
+                # JetStream answered the lookup, so silence here is a permission refusal.
+                raise BrokerUnavailable(
+                    f"stream {name} does not exist and this connection may not create it "
+                    "(no answer): start a worker, or run `actors migrate` as an operator, "
+                    "to create the streams"
+                ) from exc
+            current = (await self._js.stream_info(name)).config
+        if name == topology.TASK_STREAM and current.allow_msg_schedules:
+            # The server cannot switch schedules (and with them rollup headers) off again.
+            raise ConfigurationError(
+                f"stream {name} was made by an older actors with message schedules, which "
+                "lets any publisher purge every queued task with a Nats-Rollup header; stop "
+                "all workers and run `actors migrate` to move its messages to the current "
+                "streams (docs/deploy.md, 'Upgrading from a single task stream')"
+            )
+        if not update:
+            return
+        # Never scale an existing stream down: one process left at the default of one
+        # replica must not undo a cluster's R3.
+        config.num_replicas = max(config.num_replicas or 1, current.num_replicas or 1)
+        await self._js.update_stream(config)
+
+    async def ensure_consumer(self, task_name: str, max_ack_pending: int = 20_000) -> str:
+        """Create or update the durable consumer of an actor; return its name."""
+        durable = topology.consumer_name(task_name)
+        if durable in self._consumers:
+            return durable
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=topology.task_subject(task_name),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self._settings.ack_wait,
+            max_ack_pending=max_ack_pending,
+            max_waiting=1024,
+        )
+        try:
+            # Creating an existing durable with a new config updates it (ack_wait etc.).
+            await self._js.add_consumer(topology.TASK_STREAM, config)
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}") from exc
+        self._consumers.add(durable)
+        return durable
+
+    async def served_subjects(self) -> set[str]:
+        """The filter subjects of the consumers on the task stream, as configured."""
+        try:
+            infos = await self._js.consumers_info(topology.TASK_STREAM)
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
+        served: set[str] = set()
+        for info in infos:
+            config = info.config
+            if config.filter_subject:
+                served.add(config.filter_subject)
+            served.update(config.filter_subjects or ())
+        return served
+
+    async def task_subject_counts(self) -> dict[str, int]:
+        """Messages waiting per task subject."""
+        try:
+            info = await self._js.stream_info(
+                topology.TASK_STREAM, subjects_filter=topology.TASK_PREFIX + ">"
+            )
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot read stream info: {exc!r}") from exc
+        return dict(info.state.subjects or {})
+
+    async def purge(self, stream: str) -> None:
+        """Remove every message of ``stream``."""
+        try:
+            await self._js.purge_stream(stream)
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"purging {stream} failed: {exc!r}") from exc
