@@ -39,7 +39,7 @@ class BeatBucket:
     @classmethod
     async def open(cls, app: App) -> BeatBucket:
         """Connect (if needed) and create the bucket if it does not exist."""
-        connection = await app.connection()
+        connection = await app.client.connection()
         js = connection.broker.js
         config = api.KeyValueConfig(
             bucket=BUCKET,

@@ -9,15 +9,21 @@ import traceback as tb
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from actors.errors import ProtocolError, TaskFailed
 from actors.wire import topology
 from actors.wire.message import decode, encode, format_time
 
 if TYPE_CHECKING:
-    from actors.app import App
+    # Not at run time while ResultRecord is defined here: the client imports the result
+    # waiter, which imports ResultRecord. Once it lives in actors/wire/record.py, import both
+    # normally and drop _control.
+    from actors.client.client import Client
+    from actors.client.control import Control
     from actors.nats.broker import Broker
+
+R = TypeVar("R")
 
 PENDING = "PENDING"
 STARTED = "STARTED"
@@ -182,17 +188,18 @@ def _import_exception_type(type_name: str) -> type[Exception] | None:
     return None
 
 
-class AsyncResult:
-    """A handle to the result of one task, like Celery's.
+class AsyncResult(Generic[R]):
+    """A handle to the result of one task, like Celery's; ``R`` is the task's return type.
 
     Sync methods work from plain code; inside a running event loop use the ``a`` twins.
+    Results are read through ``client`` (``app.client``).
     """
 
-    def __init__(self, id: str, app: App, task_name: str | None = None) -> None:
+    def __init__(self, id: str, client: Client, task_name: str | None = None) -> None:
         self.id = id
-        self.app = app
+        self.client = client
         self.task_name = task_name
-        self.parent: AsyncResult | GroupResult | None = None
+        self.parent: AsyncResult[Any] | GroupResult | None = None
         """The result of the step before this one in a chain (or a chord's header)."""
         self._record: ResultRecord | None = None
 
@@ -207,7 +214,7 @@ class AsyncResult:
 
     async def _aload(self) -> ResultRecord | None:
         if self._record is None or not self._record.ready:
-            connection = await self.app.connection()
+            connection = await self.client.connection()
             self._record = await connection.results.fetch(self.id)
         return self._record
 
@@ -219,7 +226,7 @@ class AsyncResult:
     @property
     def state(self) -> str:
         """The current state; PENDING when no record exists (unknown or not yet run)."""
-        return self.app.run_sync(self.astate())
+        return self.client.run_blocking(self.astate())
 
     status = state
 
@@ -238,7 +245,7 @@ class AsyncResult:
     @property
     def result(self) -> Any:
         """The return value, the exception for a failure, or None while not ready."""
-        record = self.app.run_sync(self._aload())
+        record = self.client.run_blocking(self._aload())
         return _outcome(record) if record else None
 
     info = result
@@ -246,39 +253,40 @@ class AsyncResult:
     @property
     def traceback(self) -> str | None:
         """The remote traceback of a failed task."""
-        record = self.app.run_sync(self._aload())
+        record = self.client.run_blocking(self._aload())
         return record.traceback if record else None
 
     @property
     def date_done(self) -> str | None:
         """When the task finished (RFC 3339)."""
-        record = self.app.run_sync(self._aload())
+        record = self.client.run_blocking(self._aload())
         return record.date_done if record else None
 
     def revoke(self, terminate: bool = False) -> None:
         """Revoke this task (see ``app.control.revoke``)."""
-        self.app.control.revoke(self.id, terminate=terminate)
+        _control(self.client).revoke(self.id, terminate=terminate)
 
     async def arevoke(self, terminate: bool = False) -> None:
         """Async twin of :meth:`revoke`."""
-        await self.app.control.arevoke(self.id, terminate=terminate)
+        await _control(self.client).arevoke(self.id, terminate=terminate)
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Wait for the result and return it; re-raise the task's exception if ``propagate``.
 
-        Raises ResultTimeout after ``timeout`` seconds (None: wait for ever).
+        Raises ResultTimeout after ``timeout`` seconds (None: wait for ever). With
+        ``propagate=False`` a failure's exception is returned in place of the value.
         """
-        return self.app.run_sync(self.aget(timeout=timeout, propagate=propagate))
+        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
 
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Async twin of :meth:`get`."""
         if self._record is None or not self._record.ready:
-            connection = await self.app.connection()
+            connection = await self.client.connection()
             self._record = await connection.results.wait(self.id, timeout)
         outcome = _outcome(self._record)
         if propagate and isinstance(outcome, BaseException):
             raise outcome
-        return outcome
+        return outcome  # type: ignore[no-any-return]  # R: what the task returned
 
 
 def _outcome(record: ResultRecord) -> Any:
@@ -296,11 +304,13 @@ class GroupResult:
     the connection's one KV watch for every member, not a watch per member.
     """
 
-    def __init__(self, id: str, results: list[AsyncResult | GroupResult], app: App) -> None:
+    def __init__(
+        self, id: str, results: list[AsyncResult[Any] | GroupResult], client: Client
+    ) -> None:
         self.id = id
         self.results = results
-        self.app = app
-        self.parent: AsyncResult | GroupResult | None = None
+        self.client = client
+        self.parent: AsyncResult[Any] | GroupResult | None = None
         """The result of the step before the group in a chain."""
 
     def __repr__(self) -> str:
@@ -309,14 +319,14 @@ class GroupResult:
     def __len__(self) -> int:
         return len(self.results)
 
-    def __iter__(self) -> Iterator[AsyncResult | GroupResult]:
+    def __iter__(self) -> Iterator[AsyncResult[Any] | GroupResult]:
         return iter(self.results)
 
-    def __getitem__(self, index: int) -> AsyncResult | GroupResult:
+    def __getitem__(self, index: int) -> AsyncResult[Any] | GroupResult:
         return self.results[index]
 
     @property
-    def children(self) -> list[AsyncResult | GroupResult]:
+    def children(self) -> list[AsyncResult[Any] | GroupResult]:
         """The member results (Celery's name)."""
         return self.results
 
@@ -329,15 +339,15 @@ class GroupResult:
 
     def revoke(self, terminate: bool = False) -> None:
         """Revoke every member task (see ``app.control.revoke``)."""
-        self.app.control.revoke(self.leaf_ids(), terminate=terminate)
+        _control(self.client).revoke(self.leaf_ids(), terminate=terminate)
 
     async def arevoke(self, terminate: bool = False) -> None:
         """Async twin of :meth:`revoke`."""
-        await self.app.control.arevoke(self.leaf_ids(), terminate=terminate)
+        await _control(self.client).arevoke(self.leaf_ids(), terminate=terminate)
 
     async def _astates(self) -> list[set[str]]:
         """Per member: the set of states of its tasks (PENDING where nothing is stored)."""
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         ids = self.leaf_ids()
         records = await connection.results.fetch_many(ids)
         status = {i: (r.status if r else PENDING) for i, r in zip(ids, records, strict=True)}
@@ -352,11 +362,11 @@ class GroupResult:
 
     def completed_count(self) -> int:
         """How many members succeeded."""
-        return self.app.run_sync(self.acompleted_count())
+        return self.client.run_blocking(self.acompleted_count())
 
     def ready(self) -> bool:
         """True once every member succeeded, failed or was revoked."""
-        states = self.app.run_sync(self._astates())
+        states = self.client.run_blocking(self._astates())
         return all(s <= READY_STATES for s in states)
 
     def waiting(self) -> bool:
@@ -365,11 +375,11 @@ class GroupResult:
 
     def successful(self) -> bool:
         """True if every member succeeded."""
-        return all(s == {SUCCESS} for s in self.app.run_sync(self._astates()))
+        return all(s == {SUCCESS} for s in self.client.run_blocking(self._astates()))
 
     def failed(self) -> bool:
         """True if any member failed."""
-        return any(FAILURE in s for s in self.app.run_sync(self._astates()))
+        return any(FAILURE in s for s in self.client.run_blocking(self._astates()))
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
         """Wait for every member; return their results in order (nested groups as lists).
@@ -377,13 +387,13 @@ class GroupResult:
         With ``propagate`` the first failure (in member order) is raised; otherwise exceptions
         take the failed members' places. ResultTimeout after ``timeout`` seconds.
         """
-        return self.app.run_sync(self.aget(timeout=timeout, propagate=propagate))
+        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
 
     join = get
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
         """Async twin of :meth:`get`."""
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         ids = self.leaf_ids()
         records = dict(zip(ids, await connection.results.wait_many(ids, timeout), strict=True))
         values = self._assemble(records)
@@ -404,6 +414,12 @@ class GroupResult:
                 member._record = records[member.id]
                 values.append(_outcome(records[member.id]))
         return values
+
+
+def _control(client: Client) -> Control:
+    from actors.client.control import Control  # see the imports above
+
+    return Control(client)
 
 
 def _flatten(values: list[Any]) -> Iterator[Any]:

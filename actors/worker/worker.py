@@ -12,8 +12,7 @@ from typing import Any
 import structlog
 
 from actors.actor import Actor, Request, current_request
-from actors.app import App, Connection
-from actors.client.result_waiter import ResultWaiter
+from actors.app import App
 from actors.client.results import (
     FAILURE,
     REVOKED,
@@ -100,9 +99,7 @@ class Worker:
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
         self._broker.on_reconnected(self._mark_replay)
         await self._broker.ensure_topology()
-        self.app.adopt_loop(
-            asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
-        )
+        self.app.client.lend(asyncio.get_running_loop(), self._broker)
         self._revocations = Revocations(
             self._broker, self._executor.terminate, self.settings.result_ttl
         )
@@ -250,7 +247,7 @@ class Worker:
             routing.check_arguments(actor, message)
         except TypeError as exc:
             reason = f"arguments do not fit {actor.name}{actor.call_signature}: {exc}"
-            await routing.failed(self.app, message, ProtocolError(reason))
+            await routing.failed(self.app.client, message, ProtocolError(reason))
             await self._reject(d, actor.name, reason, message.id)
             return
         await self._run(actor, message, d)
@@ -347,7 +344,7 @@ class Worker:
         """Finish a redelivered message whose run already stored its final record (the worker
         or the server died before the ack): redo what follows the task from that record, ack,
         and do not run the task again. Links, chain steps and chord joins are idempotent."""
-        connection = await self.app.connection()
+        connection = await self.app.client.connection()
         try:
             record = await connection.results.fetch(message.id)
         except ProtocolError:
@@ -356,10 +353,12 @@ class Worker:
             return False
         log.info("task.already_done", status=record.status, delivered=d.delivered)
         if record.status == SUCCESS:
-            await routing.succeeded(self.app, message, record.result)
+            await routing.succeeded(self.app.client, message, record.result)
         else:
             error = record.error or {"type": "actors.errors.TaskFailed", "message": record.status}
-            await routing.failed(self.app, message, rebuild_exception(error, record.traceback))
+            await routing.failed(
+                self.app.client, message, rebuild_exception(error, record.traceback)
+            )
         await d.ack()
         self.processed += 1
         return True
@@ -371,7 +370,7 @@ class Worker:
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
             await self._store(record)
-        await routing.succeeded(self.app, message, value)
+        await routing.succeeded(self.app.client, message, value)
 
     async def _failed(
         self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
@@ -383,7 +382,7 @@ class Worker:
                 message.id, actor.name, exc, status=status, retries=message.retries
             )
             await self._store(record)
-        await routing.failed(self.app, message, exc)
+        await routing.failed(self.app.client, message, exc)
 
     async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
         assert self._executor is not None
@@ -404,7 +403,7 @@ class Worker:
         if store:
             await self._store(retry_record(message, signal))
         following = next_message(message, signal)
-        connection = await self.app.connection()
+        connection = await self.app.client.connection()
         await connection.send(following, retry_msg_id(following))
 
     async def _store_revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
@@ -434,7 +433,7 @@ class Worker:
 
     async def _finished(self, task_id: str) -> bool:
         """True if a final result (SUCCESS, FAILURE, REVOKED) is stored under ``task_id``."""
-        connection = await self.app.connection()
+        connection = await self.app.client.connection()
         try:
             record = await connection.results.fetch(task_id)
         except ProtocolError:  # a forged or broken record is no final result

@@ -19,13 +19,13 @@ APP = "tests.apps.semantics:app"
 
 def consumer_state(app: App, task: str) -> tuple[int, int]:
     async def read() -> tuple[int, int]:
-        connection = await app.connection()
+        connection = await app.client.connection()
         info = await connection.broker.js.consumer_info(
             topology.TASK_STREAM, topology.consumer_name(task)
         )
         return info.num_pending, info.num_ack_pending
 
-    return app.run_sync(read())
+    return app.client.run_blocking(read())
 
 
 @pytest.mark.chaos

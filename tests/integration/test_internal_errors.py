@@ -20,7 +20,7 @@ def broken(*args: Any) -> NoReturn:
 
 async def settled(app: App, durable: str, timeout: float = 10) -> Any:
     """The consumer's info once no message is waiting for an ack."""
-    js = (await app.connection()).broker.js
+    js = (await app.client.connection()).broker.js
     async with asyncio.timeout(timeout):
         while (info := await js.consumer_info("ACTORS", durable)).num_ack_pending:
             await asyncio.sleep(0.05)

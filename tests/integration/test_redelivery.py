@@ -34,7 +34,7 @@ def lose_first_ack(monkeypatch: pytest.MonkeyPatch, task: str) -> list[int]:
 
 async def settled(app: App, task: str, timeout: float = 20) -> None:
     """Wait until the consumer of ``task`` has nothing pending or unacked."""
-    connection = await app.connection()
+    connection = await app.client.connection()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
