@@ -197,8 +197,8 @@ class Actor(Generic[P, R]):
         """Send the task with options (see :class:`actors.options.SendOptions`); returns its
         AsyncResult.
 
-        ``args`` and ``kwargs`` are not checked against ``P`` here: a signature or a chain step
-        may hold part of them (``add.s(2)``), so this takes any sequence and map.
+        Type checkers check the options but not ``args`` and ``kwargs``: a tuple and a map of
+        the parameters ``P`` cannot be spelled in Python's types (``delay`` is checked).
         """
         return self.app.client.run_blocking(self.aapply_async(args, kwargs, **options))
 
