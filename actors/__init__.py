@@ -3,6 +3,7 @@
 from actors.actor import Actor, Request
 from actors.app import App
 from actors.canvas import Signature, chain, chord, chunks, group, signature
+from actors.client.client import Client
 from actors.client.results import AsyncResult, GroupResult
 from actors.errors import (
     ActorsError,
@@ -21,15 +22,18 @@ from actors.errors import (
     WorkerLost,
 )
 from actors.log import get_task_logger
+from actors.options import ActorOptions, SendOptions
 from actors.retry import Retry
 
 __all__ = [
     "Actor",
+    "ActorOptions",
     "ActorsError",
     "App",
     "AsyncResult",
     "BrokerUnavailable",
     "ChordError",
+    "Client",
     "ConfigurationError",
     "GroupResult",
     "MaxRetriesExceeded",
@@ -39,6 +43,7 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "Revoked",
+    "SendOptions",
     "Signature",
     "SoftTimeLimitExceeded",
     "TaskFailed",

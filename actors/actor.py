@@ -4,78 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
 
-from actors.backoff import parse_rate
-from actors.canvas import Signature, chunks
+from actors.canvas import chunks
 from actors.client.results import AsyncResult
-from actors.errors import ActorsError, ConfigurationError
+from actors.errors import ActorsError
+from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, SendOptions
 from actors.retry import retry_signal
-from actors.signature import link_list
-from actors.wire import timing
+from actors.signature import AppLike, Signature, task_message
 from actors.wire.message import TaskMessage
-
-if TYPE_CHECKING:
-    from actors.app import App
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ActorOptions:
-    """Per-actor options given in ``@app.actor(...)``; None means "use the app's setting"."""
-
-    bind: bool = False
-    ignore_result: bool | None = None
-    track_started: bool | None = None
-    # Retries (docs/tasks.md "Retries"): max_retries=None retries for ever.
-    max_retries: int | None = 3
-    default_retry_delay: float = 180.0
-    autoretry_for: tuple[type[BaseException], ...] = ()
-    retry_backoff: bool | float = False
-    retry_backoff_max: float = 600.0
-    retry_jitter: bool = True
-    retry_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    throws: tuple[type[BaseException], ...] = ()
-    # Limits and delivery (docs/tasks.md): None means the worker's setting.
-    time_limit: float | None = None
-    soft_time_limit: float | None = None
-    rate_limit: str | None = None
-    acks_late: bool = True
-    max_deliveries: int | None = None
-    pool: str | None = None
-    """``"thread"`` or ``"process"`` for sync tasks; default thread, process with time_limit."""
-
-
-_OPTION_NAMES = {f.name for f in dataclasses.fields(ActorOptions)}
-
-
-def actor_options(options: dict[str, Any]) -> ActorOptions:
-    """Validate ``@app.actor`` keyword options."""
-    unknown = sorted(set(options) - _OPTION_NAMES)
-    if unknown:
-        known = ", ".join(sorted(_OPTION_NAMES))
-        raise ConfigurationError(f"unknown actor option(s) {', '.join(unknown)}; known: {known}")
-    values = dict(options)
-    for name in ("autoretry_for", "throws"):
-        kinds = values.get(name, ())
-        kinds = tuple(kinds) if isinstance(kinds, list | tuple) else (kinds,)
-        if not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
-            raise ConfigurationError(f"{name} must be exception classes, got {kinds!r}")
-        values[name] = kinds
-    if values.get("rate_limit") is not None:
-        values["rate_limit"] = str(parse_rate(values["rate_limit"]))
-    if values.get("pool") not in (None, "thread", "process"):
-        raise ConfigurationError(f"pool must be 'thread' or 'process', got {values['pool']!r}")
-    for name in ("time_limit", "soft_time_limit", "default_retry_delay", "retry_backoff_max"):
-        if isinstance(values.get(name), timedelta):
-            values[name] = values[name].total_seconds()
-    return ActorOptions(**values)
 
 
 @dataclasses.dataclass(slots=True)
@@ -135,23 +78,17 @@ def _plain_arity(signature: inspect.Signature, bound: bool) -> int:
     return len(params) if plain else -1
 
 
-def new_task_id() -> str:
-    """A fresh task id: a random UUID (version 4) string, as Celery uses.
-
-    Built from ``os.urandom`` directly: ``str(uuid.uuid4())`` costs several times more, and
-    a client makes one per task.
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 class Actor(Generic[P, R]):
-    """A task type registered on an App. Created by ``@app.actor``."""
+    """A task type registered on an App. Created by ``@app.actor``.
 
-    def __init__(self, app: App, fn: Callable[P, R], name: str, options: ActorOptions) -> None:
+    ``P`` is the function's parameters (without ``self`` for ``bind=True``) and ``R`` its
+    result (for an ``async def``, what it returns once awaited): ``add.delay("x")`` for
+    ``def add(x: int, y: int) -> int`` is a type error, and ``add.delay(2, 2).get()`` an int.
+    """
+
+    def __init__(
+        self, app: AppLike, fn: Callable[..., Any], name: str, options: ActorOptions
+    ) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -174,18 +111,21 @@ class Actor(Generic[P, R]):
     def ignore_result(self) -> bool:
         """Whether results of this task are stored."""
         value = self.options.ignore_result
-        return self.app.conf.ignore_result if value is None else value
+        return self.app.client.settings.ignore_result if value is None else value
 
     @property
     def track_started(self) -> bool:
         """Whether a STARTED record is stored when the task begins."""
         value = self.options.track_started
-        return self.app.conf.track_started if value is None else value
+        return self.app.client.settings.track_started if value is None else value
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the function here, in this process (no message is sent)."""
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here, in this process (no message is sent).
+
+        Returns what the function returns: for an ``async def`` task, a coroutine to await.
+        """
         if self.options.bind:
-            return self.fn(self, *args, **kwargs)  # type: ignore[arg-type]
+            return self.fn(self, *args, **kwargs)
         return self.fn(*args, **kwargs)
 
     def retry(
@@ -231,39 +171,20 @@ class Actor(Generic[P, R]):
         self,
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
-        *,
-        task_id: str | None = None,
-        headers: dict[str, Any] | None = None,
-        ignore_result: bool | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        countdown: float | timedelta | None = None,
-        eta: datetime | None = None,
-        expires: float | timedelta | datetime | None = None,
+        **options: Unpack[SendKwargs],
     ) -> TaskMessage:
         """Build the task message apply_async would send."""
-        now = datetime.now(UTC)
-        eta_field = timing.resolve_eta(countdown, eta, now)
-        if ignore_result is None and expires is not None and self.ignore_result:
-            ignore_result = True  # lets the server drop it at expiry (see timing.route)
-        return TaskMessage(
-            id=task_id or new_task_id(),
-            task=self.name,
-            args=list(args or ()),
-            kwargs=dict(kwargs or {}),
-            headers=dict(headers or {}),
-            ignore_result=ignore_result,
-            link=link_list(link),
-            link_error=link_list(link_error),
-            eta=eta_field,
-            expires=timing.resolve_expires(expires, now),
-        )
+        send = SendOptions(**options) if options else NO_OPTIONS
+        message = task_message(self.name, args, kwargs, send)
+        if send.ignore_result is None and send.expires is not None and self.ignore_result:
+            message.ignore_result = True  # lets the server drop it at expiry (see destination)
+        return message
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Send the task to a worker: ``add.delay(2, 2)``."""
-        return self.app.run_sync(self.aapply_async(args, kwargs))
+        return self.app.client.run_blocking(self.aapply_async(args, kwargs))
 
-    async def adelay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Async twin of :meth:`delay`."""
         return await self.aapply_async(args, kwargs)
 
@@ -271,75 +192,40 @@ class Actor(Generic[P, R]):
         self,
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
-        *,
-        task_id: str | None = None,
-        headers: dict[str, Any] | None = None,
-        ignore_result: bool | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        countdown: float | timedelta | None = None,
-        eta: datetime | None = None,
-        expires: float | timedelta | datetime | None = None,
-    ) -> AsyncResult:
-        """Send the task with options; returns its AsyncResult.
+        **options: Unpack[SendKwargs],
+    ) -> AsyncResult[R]:
+        """Send the task with options (see :class:`actors.options.SendOptions`); returns its
+        AsyncResult.
 
-        ``link``/``link_error``: a signature or a list of them, sent when the task succeeds
-        (with its result prepended) or fails (with ``task_id, error, traceback`` prepended).
-        ``countdown`` (seconds) or ``eta`` (aware datetime): do not run before then (a
-        server-side schedule). ``expires`` (seconds from now, or a datetime):
-        not started by then means not run, state REVOKED (reason ``expired``).
+        Type checkers check the options but not ``args`` and ``kwargs``: a tuple and a map of
+        the parameters ``P`` cannot be spelled in Python's types (``delay`` is checked).
         """
-        return self.app.run_sync(
-            self.aapply_async(
-                args,
-                kwargs,
-                task_id=task_id,
-                headers=headers,
-                ignore_result=ignore_result,
-                link=link,
-                link_error=link_error,
-                countdown=countdown,
-                eta=eta,
-                expires=expires,
-            )
-        )
+        return self.app.client.run_blocking(self.aapply_async(args, kwargs, **options))
 
     async def aapply_async(
         self,
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
-        *,
-        task_id: str | None = None,
-        headers: dict[str, Any] | None = None,
-        ignore_result: bool | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        countdown: float | timedelta | None = None,
-        eta: datetime | None = None,
-        expires: float | timedelta | datetime | None = None,
-    ) -> AsyncResult:
+        **options: Unpack[SendKwargs],
+    ) -> AsyncResult[R]:
         """Async twin of :meth:`apply_async`."""
-        message = self.message(
-            args,
-            kwargs,
-            task_id=task_id,
-            headers=headers,
-            ignore_result=ignore_result,
-            link=link,
-            link_error=link_error,
-            countdown=countdown,
-            eta=eta,
-            expires=expires,
+        message = self.message(args, kwargs, **options)
+        client = self.app.client
+        connection = await client.connection()
+        stores = not (
+            self.ignore_result if message.ignore_result is None else message.ignore_result
         )
-        connection = await self.app.connection()
-        stores = not (self.ignore_result if ignore_result is None else ignore_result)
         await connection.send(message, expect_result=stores)
-        return AsyncResult(message.id, self.app, self.name)
+        return AsyncResult(message.id, client, self.name)
 
     # -- signatures (docs/workflows.md) -----------------------------------------------------
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
-        """A signature of a call: ``add.s(2, 2)``; a partial one takes a parent's result."""
+        """A signature of a call: ``add.s(2, 2)``; a partial one takes a parent's result.
+
+        Not typed by ``P``: in a chain the parent's result is prepended to these arguments
+        (``add.s(2)`` becomes ``add(result, 2)``), so a signature may hold only part of them.
+        """
         return Signature(self, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:

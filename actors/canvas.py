@@ -10,29 +10,26 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self, cast
 
+from actors.client.client import Client
 from actors.client.results import GroupResult
 from actors.errors import ConfigurationError
 from actors.signature import (
-    KINDS,
+    ActorLike,
+    AppLike,
     Canvas,
     Hop,
     Result,
     Signature,
-    WireSignature,
-    derived_id,
     from_wire,
     link_list,
     maybe_signature,
     send_all,
     wire_options,
 )
-from actors.wire.message import TaskMessage
-
-if TYPE_CHECKING:
-    from actors.actor import Actor
-    from actors.app import App
+from actors.wire.ids import derived_id
+from actors.wire.message import TaskMessage, WireSignature
 
 __all__ = [
     "Canvas",
@@ -48,11 +45,11 @@ __all__ = [
 ]
 
 
-class group(Canvas):
+class group(Canvas, kind="group"):
     """Run signatures in parallel: ``group(add.s(i, i) for i in range(10))``."""
 
     def __init__(
-        self, *tasks: Any, options: dict[str, Any] | None = None, app: App | None = None
+        self, *tasks: Any, options: dict[str, Any] | None = None, app: AppLike | None = None
     ) -> None:
         if len(tasks) == 1 and not isinstance(tasks[0], Canvas | dict):
             tasks = tuple(tasks[0])
@@ -73,14 +70,28 @@ class group(Canvas):
         tasks = [t.to_wire() for t in self.tasks]
         return {"kind": "group", "tasks": tasks, "options": wire_options(self.options)}
 
-    def freeze(self, seed: str | None = None) -> GroupResult:
-        """See :meth:`Canvas.freeze`. ``link_error`` of the group goes to every member."""
+    @classmethod
+    def from_fields(cls, data: WireSignature, app: AppLike | None) -> group:
+        """See :meth:`Canvas.from_fields`."""
+        tasks = (from_wire(t, app) for t in data["tasks"])
+        return cls(*tasks, options=data.get("options"), app=app)
+
+    def assign_ids(self, seed: str | None = None) -> None:
+        """See :meth:`Canvas.assign_ids`. ``link_error`` of the group goes to every member."""
         if self.options.get("link"):
             raise ConfigurationError("a group has no link: use a chord to run a task after it")
-        group_id = self.options.setdefault("group_id", derived_id(seed and f"{seed}.g"))
+        self.options.setdefault("group_id", derived_id(seed and f"{seed}.g"))
         _spread_errbacks(self.options, self.tasks)
-        results = [t.freeze(seed and f"{seed}.{i}") for i, t in enumerate(self.tasks)]
-        return GroupResult(group_id, results, self.bound_app())
+        for index, task in enumerate(self.tasks):
+            task.assign_ids(seed and f"{seed}.{index}")
+
+    def result(self, client: Client) -> GroupResult:
+        """See :meth:`Canvas.result`."""
+        return GroupResult(self.options["group_id"], [t.result(client) for t in self.tasks], client)
+
+    def freeze(self, seed: str | None = None) -> GroupResult:
+        """See :meth:`Canvas.freeze`."""
+        return cast(GroupResult, super().freeze(seed))
 
     def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
         """See :meth:`Canvas.messages`. A group followed by more steps becomes a chord."""
@@ -103,11 +114,11 @@ class group(Canvas):
         return self.apply_async(args, **options)
 
 
-class chain(Canvas):
+class chain(Canvas, kind="chain"):
     """Run signatures one after another, each result feeding the next: ``a.s() | b.s()``."""
 
     def __init__(
-        self, *tasks: Any, options: dict[str, Any] | None = None, app: App | None = None
+        self, *tasks: Any, options: dict[str, Any] | None = None, app: AppLike | None = None
     ) -> None:
         if len(tasks) == 1 and not isinstance(tasks[0], Canvas | dict):
             tasks = tuple(tasks[0])
@@ -128,17 +139,26 @@ class chain(Canvas):
         tasks = [t.to_wire() for t in self.tasks]
         return {"kind": "chain", "tasks": tasks, "options": wire_options(self.options)}
 
-    def freeze(self, seed: str | None = None) -> Result:
-        """See :meth:`Canvas.freeze`: the last step's result, ``.parent`` leading back.
+    @classmethod
+    def from_fields(cls, data: WireSignature, app: AppLike | None) -> chain:
+        """See :meth:`Canvas.from_fields`."""
+        tasks = (from_wire(t, app) for t in data["tasks"])
+        return cls(*tasks, options=data.get("options"), app=app)
 
-        ``link_error`` of the chain goes to every step, ``link`` to the last one.
-        """
+    def assign_ids(self, seed: str | None = None) -> None:
+        """See :meth:`Canvas.assign_ids`: ``link_error`` of the chain goes to every step,
+        ``link`` to the last one."""
         _spread_errbacks(self.options, self.tasks)
         if "link" in self.options:
             self.tasks[-1].options["link"] = link_list(self.options.pop("link"))
-        previous: Result | None = None
         for index, task in enumerate(self.tasks):
-            result = task.freeze(seed and f"{seed}.{index}")
+            task.assign_ids(seed and f"{seed}.{index}")
+
+    def result(self, client: Client) -> Result:
+        """See :meth:`Canvas.result`: the last step's result, ``.parent`` leading back."""
+        previous: Result | None = None
+        for task in self.tasks:
+            result = task.result(client)
             if previous is not None:
                 _first(result).parent = previous
             previous = result
@@ -161,7 +181,7 @@ class chain(Canvas):
         return self.apply_async(args, **options)
 
 
-class chord(Canvas):
+class chord(Canvas, kind="chord"):
     """A group (the header) whose ordered results are passed to one more task (the body).
 
     ``chord(header, body)`` or ``chord(header)(body)``. The result is the body's, with
@@ -173,7 +193,7 @@ class chord(Canvas):
         header: Any,
         body: Canvas | None = None,
         options: dict[str, Any] | None = None,
-        app: App | None = None,
+        app: AppLike | None = None,
     ) -> None:
         self.header = header if isinstance(header, group) else group(header, app=app)
         self.body = body
@@ -195,13 +215,23 @@ class chord(Canvas):
             raise ConfigurationError("chord has no body: chord(header)(body) or chord(header, b)")
         return self.body
 
-    def freeze(self, seed: str | None = None) -> Result:
-        """See :meth:`Canvas.freeze`."""
+    @classmethod
+    def from_fields(cls, data: WireSignature, app: AppLike | None) -> chord:
+        """See :meth:`Canvas.from_fields`."""
+        body = None if data.get("body") is None else from_wire(data["body"], app)
+        return cls(from_wire(data["header"], app), body, data.get("options"), app)
+
+    def assign_ids(self, seed: str | None = None) -> None:
+        """See :meth:`Canvas.assign_ids`."""
         body = self._body()
         _spread_errbacks(self.options, [body])
-        header = self.header.freeze(seed and f"{seed}.h")
-        result = body.freeze(seed and f"{seed}.b")
-        _first(result).parent = header
+        self.header.assign_ids(seed and f"{seed}.h")
+        body.assign_ids(seed and f"{seed}.b")
+
+    def result(self, client: Client) -> Result:
+        """See :meth:`Canvas.result`: the body's, with ``.parent`` the header's."""
+        result = self._body().result(client)
+        _first(result).parent = self.header.result(client)
         return result
 
     def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
@@ -211,7 +241,7 @@ class chord(Canvas):
         body = self._body()
         if rest:
             body = chain(body, _chain_of(rest, self.find_app()))
-        body.freeze(f"{self.header.id}.body")  # fills only ids a foreign sender left out
+        body.assign_ids(f"{self.header.id}.body")  # fills only ids a foreign sender left out
         size = len(self.header.tasks)
         if size == 0:
             return body.messages([[]], [], hop)
@@ -267,10 +297,10 @@ class chunks(group):
 
 
 def signature(
-    task: str | Actor[Any, Any] | WireSignature,
+    task: str | ActorLike | WireSignature,
     args: Iterable[Any] = (),
     kwargs: dict[str, Any] | None = None,
-    app: App | None = None,
+    app: AppLike | None = None,
     immutable: bool = False,
     **options: Any,
 ) -> Canvas:
@@ -280,7 +310,7 @@ def signature(
     return Signature(task, args, kwargs, options, immutable=immutable, app=app)
 
 
-def _chain_of(rest: list[WireSignature], app: App | None) -> Canvas:
+def _chain_of(rest: list[WireSignature], app: AppLike | None) -> Canvas:
     steps = [from_wire(s, app) for s in rest]
     return steps[0] if len(steps) == 1 else chain(*steps, app=app)
 
@@ -295,17 +325,3 @@ def _spread_errbacks(options: dict[str, Any], tasks: list[Canvas]) -> None:
     errbacks = link_list(options.pop("link_error", None))
     for task in tasks if errbacks else []:
         task.options["link_error"] = [*link_list(task.options.get("link_error")), *errbacks]
-
-
-KINDS["group"] = lambda data, app: group(
-    *(from_wire(t, app) for t in data["tasks"]), options=data.get("options"), app=app
-)
-KINDS["chain"] = lambda data, app: chain(
-    *(from_wire(t, app) for t in data["tasks"]), options=data.get("options"), app=app
-)
-KINDS["chord"] = lambda data, app: chord(
-    from_wire(data["header"], app),
-    None if data.get("body") is None else from_wire(data["body"], app),
-    data.get("options"),
-    app,
-)

@@ -5,15 +5,23 @@ The worker turns it into the next attempt in actors/worker/retries.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from actors.errors import ActorsError, MaxRetriesExceeded
-from actors.wire.message import format_time
+from actors.options import ActorOptions
 from actors.wire.record import describe_exception, rebuild_exception
+from actors.wire.timing import time_field
 
-if TYPE_CHECKING:
-    from actors.actor import Actor
+
+class RetryingActor(Protocol):
+    """What retries read of an actor (an :class:`actors.Actor`): its name and options."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def options(self) -> ActorOptions: ...
 
 
 class Retry(ActorsError):
@@ -54,7 +62,7 @@ class Retry(ActorsError):
 
 
 def retry_signal(
-    actor: Actor[Any, Any],
+    actor: RetryingActor,
     retries: int,
     *,
     exc: BaseException | None = None,
@@ -77,13 +85,9 @@ def retry_signal(
             f"{actor.name} asked for retry {retries + 1} but max_retries={limit}; raise "
             "max_retries or handle the error"
         )
-    now = datetime.now(UTC)
     if countdown is None and eta is None:
         countdown = actor.options.default_retry_delay
-    if countdown is not None:
-        seconds = countdown.total_seconds() if isinstance(countdown, timedelta) else countdown
-        when = format_time(now + timedelta(seconds=float(seconds))) if seconds > 0 else None
-    else:
-        assert eta is not None
-        when = format_time(eta)
-    return Retry(when, exc, args, kwargs)
+    if countdown is None:
+        return Retry(time_field(eta), exc, args, kwargs)
+    seconds = countdown.total_seconds() if isinstance(countdown, timedelta) else countdown
+    return Retry(time_field(countdown) if seconds > 0 else None, exc, args, kwargs)

@@ -5,35 +5,49 @@ A signature (task name, args, kwargs, options, immutable) round-trips through ms
 this process does not have. Sending a workflow *freezes* it (every task gets its id up front,
 so the result objects exist at once), turns it into the first task messages, with what happens
 next carried inside them, and publishes those. The worker that finishes a task publishes the
-next messages (actors/routing.py); no task waits on another.
+next messages (actors/worker/continuations.py); no task waits on another.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import Any, Protocol, Self, cast
 
+from actors.client.client import Client, Connection
 from actors.client.results import AsyncResult, GroupResult
 from actors.errors import ConfigurationError, ProtocolError
-from actors.wire.message import TaskMessage, format_time
+from actors.options import SendOptions
+from actors.wire.ids import derived_id, new_task_id
+from actors.wire.message import TaskMessage, WireSignature, format_time
+from actors.wire.timing import time_field
 
-if TYPE_CHECKING:
-    from actors.actor import Actor
-    from actors.app import App, Connection
-
-WireSignature = dict[str, Any]
-Result = AsyncResult | GroupResult
-_IDS = uuid.UUID("6f1c5a0e-4b7d-4c4e-9a51-2f1d3c8b7e10")
-KINDS: dict[str, Callable[[WireSignature, App | None], Canvas]] = {}
-"""Builders of the non-task signature kinds (group, chain, chord), filled by actors.canvas."""
+Result = AsyncResult[Any] | GroupResult
 
 
-def derived_id(seed: str | None) -> str:
-    """A fresh id, or one derived from ``seed`` so a redelivered worker re-publishes the same."""
-    return str(uuid.uuid5(_IDS, seed) if seed else uuid.uuid4())
+class AppLike(Protocol):
+    """What actors and signatures use of their App (an :class:`actors.App`, which is above
+    them): the client they are sent through, and the registry that finds a task by name."""
+
+    @property
+    def client(self) -> Client: ...
+
+    def get_actor(self, name: str) -> Callable[..., Any]: ...
+
+
+class ActorLike(Protocol):
+    """An :class:`actors.Actor`, as a signature of one of its calls sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def app(self) -> AppLike: ...
+
+
+KINDS: dict[str, type[Canvas]] = {}
+"""Every signature kind by its wire name: task (here), group, chain and chord (actors.canvas)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,19 +61,43 @@ class Hop:
     group_index: int | None = None
 
 
+_START = Hop()
+
+
 class Canvas:
     """Base of Signature, group, chain and chord: options, sending, ``|``."""
 
-    app: App | None
+    app: AppLike | None
     options: dict[str, Any]
+
+    def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind:
+            KINDS[kind] = cls
+
+    @classmethod
+    def from_fields(cls, data: WireSignature, app: AppLike | None) -> Canvas:
+        """This kind rebuilt from its wire map (``from_wire`` checked the shared fields)."""
+        raise NotImplementedError
 
     def to_wire(self) -> WireSignature:
         """The signature as a plain map (docs/protocol.md, "Signatures")."""
         raise NotImplementedError
 
-    def freeze(self, seed: str | None = None) -> Result:
-        """Assign every missing task id (derived from ``seed`` if given); return the result."""
+    def assign_ids(self, seed: str | None = None) -> None:
+        """Assign every missing task id (derived from ``seed`` if given), and hand options that
+        apply to members (``link_error``, a chain's ``link``) down to them. Needs no App."""
         raise NotImplementedError
+
+    def result(self, client: Client) -> Result:
+        """The result of this signature (its ids assigned), read through ``client``."""
+        raise NotImplementedError
+
+    def freeze(self, seed: str | None = None) -> Result:
+        """Assign every missing task id (see :meth:`assign_ids`); return the result."""
+        client = self.bound_app().client
+        self.assign_ids(seed)
+        return self.result(client)
 
     def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
         """The task messages that start this (frozen) signature.
@@ -83,11 +121,11 @@ class Canvas:
         twin = from_wire(self.to_wire(), self.find_app())
         return cast(Self, twin.set(**options))
 
-    def find_app(self) -> App | None:
+    def find_app(self) -> AppLike | None:
         """The App of this signature or of the first task inside that has one."""
         return self.app or next((t.app for t in self.tasks_in() if t.app), None)
 
-    def bound_app(self) -> App:
+    def bound_app(self) -> AppLike:
         """The App this signature sends through."""
         app = self.find_app()
         if app is None:
@@ -98,8 +136,8 @@ class Canvas:
         return app
 
     def __or__(self, other: Canvas) -> Canvas:
-        from actors.canvas import chain  # the primitives module builds on this one
-
+        """``a | b``: the chain of both."""
+        chain = cast(Callable[[Canvas, Canvas], Canvas], KINDS["chain"])  # in actors.canvas
         return chain(self, other)
 
     def delay(self, *args: Any, **kwargs: Any) -> Result:
@@ -117,7 +155,8 @@ class Canvas:
         **options: Any,
     ) -> Result:
         """Send it; ``args`` are prepended to the args of the first task(s)."""
-        return self.bound_app().run_sync(self.aapply_async(args, kwargs, **options))
+        client = self.bound_app().client
+        return client.run_blocking(self.aapply_async(args, kwargs, **options))
 
     async def aapply_async(
         self,
@@ -126,12 +165,12 @@ class Canvas:
         **options: Any,
     ) -> Result:
         """Async twin of :meth:`apply_async`."""
-        app = self.bound_app()
+        client = self.bound_app().client
         sig = self.clone(**options)
         if kwargs:
             sig = sig.with_kwargs(kwargs)
         result = sig.freeze()
-        await send_all(await app.connection(), sig.messages(list(args or ()), [], Hop()))
+        await send_all(await client.connection(), sig.messages(list(args or ()), [], _START))
         return result
 
     def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
@@ -139,7 +178,7 @@ class Canvas:
         raise TypeError(f"{type(self).__name__} takes no keyword arguments when sent")
 
 
-class Signature(Canvas):
+class Signature(Canvas, kind="task"):
     """One task call as data: ``add.s(2, 2)``, ``signature("tasks.add", args=(2, 2))``.
 
     ``mode`` is ``"map"`` or ``"starmap"`` for ``task.map(items)``/``task.starmap(items)``:
@@ -148,12 +187,12 @@ class Signature(Canvas):
 
     def __init__(
         self,
-        task: str | Actor[Any, Any],
+        task: str | ActorLike,
         args: Iterable[Any] = (),
         kwargs: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         immutable: bool = False,
-        app: App | None = None,
+        app: AppLike | None = None,
         mode: str | None = None,
     ) -> None:
         if not isinstance(task, str):
@@ -180,6 +219,20 @@ class Signature(Canvas):
         """The task id, once frozen (or set with ``task_id=``)."""
         return self.options.get("task_id")
 
+    @classmethod
+    def from_fields(cls, data: WireSignature, app: AppLike | None) -> Signature:
+        """See :meth:`Canvas.from_fields`."""
+        if not isinstance(data.get("task"), str):
+            raise ProtocolError("signature field 'task' must be a string")
+        args, kwargs = data.get("args") or [], data.get("kwargs") or {}
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+            raise ProtocolError("signature fields 'args' and 'kwargs' must be a list and a map")
+        mode = data.get("map")
+        if mode not in (None, "map", "starmap"):
+            raise ProtocolError(f"signature field 'map' must be map or starmap, not {mode!r}")
+        immutable = bool(data.get("immutable", False))
+        return cls(data["task"], args, kwargs, data.get("options"), immutable, app, mode)
+
     def to_wire(self) -> WireSignature:
         """See :meth:`Canvas.to_wire`."""
         out: WireSignature = {"task": self.task, "args": list(self.args), "kwargs": self.kwargs}
@@ -189,36 +242,23 @@ class Signature(Canvas):
             out["map"] = self.mode
         return out
 
-    def freeze(self, seed: str | None = None) -> AsyncResult:
+    def assign_ids(self, seed: str | None = None) -> None:
+        """See :meth:`Canvas.assign_ids`."""
+        self.options.setdefault("task_id", derived_id(seed))
+
+    def result(self, client: Client) -> AsyncResult[Any]:
+        """See :meth:`Canvas.result`."""
+        return AsyncResult(self.options["task_id"], client, self.task)
+
+    def freeze(self, seed: str | None = None) -> AsyncResult[Any]:
         """See :meth:`Canvas.freeze`."""
-        task_id = self.options.setdefault("task_id", derived_id(seed))
-        return AsyncResult(task_id, self.bound_app(), self.task)
+        return cast(AsyncResult[Any], super().freeze(seed))
 
     def messages(self, extra: list[Any], rest: list[WireSignature], hop: Hop) -> list[TaskMessage]:
         """See :meth:`Canvas.messages`."""
-        options = self.options
-        args = list(self.args) if self.immutable else [*extra, *self.args]
-        return [
-            TaskMessage(
-                id=options["task_id"],
-                task=self.task,
-                args=args,
-                kwargs=dict(self.kwargs),
-                eta=_eta(options),
-                expires=_moment(options.get("expires")),
-                link=link_list(options.get("link")),
-                link_error=link_list(options.get("link_error")),
-                chain=rest,
-                chord=hop.chord,
-                group_id=hop.group_id,
-                group_index=hop.group_index,
-                root_id=hop.root_id,
-                parent_id=hop.parent_id,
-                ignore_result=options.get("ignore_result"),
-                map=self.mode,
-                headers=dict(options.get("headers") or {}),
-            )
-        ]
+        args = self.args if self.immutable else (*extra, *self.args)
+        options = SendOptions.pick(self.options)
+        return [task_message(self.task, args, self.kwargs, options, hop, rest, self.mode)]
 
     def tasks_in(self) -> list[Signature]:
         """See :meth:`Canvas.tasks_in`."""
@@ -253,7 +293,44 @@ class Signature(Canvas):
         return actor(*(self.args if self.immutable else (*args, *self.args)), **merged)
 
 
-def maybe_signature(value: Any, app: App | None = None) -> Canvas:
+def task_message(
+    task: str,
+    args: Iterable[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: SendOptions,
+    hop: Hop = _START,
+    chain: list[WireSignature] | None = None,
+    mode: str | None = None,
+) -> TaskMessage:
+    """The message of one call of ``task`` sent with ``options``; ``hop`` and ``chain`` place
+    it in a workflow, ``mode`` makes it a map or starmap."""
+    eta = expires = None
+    if options.countdown is not None or options.eta is not None or options.expires is not None:
+        now = datetime.now(UTC)
+        eta = time_field(options.eta if options.countdown is None else options.countdown, now)
+        expires = time_field(options.expires, now)
+    return TaskMessage(
+        id=options.task_id or new_task_id(),
+        task=task,
+        args=list(args or ()),
+        kwargs=dict(kwargs or {}),
+        eta=eta,
+        expires=expires,
+        link=link_list(options.link),
+        link_error=link_list(options.link_error),
+        chain=chain if chain is not None else [],
+        chord=hop.chord,
+        group_id=hop.group_id,
+        group_index=hop.group_index,
+        root_id=hop.root_id,
+        parent_id=hop.parent_id,
+        ignore_result=options.ignore_result,
+        map=mode,
+        headers=dict(options.headers or {}),
+    )
+
+
+def maybe_signature(value: Any, app: AppLike | None = None) -> Canvas:
     """A Canvas as is, a wire map decoded; anything else is a TypeError."""
     if isinstance(value, Canvas):
         return value
@@ -262,30 +339,18 @@ def maybe_signature(value: Any, app: App | None = None) -> Canvas:
     raise TypeError(f"expected a signature (e.g. add.s(2, 2)), got {value!r}")
 
 
-def from_wire(data: Any, app: App | None = None) -> Canvas:
+def from_wire(data: Any, app: AppLike | None = None) -> Canvas:
     """Rebuild a signature from its wire map; ProtocolError when it is not one."""
     if not isinstance(data, dict):
         raise ProtocolError(f"a signature must be a map, got {type(data).__name__}")
     kind = data.get("kind", "task")
-    options = data.get("options") or {}
-    if not isinstance(options, dict):
+    if not isinstance(data.get("options") or {}, dict):
         raise ProtocolError("signature field 'options' must be a map")
-    if kind == "task":
-        if not isinstance(data.get("task"), str):
-            raise ProtocolError("signature field 'task' must be a string")
-        args, kwargs = data.get("args") or [], data.get("kwargs") or {}
-        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
-            raise ProtocolError("signature fields 'args' and 'kwargs' must be a list and a map")
-        mode = data.get("map")
-        if mode not in (None, "map", "starmap"):
-            raise ProtocolError(f"signature field 'map' must be map or starmap, not {mode!r}")
-        immutable = bool(data.get("immutable", False))
-        return Signature(data["task"], args, kwargs, options, immutable, app, mode)
-    build = KINDS.get(kind)
+    build = KINDS.get(kind) if isinstance(kind, str) else None
     if build is None:
         raise ProtocolError(f"unknown signature kind {kind!r}: use task, group, chain or chord")
     try:
-        return build(data, app)
+        return build.from_fields(data, app)
     except (KeyError, TypeError) as exc:
         raise ProtocolError(f"malformed {kind} signature: {exc!r}") from None
 
@@ -307,7 +372,8 @@ async def send_all(connection: Connection, messages: list[TaskMessage]) -> None:
 
 
 def wire_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Options as msgpack/JSON-friendly data (signatures as maps, times as RFC 3339)."""
+    """Options as msgpack/JSON-friendly data (signatures as maps, times as RFC 3339 or
+    seconds)."""
     out = dict(options)
     for name in ("link", "link_error"):
         if name in out:
@@ -315,19 +381,7 @@ def wire_options(options: dict[str, Any]) -> dict[str, Any]:
     for name in ("eta", "expires"):
         if isinstance(out.get(name), datetime):
             out[name] = format_time(out[name])
+    for name in ("countdown", "expires"):
+        if isinstance(out.get(name), timedelta):
+            out[name] = out[name].total_seconds()
     return out
-
-
-def _eta(options: dict[str, Any]) -> str | None:
-    if options.get("countdown") is not None:
-        return format_time(datetime.now(UTC) + timedelta(seconds=float(options["countdown"])))
-    return _moment(options.get("eta"))
-
-
-def _moment(value: Any) -> str | None:
-    """An eta/expires option (datetime, RFC 3339 string, or seconds from now) as RFC 3339."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return format_time(value)
-    return format_time(datetime.now(UTC) + timedelta(seconds=float(value)))

@@ -27,7 +27,7 @@ SUBJECT = "actors.task.benchbeat.tick"
 async def lateness(url: str) -> tuple[list[tuple[float, str]], int]:
     """Lateness in ms of every stored tick, and how many ticks were stored twice."""
     reader = App("benchbeat-reader", nats_url=url)
-    broker = (await reader.connection()).broker
+    broker = (await reader.client.connection()).broker
     late: list[tuple[float, str]] = []
     ticks, seq = Counter[str](), 0
     while (stored := await broker.stored_message("ACTORS", SUBJECT, seq)) is not None:

@@ -45,7 +45,7 @@ async def with_results(app: App, worker_pid: int) -> float:
 
 async def fire_and_forget(app: App) -> float:
     noop = app.registry["bench.noop"]
-    connection = await app.connection()
+    connection = await app.client.connection()
     started = time.perf_counter()
     for offset in range(0, N, WINDOW):
         await asyncio.gather(*(noop.adelay(i) for i in range(offset, offset + WINDOW)))

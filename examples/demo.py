@@ -15,7 +15,7 @@ import time
 
 from actors.cli.loading import reachable
 from actors.config import DEFAULT_NATS_URL
-from examples.tasks import add, digest, fetch_length
+from examples.tasks import add, app, digest, fetch_length
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
         total = sum(r.get(timeout=30) for r in results)
         elapsed = time.perf_counter() - started
         print(f"1000 add tasks round-tripped in {elapsed:.2f}s (sum of results: {total})")
-        add.app.close()
+        app.close()
         return 0
     finally:
         worker.send_signal(signal.SIGTERM)

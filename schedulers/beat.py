@@ -19,9 +19,10 @@ from typing import Any
 
 import structlog
 
-from actors.actor import Actor, ActorOptions
+from actors.actor import Actor
 from actors.app import App
 from actors.errors import ActorsError, BrokerUnavailable
+from actors.options import ActorOptions
 from actors.wire.message import format_time
 from schedulers.entries import Entry, Override, check_timezone, effective_entries, parse_entry
 from schedulers.policy import Fire, Policy, TickState, Wait, abandoned, next_action
@@ -202,7 +203,7 @@ class Beat:
         claimed = await bucket.put_tick_state(entry.key, claim, revision)
         if claimed is None:
             return  # another replica claimed it
-        connection = await self.app.connection()
+        connection = await self.app.client.connection()
         # Publish only while the claim is fresh: another replica may take the tick over after
         # `lease`, and both copies must reach the server inside the dedupe window.
         if time.monotonic() - started > self.policy.lease / 2 or not connection.broker.connected:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import inspect
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from difflib import get_close_matches
 from typing import Any, Literal
 
-from actors.actor import Actor
 from actors.errors import ConfigurationError
+from actors.options import SEND_OPTION_NAMES
 from actors.wire import topology
 from actors.wire.message import encode, format_time, parse_time
 from schedulers.schedules import Schedule, load_zone, parse_schedule, schedule_from_dict
@@ -27,11 +26,7 @@ Source = Literal["code", "store"]
 ENTRY_FIELDS = ("task", "schedule", "args", "kwargs", "options", "enabled", "tz")
 """Keys a ``beat_schedule`` entry may have (``task`` and ``schedule`` are required)."""
 
-BEAT_OPTIONS = frozenset(
-    name
-    for name, parameter in inspect.signature(Actor.aapply_async).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "task_id"
-)
+BEAT_OPTIONS = frozenset(SEND_OPTION_NAMES) - {"task_id"}
 """The ``options`` an entry may carry: every keyword option of ``apply_async`` on this
 version except ``task_id`` (beat derives the task id from the entry and the tick)."""
 

@@ -30,7 +30,7 @@ class BeatBucket:
     @classmethod
     async def open(cls, app: App) -> BeatBucket:
         """Connect (if needed) and create the bucket if it does not exist."""
-        broker = (await app.connection()).broker
+        broker = (await app.client.connection()).broker
         await broker.streams.ensure_bucket(BUCKET)
         return cls(Bucket(broker, BUCKET))
 

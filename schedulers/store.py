@@ -165,23 +165,23 @@ class ScheduleStore:
         **options: Any,
     ) -> ScheduleInfo:
         """Sync twin of :meth:`aadd` (same keyword arguments)."""
-        return self.app.run_sync(self.aadd(name, task, schedule, **options))
+        return self.app.client.run_blocking(self.aadd(name, task, schedule, **options))
 
     def remove(self, name: str) -> None:
         """Sync twin of :meth:`aremove`."""
-        self.app.run_sync(self.aremove(name))
+        self.app.client.run_blocking(self.aremove(name))
 
     def enable(self, name: str) -> None:
         """Sync twin of :meth:`aenable`."""
-        self.app.run_sync(self.aenable(name))
+        self.app.client.run_blocking(self.aenable(name))
 
     def disable(self, name: str) -> None:
         """Sync twin of :meth:`adisable`."""
-        self.app.run_sync(self.adisable(name))
+        self.app.client.run_blocking(self.adisable(name))
 
     def list(self) -> builtins.list[ScheduleInfo]:
         """Sync twin of :meth:`alist`."""
-        return self.app.run_sync(self.alist())
+        return self.app.client.run_blocking(self.alist())
 
 
 def _info(entry: Entry, last_tick: datetime | None) -> ScheduleInfo:

@@ -1,4 +1,4 @@
-"""The sync facade: runs coroutines on an event loop in a background thread."""
+"""The sync facade: blocking calls that run a coroutine on an event loop in another thread."""
 
 from __future__ import annotations
 
@@ -21,26 +21,27 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class Portal:
-    """An event loop in a daemon thread, or an adopted running loop (a worker's)."""
+class BackgroundLoop:
+    """The event loop that blocking calls run their coroutines on: the loop's own daemon
+    thread, or a running loop lent by a worker (its tasks' sync calls run there)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._thread: threading.Thread | None = None
         if loop is None:
             loop = new_event_loop()
             self._thread = threading.Thread(
-                target=loop.run_forever, name="actors-portal", daemon=True
+                target=loop.run_forever, name="actors-background-loop", daemon=True
             )
             self._thread.start()
         self.loop = loop
 
     @property
     def owns_loop(self) -> bool:
-        """True when the loop runs in the portal's own thread (not an adopted one)."""
+        """True when the loop runs in its own thread here (not a lent one)."""
         return self._thread is not None
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the portal's loop and block until it returns."""
+    def run_blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and block the calling thread until it returns."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -54,7 +55,7 @@ class Portal:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
-        """Stop the background loop (an adopted loop is left alone)."""
+        """Stop the loop and its thread (a lent loop is left alone)."""
         if self._thread is not None:
             asyncio.run_coroutine_threadsafe(_cancel_others(), self.loop).result(timeout=5)
             self.loop.call_soon_threadsafe(self.loop.stop)

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from actors.client.client import Client
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.wire import topology
 from actors.wire.revocation import revocation_value
 
-if TYPE_CHECKING:
-    from actors.app import App
-
 
 class Control:
-    """Control commands for the workers of an app (``app.control``)."""
+    """Control commands for the workers of an app (``app.control``), sent through ``client``."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
     def revoke(self, task_id: str | Iterable[str], terminate: bool = False) -> None:
         """Revoke tasks by id (one, or many: a group's or a chain's ids).
@@ -29,12 +26,12 @@ class Control:
         ``terminate=True`` also stops it where it runs (see docs/tasks.md "Revoke" for the
         limits on thread-pool tasks).
         """
-        self.app.run_sync(self.arevoke(task_id, terminate))
+        self.client.run_blocking(self.arevoke(task_id, terminate))
 
     async def arevoke(self, task_id: str | Iterable[str], terminate: bool = False) -> None:
         """Async twin of :meth:`revoke`."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         await self.store_revocations(connection.broker, ids, terminate)
 
     @staticmethod

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
+from actors.client.client import Client
+from actors.client.control import Control
 from actors.wire.record import (
     FAILURE,
     PENDING,
@@ -14,21 +16,21 @@ from actors.wire.record import (
     rebuild_exception,
 )
 
-if TYPE_CHECKING:
-    from actors.app import App
+R = TypeVar("R")
 
 
-class AsyncResult:
-    """A handle to the result of one task, like Celery's.
+class AsyncResult(Generic[R]):
+    """A handle to the result of one task, like Celery's; ``R`` is the task's return type.
 
     Sync methods work from plain code; inside a running event loop use the ``a`` twins.
+    Results are read through ``client`` (``app.client``).
     """
 
-    def __init__(self, id: str, app: App, task_name: str | None = None) -> None:
+    def __init__(self, id: str, client: Client, task_name: str | None = None) -> None:
         self.id = id
-        self.app = app
+        self.client = client
         self.task_name = task_name
-        self.parent: AsyncResult | GroupResult | None = None
+        self.parent: AsyncResult[Any] | GroupResult | None = None
         """The result of the step before this one in a chain (or a chord's header)."""
         self._record: ResultRecord | None = None
 
@@ -43,7 +45,7 @@ class AsyncResult:
 
     async def _aload(self) -> ResultRecord | None:
         if self._record is None or not self._record.ready:
-            connection = await self.app.connection()
+            connection = await self.client.connection()
             self._record = await connection.results.fetch(self.id)
         return self._record
 
@@ -55,7 +57,7 @@ class AsyncResult:
     @property
     def state(self) -> str:
         """The current state; PENDING when no record exists (unknown or not yet run)."""
-        return self.app.run_sync(self.astate())
+        return self.client.run_blocking(self.astate())
 
     status = state
 
@@ -74,7 +76,7 @@ class AsyncResult:
     @property
     def result(self) -> Any:
         """The return value, the exception for a failure, or None while not ready."""
-        record = self.app.run_sync(self._aload())
+        record = self.client.run_blocking(self._aload())
         return _outcome(record) if record else None
 
     info = result
@@ -82,39 +84,40 @@ class AsyncResult:
     @property
     def traceback(self) -> str | None:
         """The remote traceback of a failed task."""
-        record = self.app.run_sync(self._aload())
+        record = self.client.run_blocking(self._aload())
         return record.traceback if record else None
 
     @property
     def date_done(self) -> str | None:
         """When the task finished (RFC 3339)."""
-        record = self.app.run_sync(self._aload())
+        record = self.client.run_blocking(self._aload())
         return record.date_done if record else None
 
     def revoke(self, terminate: bool = False) -> None:
         """Revoke this task (see ``app.control.revoke``)."""
-        self.app.control.revoke(self.id, terminate=terminate)
+        Control(self.client).revoke(self.id, terminate=terminate)
 
     async def arevoke(self, terminate: bool = False) -> None:
         """Async twin of :meth:`revoke`."""
-        await self.app.control.arevoke(self.id, terminate=terminate)
+        await Control(self.client).arevoke(self.id, terminate=terminate)
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Wait for the result and return it; re-raise the task's exception if ``propagate``.
 
-        Raises ResultTimeout after ``timeout`` seconds (None: wait for ever).
+        Raises ResultTimeout after ``timeout`` seconds (None: wait for ever). With
+        ``propagate=False`` a failure's exception is returned in place of the value.
         """
-        return self.app.run_sync(self.aget(timeout=timeout, propagate=propagate))
+        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
 
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
         """Async twin of :meth:`get`."""
         if self._record is None or not self._record.ready:
-            connection = await self.app.connection()
+            connection = await self.client.connection()
             self._record = await connection.results.wait(self.id, timeout)
         outcome = _outcome(self._record)
         if propagate and isinstance(outcome, BaseException):
             raise outcome
-        return outcome
+        return outcome  # type: ignore[no-any-return]  # R: what the task returned
 
 
 def _outcome(record: ResultRecord) -> Any:
@@ -132,11 +135,13 @@ class GroupResult:
     the connection's one KV watch for every member, not a watch per member.
     """
 
-    def __init__(self, id: str, results: list[AsyncResult | GroupResult], app: App) -> None:
+    def __init__(
+        self, id: str, results: list[AsyncResult[Any] | GroupResult], client: Client
+    ) -> None:
         self.id = id
         self.results = results
-        self.app = app
-        self.parent: AsyncResult | GroupResult | None = None
+        self.client = client
+        self.parent: AsyncResult[Any] | GroupResult | None = None
         """The result of the step before the group in a chain."""
 
     def __repr__(self) -> str:
@@ -145,14 +150,14 @@ class GroupResult:
     def __len__(self) -> int:
         return len(self.results)
 
-    def __iter__(self) -> Iterator[AsyncResult | GroupResult]:
+    def __iter__(self) -> Iterator[AsyncResult[Any] | GroupResult]:
         return iter(self.results)
 
-    def __getitem__(self, index: int) -> AsyncResult | GroupResult:
+    def __getitem__(self, index: int) -> AsyncResult[Any] | GroupResult:
         return self.results[index]
 
     @property
-    def children(self) -> list[AsyncResult | GroupResult]:
+    def children(self) -> list[AsyncResult[Any] | GroupResult]:
         """The member results (Celery's name)."""
         return self.results
 
@@ -165,15 +170,15 @@ class GroupResult:
 
     def revoke(self, terminate: bool = False) -> None:
         """Revoke every member task (see ``app.control.revoke``)."""
-        self.app.control.revoke(self.leaf_ids(), terminate=terminate)
+        Control(self.client).revoke(self.leaf_ids(), terminate=terminate)
 
     async def arevoke(self, terminate: bool = False) -> None:
         """Async twin of :meth:`revoke`."""
-        await self.app.control.arevoke(self.leaf_ids(), terminate=terminate)
+        await Control(self.client).arevoke(self.leaf_ids(), terminate=terminate)
 
     async def _astates(self) -> list[set[str]]:
         """Per member: the set of states of its tasks (PENDING where nothing is stored)."""
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         ids = self.leaf_ids()
         records = await connection.results.fetch_many(ids)
         status = {i: (r.status if r else PENDING) for i, r in zip(ids, records, strict=True)}
@@ -188,11 +193,11 @@ class GroupResult:
 
     def completed_count(self) -> int:
         """How many members succeeded."""
-        return self.app.run_sync(self.acompleted_count())
+        return self.client.run_blocking(self.acompleted_count())
 
     def ready(self) -> bool:
         """True once every member succeeded, failed or was revoked."""
-        states = self.app.run_sync(self._astates())
+        states = self.client.run_blocking(self._astates())
         return all(s <= READY_STATES for s in states)
 
     def waiting(self) -> bool:
@@ -201,11 +206,11 @@ class GroupResult:
 
     def successful(self) -> bool:
         """True if every member succeeded."""
-        return all(s == {SUCCESS} for s in self.app.run_sync(self._astates()))
+        return all(s == {SUCCESS} for s in self.client.run_blocking(self._astates()))
 
     def failed(self) -> bool:
         """True if any member failed."""
-        return any(FAILURE in s for s in self.app.run_sync(self._astates()))
+        return any(FAILURE in s for s in self.client.run_blocking(self._astates()))
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
         """Wait for every member; return their results in order (nested groups as lists).
@@ -213,13 +218,13 @@ class GroupResult:
         With ``propagate`` the first failure (in member order) is raised; otherwise exceptions
         take the failed members' places. ResultTimeout after ``timeout`` seconds.
         """
-        return self.app.run_sync(self.aget(timeout=timeout, propagate=propagate))
+        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
 
     join = get
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
         """Async twin of :meth:`get`."""
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         ids = self.leaf_ids()
         records = dict(zip(ids, await connection.results.wait_many(ids, timeout), strict=True))
         values = self._assemble(records)

@@ -16,8 +16,9 @@ from actors.wire.validation import check_message
 from actors.wire.validation import clip_text as clip_text  # re-exported: bounds untrusted text
 from actors.wire.validation import parse_time as parse_time  # re-exported: the time field reader
 
-Signature = dict[str, Any]
-"""A signature on the wire: ``{"task", "args", "kwargs", "options", "immutable"}``."""
+WireSignature = dict[str, Any]
+"""A signature on the wire: ``{"task", "args", "kwargs", "options", "immutable"}`` for a task,
+``{"kind": "group" | "chain" | "chord", ...}`` for the others (docs/protocol.md, "Signatures")."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -31,9 +32,9 @@ class TaskMessage:
     retries: int = 0
     eta: str | None = None
     expires: str | None = None
-    link: list[Signature] = dataclasses.field(default_factory=list)
-    link_error: list[Signature] = dataclasses.field(default_factory=list)
-    chain: list[Signature] = dataclasses.field(default_factory=list)
+    link: list[WireSignature] = dataclasses.field(default_factory=list)
+    link_error: list[WireSignature] = dataclasses.field(default_factory=list)
+    chain: list[WireSignature] = dataclasses.field(default_factory=list)
     chord: dict[str, Any] | None = None
     group_id: str | None = None
     group_index: int | None = None
@@ -57,7 +58,7 @@ class TaskMessage:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> TaskMessage:
-        """Build a message from a decoded map, checked completely (actors/validation.py).
+        """Build a message from a decoded map, checked completely (actors/wire/validation.py).
 
         Raises ProtocolError, and only that, for anything that does not follow
         docs/protocol.md; unknown fields are ignored (forward compatible).

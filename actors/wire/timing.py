@@ -1,4 +1,4 @@
-"""When a task message may run: countdown/eta/expires resolution and schedule routing. Pure."""
+"""Time fields of a task message, and where a message is published (its destination). Pure."""
 
 from __future__ import annotations
 
@@ -9,29 +9,24 @@ from actors.wire import topology
 from actors.wire.message import TaskMessage, format_time
 
 
-def resolve_eta(
-    countdown: float | timedelta | None, eta: datetime | None, now: datetime
+def time_field(
+    value: float | timedelta | datetime | str | None, now: datetime | None = None
 ) -> str | None:
-    """The ``eta`` field for ``countdown`` seconds or an ``eta`` datetime (countdown wins)."""
-    if countdown is not None:
-        seconds = countdown.total_seconds() if isinstance(countdown, timedelta) else countdown
-        return format_time(now + timedelta(seconds=float(seconds)))
-    if eta is not None:
-        return format_time(eta)
-    return None
+    """A ``countdown``, ``eta`` or ``expires`` value as an RFC 3339 time field.
+
+    Seconds (a number or a timedelta) count from ``now`` (default: the current time); an
+    aware datetime is formatted in UTC; a string is taken as already RFC 3339 (options read
+    back from a signature's wire form); None stays None.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return format_time(value)
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    return format_time((now or datetime.now(UTC)) + timedelta(seconds=seconds))
 
 
-def resolve_expires(expires: float | timedelta | datetime | None, now: datetime) -> str | None:
-    """The ``expires`` field; seconds count from now, also when there is an eta (as in Celery)."""
-    if expires is None:
-        return None
-    if isinstance(expires, datetime):
-        return format_time(expires)
-    seconds = expires.total_seconds() if isinstance(expires, timedelta) else float(expires)
-    return format_time(now + timedelta(seconds=seconds))
-
-
-def route(
+def destination(
     message: TaskMessage, msg_id: str, now: datetime | None = None
 ) -> tuple[str, dict[str, str]]:
     """Subject and headers to publish ``message`` with.

@@ -25,8 +25,6 @@ REVOKED_BUCKET = "actors_revoked"
 CHORDS_BUCKET = "actors_chords"
 CHORD_COUNTER_STREAM = "ACTORS_CHORD_COUNTERS"
 CHORD_COUNTER_PREFIX = "actors.chord."
-CONTROL_PREFIX = "actors.control."
-EVENT_PREFIX = "actors.event."
 
 MSGPACK = "application/msgpack"
 JSON = "application/json"
@@ -70,7 +68,8 @@ def validate_task_name(name: str) -> str:
 # The one guard for data that goes into a subject or a header value. A subject is sent as
 # text in the NATS protocol: CR/LF would end the command and start another (one message
 # deleted a stream that way), a space or tab splits the command, and * and > make a
-# wildcard. Messages are validated before this (actors/validation.py); this is the last line.
+# wildcard. Messages are validated before this (actors/wire/validation.py); this is the last
+# line.
 _TOKEN = r"[^\s\x00-\x1f\x7f*>.]+"
 _TOKENS = re.compile(rf"{_TOKEN}(\.{_TOKEN})*")
 _HEADER_VALUE = re.compile(r"[^\r\n\x00]*")

@@ -22,13 +22,13 @@ import structlog
 
 from actors.errors import ChordError
 from actors.nats.bucket import Bucket
-from actors.signature import Hop, Signature, WireSignature, from_wire, send_all
+from actors.signature import Hop, Signature, from_wire, send_all
 from actors.wire import topology
-from actors.wire.message import TaskMessage, decode, encode
+from actors.wire.message import TaskMessage, WireSignature, decode, encode
 from actors.wire.record import describe_exception
 
 if TYPE_CHECKING:
-    from actors.app import App, Connection
+    from actors.client.client import Connection
     from actors.nats.broker import Broker
 
 log = structlog.get_logger(__name__)
@@ -38,7 +38,7 @@ FIRED = b"fired"
 FAILED = b"failed"
 
 
-async def join(connection: Connection, app: App, message: TaskMessage, value: Any) -> None:
+async def join(connection: Connection, message: TaskMessage, value: Any) -> None:
     """Record a finished header member once, count it, and fire the body if it is the last.
 
     Returns once the member is recorded and counted (so the caller may ack its message).
@@ -51,12 +51,11 @@ async def join(connection: Connection, app: App, message: TaskMessage, value: An
     joiner = _joiners.get(connection.broker)
     if joiner is None:
         joiner = _joiners[connection.broker] = ChordJoin(connection)
-    await joiner.add(app, message, data)
+    await joiner.add(message, data)
 
 
 @dataclasses.dataclass(slots=True)
 class _Member:
-    app: App
     message: TaskMessage
     data: bytes
     done: asyncio.Future[None]
@@ -79,10 +78,10 @@ class ChordJoin:
         self._queue: list[_Member] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def add(self, app: App, message: TaskMessage, data: bytes) -> None:
+    async def add(self, message: TaskMessage, data: bytes) -> None:
         """Queue a member and wait until its batch is recorded and counted."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Member(app, message, data, done))
+        self._queue.append(_Member(message, data, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
         await done
@@ -126,7 +125,7 @@ class ChordJoin:
             return  # counted a redelivered member twice: the member still missing fires
         results = [decode(stored[key], topology.MSGPACK) for key in keys]
         last = members[-1]
-        await _fire(self.connection, last.app, last.message, results)
+        await _fire(self.connection, last.message, results)
 
 
 _joiners: weakref.WeakKeyDictionary[Broker, ChordJoin] = weakref.WeakKeyDictionary()
@@ -141,7 +140,7 @@ def _result_key(message: TaskMessage) -> str:
     return f"{spec['id']}.r.{spec['index']}"
 
 
-async def _fire(connection: Connection, app: App, message: TaskMessage, results: list[Any]) -> None:
+async def _fire(connection: Connection, message: TaskMessage, results: list[Any]) -> None:
     spec = message.chord or {}
     chord_id = spec["id"]
     marker = f"{chord_id}.fired"
@@ -152,8 +151,8 @@ async def _fire(connection: Connection, app: App, message: TaskMessage, results:
             return
         # The firing member may have died before publishing: publish again. The body's
         # Nats-Msg-Id makes this a no-op if it did publish (within the dedupe window).
-    body = from_wire(spec["body"], app)
-    body.freeze(f"{chord_id}.body")
+    body = from_wire(spec["body"])
+    body.assign_ids(f"{chord_id}.body")
     hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
     await send_all(connection, body.messages([results], [], hop))
     await chords.put(marker, FIRED)
@@ -171,7 +170,7 @@ class ChordFailure:
 
 
 async def abort(
-    connection: Connection, app: App, message: TaskMessage, error: dict[str, Any]
+    connection: Connection, message: TaskMessage, error: dict[str, Any]
 ) -> ChordFailure | None:
     """A header member failed: claim the chord's ``fired`` marker as ``failed``.
 
@@ -182,8 +181,8 @@ async def abort(
     chord_id = spec["id"]
     if await _chords(connection).create(f"{chord_id}.fired", FAILED) is None:
         return None
-    body = from_wire(spec["body"], app)
-    body.freeze(f"{chord_id}.body")
+    body = from_wire(spec["body"])
+    body.assign_ids(f"{chord_id}.body")
     reason = ChordError(
         f"chord {chord_id}: header task {message.task}[{message.id}] failed: "
         f"{error.get('type')}: {error.get('message')}"

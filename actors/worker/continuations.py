@@ -15,71 +15,71 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors import canvas
+from actors.client.client import Client, Connection
 from actors.nats.bucket import Bucket
-from actors.signature import Canvas, Hop, Signature, WireSignature, send_all
+from actors.signature import Canvas, Hop, Signature, send_all
 from actors.wire import topology
-from actors.wire.message import TaskMessage, format_time
+from actors.wire.message import TaskMessage, WireSignature, format_time
 from actors.wire.record import FAILURE, ResultRecord, describe_exception
 from actors.worker import chords
 
 if TYPE_CHECKING:
-    from actors.app import App, Connection
+    pass
 
 log = structlog.get_logger(__name__)
 
 
-async def succeeded(app: App, message: TaskMessage, value: Any) -> None:
+async def succeeded(client: Client, message: TaskMessage, value: Any) -> None:
     """Publish the links and the next chain step with ``value``; join a chord if a member."""
     if not (message.link or message.chain or message.chord):
         return
-    connection = await app.connection()
+    connection = await client.connection()
     hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
     out: list[TaskMessage] = []
     for index, wire in enumerate(message.link):
-        out.extend(_prepare(wire, app, f"{message.id}.link.{index}").messages([value], [], hop))
+        out.extend(_prepare(wire, f"{message.id}.link.{index}").messages([value], [], hop))
     if message.chain:
         chord, group_id, position = message.chord, message.group_id, message.group_index
         carried = Hop(hop.root_id, hop.parent_id, chord, group_id, position)
-        step = _prepare(message.chain[0], app, f"{message.id}.next")
+        step = _prepare(message.chain[0], f"{message.id}.next")
         out.extend(step.messages([value], message.chain[1:], carried))
     await send_all(connection, out)
     if message.chord and not message.chain:
         try:
-            await chords.join(connection, app, message, value)
+            await chords.join(connection, message, value)
         except TypeError as exc:  # the result cannot be encoded: the chord cannot complete
             error = describe_exception(exc)
-            await _abort_chord(connection, app, message, error, str(exc))
+            await _abort_chord(connection, message, error, str(exc))
 
 
-async def failed(app: App, message: TaskMessage, exc: BaseException) -> None:
+async def failed(client: Client, message: TaskMessage, exc: BaseException) -> None:
     """Call the errbacks, fail the rest of the chain, and fail the chord this task was in."""
     if not (message.link_error or message.chain or message.chord):
         return
-    connection = await app.connection()
+    connection = await client.connection()
     error = describe_exception(exc)
     trace = "".join(traceback.format_exception(exc))
-    await call_errbacks(connection, app, message.link_error, message, message.id, error, trace)
-    skipped = [s for wire in message.chain for s in _prepare(wire, app, None).tasks_in()]
+    await call_errbacks(connection, message.link_error, message, message.id, error, trace)
+    skipped = [s for wire in message.chain for s in _prepare(wire, None).tasks_in()]
     note = f"not run: {message.task}[{message.id}] before it in the chain failed\n\n{trace}"
     await store_failures(connection, skipped, error, note)
     if message.chord:
-        await _abort_chord(connection, app, message, error, trace)
+        await _abort_chord(connection, message, error, trace)
 
 
 async def _abort_chord(
-    connection: Connection, app: App, message: TaskMessage, error: dict[str, Any], trace: str
+    connection: Connection, message: TaskMessage, error: dict[str, Any], trace: str
 ) -> None:
-    failure = await chords.abort(connection, app, message, error)
+    failure = await chords.abort(connection, message, error)
     if failure is not None:
         await store_failures(connection, failure.tasks, failure.error, trace)
         await call_errbacks(
-            connection, app, failure.errbacks, message, failure.body_id, failure.error, trace
+            connection, failure.errbacks, message, failure.body_id, failure.error, trace
         )
 
 
 async def call_errbacks(
     connection: Connection,
-    app: App,
     errbacks: list[WireSignature],
     message: TaskMessage,
     task_id: str,
@@ -90,7 +90,7 @@ async def call_errbacks(
     hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
     out: list[TaskMessage] = []
     for index, wire in enumerate(errbacks):
-        errback = _prepare(wire, app, f"{message.id}.{task_id}.errback.{index}")
+        errback = _prepare(wire, f"{message.id}.{task_id}.errback.{index}")
         out.extend(errback.messages([task_id, error, trace], [], hop))
     await send_all(connection, out)
 
@@ -110,8 +110,8 @@ async def store_failures(
         await results.put(record.id, record.to_bytes())
 
 
-def _prepare(wire: WireSignature, app: App, seed: str | None) -> Canvas:
-    sig = canvas.from_wire(wire, app)
+def _prepare(wire: WireSignature, seed: str | None) -> Canvas:
+    sig = canvas.from_wire(wire)
     if seed is not None:
-        sig.freeze(seed)  # fills only the ids the sender left out
+        sig.assign_ids(seed)  # fills only the ids the sender left out
     return sig

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from actors.actor import Actor
-from actors.app import App
+from actors.client.client import Client
 from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, ProtocolError, Revoked
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
@@ -34,8 +34,8 @@ log = structlog.get_logger(__name__)
 class Outcomes:
     """Stores the outcomes of the tasks one worker runs, on its connection ``broker``."""
 
-    def __init__(self, app: App, broker: Broker) -> None:
-        self.app = app
+    def __init__(self, client: Client, broker: Broker) -> None:
+        self.client = client
         self.broker = broker
         self.results = Bucket(broker, topology.RESULTS_BUCKET)
         self._last_seq = 0  # highest stream sequence run here
@@ -51,7 +51,7 @@ class Outcomes:
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
             await self.store(record)
-        await routing.succeeded(self.app, message, value)
+        await routing.succeeded(self.client, message, value)
 
     async def failed(
         self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
@@ -63,7 +63,7 @@ class Outcomes:
                 message.id, actor.name, exc, status=status, retries=message.retries
             )
             await self.store(record)
-        await routing.failed(self.app, message, exc)
+        await routing.failed(self.client, message, exc)
 
     async def retry(self, message: TaskMessage, signal: Retry, store: bool) -> None:
         """Store RETRY, then publish the next attempt (same id, retries + 1; see retries.py)."""
@@ -71,7 +71,7 @@ class Outcomes:
         if store:
             await self.store(retry_record(message, signal))
         following = next_message(message, signal)
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         await connection.send(following, retry_msg_id(following))
 
     async def revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
@@ -155,7 +155,7 @@ class Outcomes:
 
     async def _finished(self, task_id: str) -> bool:
         """True if a final result (SUCCESS, FAILURE, REVOKED) is stored under ``task_id``."""
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         try:
             record = await connection.results.fetch(task_id)
         except ProtocolError:  # a forged or broken record is no final result
@@ -203,7 +203,7 @@ class Outcomes:
         """Finish a redelivered message whose run already stored its final record (the worker
         or the server died before the ack): redo what follows the task from that record, ack,
         and do not run the task again. Links, chain steps and chord joins are idempotent."""
-        connection = await self.app.connection()
+        connection = await self.client.connection()
         try:
             record = await connection.results.fetch(message.id)
         except ProtocolError:
@@ -212,9 +212,9 @@ class Outcomes:
             return False
         log.info("task.already_done", status=record.status, delivered=d.delivered)
         if record.status == SUCCESS:
-            await routing.succeeded(self.app, message, record.result)
+            await routing.succeeded(self.client, message, record.result)
         else:
             error = record.error or {"type": "actors.errors.TaskFailed", "message": record.status}
-            await routing.failed(self.app, message, rebuild_exception(error, record.traceback))
+            await routing.failed(self.client, message, rebuild_exception(error, record.traceback))
         await d.ack()
         return True

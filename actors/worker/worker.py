@@ -12,8 +12,7 @@ from typing import Any
 import structlog
 
 from actors.actor import Actor, Request, current_request
-from actors.app import App, Connection
-from actors.client.result_waiter import ResultWaiter
+from actors.app import App
 from actors.config import redact_url
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
@@ -92,12 +91,10 @@ class Worker:
         threads = ThreadPool(asyncio.get_running_loop(), self.concurrency)
         self._executor = Executor(self.settings, threads)
         self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
-        self._outcomes = Outcomes(self.app, self._broker)
+        self._outcomes = Outcomes(self.app.client, self._broker)
         self._broker.on_reconnected(self._outcomes.mark_replay)
         await self._broker.streams.ensure_topology()
-        self.app.adopt_loop(
-            asyncio.get_running_loop(), Connection(self._broker, ResultWaiter(self._broker))
-        )
+        self.app.client.lend(asyncio.get_running_loop(), self._broker)
         self._revocations = Revocations(
             self._broker, self._executor.terminate, self.settings.result_ttl
         )
@@ -220,7 +217,7 @@ class Worker:
         if isinstance(checked, Rejection):
             if checked.message is not None:  # its errbacks, chain and chord fail as well
                 message, reason = checked.message, checked.reason
-                await routing.failed(self.app, message, ProtocolError(reason))
+                await routing.failed(self.app.client, message, ProtocolError(reason))
             await self.outcomes.reject(
                 d, actor.name, checked.reason, checked.task_id, checked.error
             )

@@ -10,7 +10,7 @@ app = App("lifeline")
 @app.actor(name="lifeline.oversize")
 async def oversize() -> None:
     """Publish past our size check what the server must refuse: it closes the connection."""
-    nc = (await app.connection()).broker.nc
+    nc = (await app.client.connection()).broker.nc
     body = b"x" * (nc.max_payload - 10)  # nats-py checks the body only
     await nc.publish("lifeline.void", body, headers={"Padding": "p" * 100})
     await nc.flush(timeout=5)

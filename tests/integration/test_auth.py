@@ -52,7 +52,7 @@ async def test_user_password_authentication(user_server: EmbeddedServer, worker)
 async def test_wrong_credentials_fail_fast_with_a_clear_error(user_server: EmbeddedServer) -> None:
     app = App("auth", nats_url=user_server.url, nats_user="alice", nats_password="wrong")
     with pytest.raises(BrokerUnavailable, match="cannot connect to NATS"):
-        await app.connection()
+        await app.client.connection()
 
 
 async def test_nothing_listening_fails_fast(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ async def test_nothing_listening_fails_fast(tmp_path: Path) -> None:
 
     app = App("auth", nats_url=f"nats://127.0.0.1:{free_port()}", connect_timeout=1)
     with pytest.raises(BrokerUnavailable, match="actors server"):
-        await app.connection()
+        await app.client.connection()
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -95,7 +95,7 @@ async def test_tls_with_a_private_ca(tmp_path: Path, worker) -> None:
         await app.aclose()
         untrusting = App("tls", nats_url=url, connect_timeout=1)
         with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-            await untrusting.connection()
+            await untrusting.client.connection()
 
 
 def _assert_hidden(text: str, *secrets: str) -> None:
@@ -135,5 +135,5 @@ async def test_connect_errors_never_show_the_password(user_server: EmbeddedServe
     ]  # fmt: skip
     for app, secret in attempts:
         with capture_logs() as logs, pytest.raises(BrokerUnavailable) as caught:
-            await app.connection()
+            await app.client.connection()
         _assert_hidden(_exception_text(caught.value) + repr(logs), secret)

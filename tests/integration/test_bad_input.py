@@ -15,14 +15,14 @@ from tests.apps.basic import register
 
 
 async def publish_raw(app: App, subject: str, body: bytes, content_type: str | None) -> None:
-    connection = await app.connection()
+    connection = await app.client.connection()
     headers = {"Content-Type": content_type} if content_type else None
     await connection.broker.publish(subject, body, headers)
 
 
 async def dead_letters(app: App, count: int, timeout: float = 10) -> list[Any]:
     """The first ``count`` messages of ACTORS_DEAD, waiting for them to arrive."""
-    connection = await app.connection()
+    connection = await app.client.connection()
     js = connection.broker.js
     sub = await js.subscribe("actors.dead.>", ordered_consumer=True)
     try:

@@ -49,7 +49,7 @@ class Published:
 
 async def published(app: App, entry: str | None = None) -> list[Published]:
     """Every beat message in the task stream (optionally of one entry), oldest first."""
-    broker = (await app.connection()).broker
+    broker = (await app.client.connection()).broker
     out: list[Published] = []
     seq = 0
     while (stored := await broker.stored_message("ACTORS", SUBJECT, seq)) is not None:
@@ -161,7 +161,7 @@ def run_replicas(start: Callable[..., BeatProcess], app: App, replicas: int, sec
         process.terminate()
     for process in processes:
         assert process.wait() == 0, process.output()
-    items = app.run_sync(published(app))
+    items = app.client.run_blocking(published(app))
     ticks = assert_each_tick_once(items)
     assert len(ticks) >= seconds - 2
     # Claims make one replica publish each tick: no copy had to be deduplicated.
@@ -212,7 +212,7 @@ def test_killing_a_replica_neither_skips_nor_doubles_ticks(
     )
     survivor.terminate()
     assert survivor.wait() == 0
-    items = beat_app.run_sync(published(beat_app))
+    items = beat_app.client.run_blocking(published(beat_app))
     ticks = assert_each_tick_once(items)
     assert ticks[-1] > killed_at + 2 * SECOND
     assert any(e["tick"] > killed_at.isoformat() for e in survivor.events("beat.published"))
@@ -229,7 +229,7 @@ def test_restart_within_grace_skips_nothing(
     second.wait_for_event("beat.published", count=3)
     second.terminate()
     second.wait()
-    assert_each_tick_once(beat_app.run_sync(published(beat_app)))
+    assert_each_tick_once(beat_app.client.run_blocking(published(beat_app)))
     assert all(e["missed"] == 0 for e in second.events("beat.published"))
 
 
@@ -245,7 +245,7 @@ def test_restart_after_downtime_runs_a_missed_tick_once(
     second.wait_for_event("beat.published", count=2)
     second.terminate()
     second.wait()
-    ticks = assert_each_tick_once(beat_app.run_sync(published(beat_app)), gaps_allowed=1)
+    ticks = assert_each_tick_once(beat_app.client.run_blocking(published(beat_app)), gaps_allowed=1)
     caught_up = second.events("beat.published")[0]
     gap = next(b - a for a, b in itertools.pairwise(ticks) if b - a != SECOND)
     assert caught_up["missed"] == gap / SECOND - 1 >= 3
@@ -262,7 +262,7 @@ async def test_a_stalled_claim_is_published_once(
     now = datetime.now(UTC)
     tick = Interval(3600).next_after(now - timedelta(hours=1))
     if original_was_stored:
-        connection = await app.connection()
+        connection = await app.client.connection()
         headers = {"beat_entry": "hourly", "beat_tick": tick.isoformat().replace("+00:00", "Z")}
         await connection.send(
             TaskMessage(id=tick_task_id("hourly", tick), task="beatapp.tick", headers=headers)
@@ -402,5 +402,5 @@ def test_cli_manages_entries_of_a_running_beat(
     assert "out of range" in bad
     stopped = [e["entry"] for e in beat.events("beat.entry_stopped")]
     assert stopped == ["every-second", "from-cli"]
-    published_by_cli = beat_app.run_sync(published(beat_app, "from-cli"))
+    published_by_cli = beat_app.client.run_blocking(published(beat_app, "from-cli"))
     assert published_by_cli and all(item.args == [3] for item in published_by_cli)

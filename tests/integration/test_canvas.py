@@ -275,7 +275,7 @@ async def test_signature_by_name_from_a_client_without_the_task(
 
 async def test_a_json_chain_published_by_hand_runs(canvas: dict[str, Any]) -> None:
     app = canvas["add"].app
-    connection = await app.connection()
+    connection = await app.client.connection()
     message = {
         "id": "json-chain-1",
         "task": "canvas.add",
@@ -308,15 +308,15 @@ async def test_redelivered_members_and_double_counts_fire_the_body_once(
     result = flow.freeze()
     members = flow.messages([], [], Hop())
     for member in members[:4]:
-        await routing.succeeded(app, member, member.args[0] * 2)
-    await routing.succeeded(app, members[0], 0)  # redelivered alone: deduplicated
+        await routing.succeeded(app.client, member, member.args[0] * 2)
+    await routing.succeeded(app.client, members[0], 0)  # redelivered alone: deduplicated
     # redelivered together: a batch the counter never saw, so the count passes the size
-    await asyncio.gather(*(routing.succeeded(app, m, m.args[0] * 2) for m in members[:2]))
+    await asyncio.gather(*(routing.succeeded(app.client, m, m.args[0] * 2) for m in members[:2]))
     # Sentinel: the joins above returned, so a body they sent is in the stream; settled, it ran.
     await asettled(nats_server.url, "canvas.record")
     assert not ran.exists()  # member 4 has not finished: the body must not run yet
-    await routing.succeeded(app, members[4], 8)
-    await routing.succeeded(app, members[4], 8)  # the firing member redelivered
+    await routing.succeeded(app.client, members[4], 8)
+    await routing.succeeded(app.client, members[4], 8)  # the firing member redelivered
     assert await result.aget(timeout=10) == [0, 2, 4, 6, 8]
     await asettled(nats_server.url, "canvas.record")  # a second body sent would have run
     assert len(lines(ran)) == 1

@@ -375,7 +375,7 @@ async def test_a_process_with_fewer_replicas_does_not_scale_streams_down(
         pass  # the worker created the R3 topology
     careless = App("careless", nats_url=nats_cluster.url, stream_replicas=1)
     try:
-        await careless.connection()
+        await careless.client.connection()
     finally:
         await careless.aclose()
     infos = await stream_infos(nats_cluster.url)

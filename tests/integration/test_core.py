@@ -125,7 +125,7 @@ async def test_five_thousand_concurrent_tasks(app: App, worker) -> None:
 
 async def test_result_ttl_is_applied_to_the_bucket(make_app) -> None:
     app = make_app(result_ttl=123)
-    connection = await app.connection()
+    connection = await app.client.connection()
     info = await connection.broker.js.stream_info("KV_actors_results")
     assert info.config.max_age == 123
     await app.aclose()

@@ -60,7 +60,7 @@ async def refused_before_running(
 
 async def still_serving(app: App, calls: list[Any]) -> None:
     """The stream is still there, the worker still serves, and the hostile task never ran."""
-    connection = await app.connection()
+    connection = await app.client.connection()
     await connection.broker.js.stream_info(TASK_STREAM)  # not deleted
     assert await (await app.get_actor("hostile.record").adelay("ok")).aget(timeout=10) == "ok"
     assert calls == ["ok"], calls
@@ -143,7 +143,7 @@ async def test_malformed_nested_elements_are_refused_on_first_delivery(
 
 async def test_nats_py_subject_validation_is_on(app: App) -> None:
     """The second line of defence: a subject with whitespace never reaches the server."""
-    connection = await app.connection()
+    connection = await app.client.connection()
     with pytest.raises(nats.errors.BadSubjectError):
         await connection.broker.nc.publish("actors.task.a b" + INJECTION, b"")
     assert connection.broker.nc.is_connected

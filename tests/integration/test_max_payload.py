@@ -74,7 +74,7 @@ async def test_redelivered_near_limit_message_takes_out_no_worker(
 ) -> None:
     app = make_app(max_deliveries=1)
     tasks = register(app)
-    broker = (await app.connection()).broker
+    broker = (await app.client.connection()).broker
     durable = await broker.streams.ensure_consumer("basic.add")
     body = near_limit_message("near-limit-1", MAX_PAYLOAD - 100)
     raw = await nats.connect(nats_server.url)
@@ -120,5 +120,5 @@ async def test_the_client_counts_headers(app: App, worker: Callable[..., Any]) -
     with pytest.raises(MessageTooLarge, match="with headers, over the server's max_payload") as e:
         await tasks["add"].adelay(body_alone_fits, "")
     assert e.value.size - 100 < MAX_PAYLOAD < e.value.size
-    assert (await app.connection()).broker.nc.is_connected
+    assert (await app.client.connection()).broker.nc.is_connected
     await still_serving(app, tasks)

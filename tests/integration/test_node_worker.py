@@ -19,7 +19,7 @@ import pytest
 
 from actors import App
 from actors.canvas import chain, signature
-from actors.signature import derived_id
+from actors.wire.ids import derived_id
 from tests.integration.node_helper import node_command
 
 pytestmark = pytest.mark.node

@@ -116,7 +116,7 @@ async def test_worker_and_client_roles_run_tasks_end_to_end(
         await worker(role_app("worker", unrouted_grace=0.5)[0])
         client, tasks = role_app("client")
         started = time.monotonic()
-        await client.connection()  # streams exist: looked up only, no permission to wait out
+        await client.client.connection()  # streams exist: looked up only, no permission to wait out
         assert time.monotonic() - started < 2
         add, tsum = tasks["add"], tasks["tsum"]
         assert await (await add.adelay(2, 3)).aget(timeout=10) == 5
@@ -151,7 +151,7 @@ async def test_a_client_on_a_server_without_streams_fails_clearly(secured) -> No
     )
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable, match="start a worker"):
-        await app.connection()
+        await app.client.connection()
     assert time.monotonic() - started < 5
     await app.aclose()
 

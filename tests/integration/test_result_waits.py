@@ -92,7 +92,7 @@ async def test_every_wait_returns_across_a_server_restart(
 
 
 async def test_forged_records_make_get_raise_protocol_error_or_task_failed(app: App) -> None:
-    connection = await app.connection()
+    connection = await app.client.connection()
 
     async def forge(task_id: str, **record: Any) -> None:
         body = msgpack.packb({"id": task_id, **record})

@@ -13,7 +13,7 @@ from tests.helpers import aeventually
 
 
 async def record_of(app: App, task_id: str) -> ResultRecord | None:
-    connection = await app.connection()
+    connection = await app.client.connection()
     return await connection.results.fetch(task_id)
 
 

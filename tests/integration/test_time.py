@@ -40,7 +40,7 @@ async def test_eta_datetime_and_past_eta(app: App, worker) -> None:
 async def test_delayed_tasks_wait_on_schedule_subjects_not_the_actor(app: App, worker) -> None:
     tasks = register(app)
     result = await tasks["stamp"].aapply_async(countdown=60, task_id="sched-1")
-    connection = await app.connection()
+    connection = await app.client.connection()
     js = connection.broker.js
     info = await js.stream_info(topology.SCHEDULED_STREAM, subjects_filter="actors.>")
     assert info.state.subjects == {"actors.sched.sched-1": 1}
@@ -110,7 +110,7 @@ async def test_expired_task_is_not_run_and_revoked(app: App, worker) -> None:
 async def test_expires_with_ignore_result_uses_server_ttl(app: App) -> None:
     tasks = register(app)
     await tasks["stamp"].aapply_async(expires=1, ignore_result=True)
-    connection = await app.connection()
+    connection = await app.client.connection()
     js = connection.broker.js
     subject = topology.task_subject("sem.stamp")
     assert (await js.stream_info(topology.TASK_STREAM)).state.messages == 1

@@ -33,7 +33,7 @@ async def _raw_publish(url: str, subject: str, headers: dict[str, str]) -> dict[
 
 
 async def _messages(app: App, stream: str) -> int:
-    connection = await app.connection()
+    connection = await app.client.connection()
     return int((await connection.broker.js.stream_info(stream)).state.messages)
 
 
@@ -55,7 +55,7 @@ async def test_a_rollup_header_cannot_purge_queued_tasks(
 async def test_a_schedule_header_on_a_task_subject_is_refused(
     app: App, nats_server: EmbeddedServer
 ) -> None:
-    await app.connection()  # creates the streams
+    await app.client.connection()  # creates the streams
     answer = await _raw_publish(
         nats_server.url,
         STAMP,
@@ -78,7 +78,7 @@ async def test_a_delayed_task_lands_once_in_actors_and_leaves_nothing_behind(
         what="ACTORS_SCHEDULED to drop the fired message",
     )
     assert await _messages(app, topology.TASK_STREAM) == 0
-    connection = await app.connection()
+    connection = await app.client.connection()
     info = await connection.broker.js.stream_info(topology.TASK_STREAM)
     assert info.state.last_seq == 1  # stored in ACTORS exactly once
 
@@ -139,7 +139,7 @@ async def test_an_old_task_stream_is_refused_then_migrated(
     await worker(app)
     assert await app.AsyncResult("old-queued").aget(timeout=10) > 0
     assert await app.AsyncResult("old-delayed").aget(timeout=10) >= eta.timestamp() - 1
-    js = (await app.connection()).broker.js
+    js = (await app.client.connection()).broker.js
     config = (await js.stream_info(topology.TASK_STREAM)).config
     assert not config.allow_msg_schedules and not config.allow_rollup_hdrs
     answer = await _raw_publish(nats_server.url, STAMP, {"Nats-Rollup": "all"})

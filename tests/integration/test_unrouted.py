@@ -34,7 +34,7 @@ async def test_odd_subjects_are_dead_lettered_and_served_tasks_are_not(
         return value
 
     # 100 tasks wait on a served subject (its consumer exists) while the sweeper runs.
-    broker = (await app.connection()).broker
+    broker = (await app.client.connection()).broker
     await broker.streams.ensure_consumer("basic.add")
     results = [await tasks["add"].adelay(i, 1) for i in range(100)]
     raw = await nats.connect(nats_server.url)
@@ -68,7 +68,7 @@ async def test_a_wildcard_subject_is_found_behind_a_long_queue_in_bounded_steps(
     monkeypatch.setattr(deadletter, "_SCAN_LIMIT", 10)
     app = make_app()
     tasks = register(app)
-    broker = (await app.connection()).broker
+    broker = (await app.client.connection()).broker
     await broker.streams.ensure_consumer("basic.add")
     results = [await tasks["add"].adelay(i, 1) for i in range(35)]
     raw = await nats.connect(nats_server.url)

@@ -90,9 +90,9 @@ def test_get_actor_raises_for_unknown_names() -> None:
 
 async def test_blocking_calls_inside_the_loop_they_wait_on_are_refused() -> None:
     app = App("a", nats_url="nats://127.0.0.1:1")
-    from actors.client.background_loop import Portal
+    from actors.client.background_loop import BackgroundLoop
 
-    app._portal = Portal(asyncio.get_running_loop())
+    app.client._background = BackgroundLoop(asyncio.get_running_loop())
     with pytest.raises(ActorsError, match="use the async twin"):
         app.AsyncResult("x").get(timeout=0.1)
 
@@ -100,7 +100,7 @@ async def test_blocking_calls_inside_the_loop_they_wait_on_are_refused() -> None
 def test_task_ids_are_unique_version_4_uuids() -> None:
     import uuid
 
-    from actors.actor import new_task_id
+    from actors.wire.ids import new_task_id
 
     ids = {new_task_id() for _ in range(2000)}
     assert len(ids) == 2000

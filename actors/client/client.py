@@ -1,0 +1,145 @@
+"""The Client: publishes task messages and waits for results, from async and sync code."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from actors.client.background_loop import BackgroundLoop
+from actors.client.result_waiter import ResultWaiter
+from actors.config import Settings
+from actors.nats.broker import Broker
+from actors.wire.message import TaskMessage, encode
+from actors.wire.timing import destination
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Connection:
+    """The client's connection on one event loop: a broker, and the result waiter on it."""
+
+    broker: Broker
+    results: ResultWaiter
+
+    async def send(
+        self, message: TaskMessage, msg_id: str | None = None, expect_result: bool = True
+    ) -> None:
+        """Publish a task message (msgpack). ``msg_id`` defaults to the task id.
+
+        ``expect_result=False`` for tasks whose result is not stored.
+        """
+        subject, body, headers = self._wire(message, msg_id)
+        if expect_result:
+            self.results.sent(message.id)
+        ack = await self.broker.publish(subject, body, headers)
+        if expect_result and ack.duplicate:
+            self.results.resent(message.id)
+
+    async def send_many(self, messages: list[TaskMessage]) -> None:
+        """Publish task messages pipelined (workflows); each is stored once by its task id."""
+        wired = [self._wire(message, None) for message in messages]
+        for message in messages:
+            if message.ignore_result is not True:
+                self.results.sent(message.id)
+        await self.broker.publish_many(wired)
+
+    def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
+        try:
+            body = encode(message.to_wire())
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TypeError(
+                f"arguments of {message.task} cannot be sent: {exc}; use msgpack types "
+                "(None, bool, int, float, str, bytes, list, dict)"
+            ) from None
+        limit = self.broker.settings.max_message_bytes
+        if len(body) > limit:
+            raise ValueError(
+                f"message for {message.task} is {len(body)} bytes, over max_message_bytes="
+                f"{limit}; pass a reference (a key, a URL) instead of the data"
+            )
+        subject, headers = destination(message, msg_id or message.id)
+        self.broker.check_size(subject, body, headers)  # MessageTooLarge, headers counted
+        return subject, body, headers
+
+
+class Client:
+    """Sends task messages and waits for results over NATS.
+
+    Async code gets one :class:`Connection` per event loop, made on first use. Sync code
+    blocks on :meth:`run_blocking`, which runs the coroutine on a background loop: the
+    client's own (started on first use) or one a worker lent with :meth:`lend`. An App makes
+    one client from its settings (``app.client``); actors, signatures and results use it.
+    """
+
+    def __init__(self, settings: Settings, name: str = "actors") -> None:
+        self.settings = settings
+        self.name = name
+        """The connection name the NATS server shows."""
+        self._connections: dict[asyncio.AbstractEventLoop, asyncio.Future[Connection]] = {}
+        self._background: BackgroundLoop | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Client {self.name}>"
+
+    async def connection(self) -> Connection:
+        """The connection for the running event loop, made on first use."""
+        loop = asyncio.get_running_loop()
+        future = self._connections.get(loop)
+        if future is not None and future.done() and future.exception() is None:
+            return future.result()  # the common case, kept cheap
+        if future is None or future.done():
+            future = loop.create_future()
+            self._connections[loop] = future
+            try:
+                broker = await Broker.connect(self.settings, name=self.name)
+                # Look up, create when missing, never update: a client may lack the
+                # permission to change streams (workers keep them current).
+                await broker.streams.ensure_topology(update=False)
+            except BaseException as exc:
+                future.set_exception(exc)
+                del self._connections[loop]
+                future.exception()  # mark retrieved
+                raise
+            future.set_result(Connection(broker, ResultWaiter(broker)))
+        return await asyncio.shield(future)
+
+    def lend(self, loop: asyncio.AbstractEventLoop, broker: Broker) -> Connection:
+        """Send and wait through ``broker`` on ``loop``, a worker's running loop.
+
+        Blocking calls from the worker's other threads (a sync task calling ``other.delay()``)
+        then run on that loop too, over the worker's connection. Returns the connection.
+        """
+        connection = Connection(broker, ResultWaiter(broker))
+        future: asyncio.Future[Connection] = loop.create_future()
+        future.set_result(connection)
+        self._connections[loop] = future
+        self._background = BackgroundLoop(loop)
+        return connection
+
+    def run_blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the background loop and block until it returns (the sync facade)."""
+        with self._lock:
+            if self._background is None:
+                self._background = BackgroundLoop()
+            background = self._background
+        return background.run_blocking(coro)
+
+    async def aclose(self) -> None:
+        """Close the connection of the running loop."""
+        future = self._connections.pop(asyncio.get_running_loop(), None)
+        if future is not None and future.done() and future.exception() is None:
+            await future.result().broker.close()
+
+    def close(self) -> None:
+        """Close the sync facade's connection and stop its background loop (a lent loop and
+        its connection are left to the worker)."""
+        with self._lock:
+            background, self._background = self._background, None
+        if background is not None and background.owns_loop:
+            background.run_blocking(self.aclose())
+            background.close()
