@@ -11,6 +11,8 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from actors.cli.beat import beat as beat_command
+from actors.cli.beat import schedule_cli
 from actors.cli.loading import open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import WorkerOptions, run_processes, run_worker
@@ -22,8 +24,6 @@ from actors.nats import migration
 from actors.nats.broker import Broker
 from actors.nats.server import EmbeddedServer
 from actors.worker import dead_letters
-from schedulers.cli import beat as beat_command
-from schedulers.cli import schedule_cli
 
 # Never print local variables in a traceback: settings and URLs may hold passwords.
 cli = typer.Typer(
