@@ -14,7 +14,7 @@ from typing import Any, Self, cast
 
 from actors.client.client import Client
 from actors.client.results import GroupResult
-from actors.errors import ConfigurationError
+from actors.errors import ConfigurationError, ConfigurationTypeError
 from actors.signature import (
     ActorLike,
     AppLike,
@@ -51,9 +51,7 @@ class group(Canvas, kind="group"):
     def __init__(
         self, *tasks: Any, options: dict[str, Any] | None = None, app: AppLike | None = None
     ) -> None:
-        if len(tasks) == 1 and not isinstance(tasks[0], Canvas | dict):
-            tasks = tuple(tasks[0])
-        self.tasks: list[Canvas] = [maybe_signature(t, app) for t in tasks]
+        self.tasks: list[Canvas] = [maybe_signature(t, app) for t in _members(tasks)]
         self.options = dict(options or {})
         self.app = app
 
@@ -120,10 +118,8 @@ class chain(Canvas, kind="chain"):
     def __init__(
         self, *tasks: Any, options: dict[str, Any] | None = None, app: AppLike | None = None
     ) -> None:
-        if len(tasks) == 1 and not isinstance(tasks[0], Canvas | dict):
-            tasks = tuple(tasks[0])
         self.tasks: list[Canvas] = []
-        for task in (maybe_signature(t, app) for t in tasks):
+        for task in (maybe_signature(t, app) for t in _members(tasks)):
             flat = isinstance(task, chain) and not task.options
             self.tasks.extend(task.tasks if isinstance(task, chain) and flat else [task])
         if not self.tasks:
@@ -308,6 +304,18 @@ def signature(
     if isinstance(task, dict):
         return from_wire(task, app)
     return Signature(task, args, kwargs, options, immutable=immutable, app=app)
+
+
+def _members(tasks: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The members given to group()/chain(): as arguments, or one iterable of them."""
+    if len(tasks) != 1 or isinstance(tasks[0], Canvas | dict):
+        return tasks
+    try:
+        return tuple(tasks[0])
+    except TypeError:
+        raise ConfigurationTypeError(
+            f"expected signatures (e.g. add.s(2, 2)) or one iterable of them, got {tasks[0]!r}"
+        ) from None
 
 
 def _chain_of(rest: list[WireSignature], app: AppLike | None) -> Canvas:

@@ -7,8 +7,18 @@ class ActorsError(Exception):
     """Base class of every error this library raises."""
 
 
-class ConfigurationError(ActorsError):
-    """A setting or a task definition is wrong; the message says what to fix."""
+class ConfigurationError(ActorsError, ValueError):
+    """A setting, a task definition or a value passed to the API is wrong; the message says
+    what to fix. A ValueError too, as Python code expects of a bad value."""
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """A value passed to the API has the wrong type (also a TypeError, as Python code
+    expects)."""
+
+
+class EncodeError(ActorsError, TypeError):
+    """A value cannot be encoded as msgpack (task arguments, a result); use msgpack types."""
 
 
 class BrokerUnavailable(ActorsError):

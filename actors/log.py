@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from actors.errors import ConfigurationError
+
 VALUE_LIMIT = 1000
 """Characters kept of one logged value; the rest is replaced by a ``...[truncated N chars]``."""
 EXCEPTION_LIMIT = 8 * 1024
@@ -67,7 +69,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     """Console rendering on a TTY, JSON lines otherwise or when ``fmt == "json"``."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
-        raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
+        raise ConfigurationError(f"unknown log level {level!r}: use debug, info, warning or error")
     use_json = fmt == "json" or (fmt is None and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()

@@ -17,7 +17,7 @@ from typing import Any, Protocol, Self, cast
 
 from actors.client.client import Client, Connection
 from actors.client.results import AsyncResult, GroupResult
-from actors.errors import ConfigurationError, ProtocolError
+from actors.errors import ConfigurationError, ConfigurationTypeError, ProtocolError
 from actors.options import SendOptions
 from actors.wire.ids import derived_id, new_task_id
 from actors.wire.message import TaskMessage, WireSignature, format_time
@@ -175,7 +175,7 @@ class Canvas:
 
     def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
         """Merge keyword arguments (task signatures only)."""
-        raise TypeError(f"{type(self).__name__} takes no keyword arguments when sent")
+        raise ConfigurationTypeError(f"{type(self).__name__} takes no keyword arguments when sent")
 
 
 class Signature(Canvas, kind="task"):
@@ -336,7 +336,7 @@ def maybe_signature(value: Any, app: AppLike | None = None) -> Canvas:
         return value
     if isinstance(value, dict):
         return from_wire(value, app)
-    raise TypeError(f"expected a signature (e.g. add.s(2, 2)), got {value!r}")
+    raise ConfigurationTypeError(f"expected a signature (e.g. add.s(2, 2)), got {value!r}")
 
 
 def from_wire(data: Any, app: AppLike | None = None) -> Canvas:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable
 
+from actors.errors import ConfigurationError
+
 _MONTH_NAMES = {
     name: number
     for number in range(1, 13)
@@ -46,25 +48,25 @@ def field_text(name: str, spec: object) -> str:
     if isinstance(spec, str):
         return ",".join(part.strip() for part in spec.strip().lower().split(","))
     if isinstance(spec, bool):
-        raise ValueError(f"crontab field {name}: expected int, str or ints, got {spec!r}")
+        raise ConfigurationError(f"crontab field {name}: expected int, str or ints, got {spec!r}")
     if isinstance(spec, int):
         return str(spec)
     if isinstance(spec, Iterable):
         values = list(spec)
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ValueError(
+            raise ConfigurationError(
                 f"crontab field {name}: expected a non-empty list of ints, got {spec!r}"
             )
         return ",".join(str(v) for v in sorted(set(values)))
-    raise ValueError(f"crontab field {name}: expected int, str or ints, got {spec!r}")
+    raise ConfigurationError(f"crontab field {name}: expected int, str or ints, got {spec!r}")
 
 
 def parse_field(name: str, text: str) -> frozenset[int]:
     """Expand cron text (``*``, ``a``, ``a-b``, ``*/n``, ``a-b/n``, ``a/n``, lists) to values."""
     low, high, star_high, names = FIELDS[name]
 
-    def bad(reason: str) -> ValueError:
-        return ValueError(f"crontab field {name}={text!r}: {reason}")
+    def bad(reason: str) -> ConfigurationError:
+        return ConfigurationError(f"crontab field {name}={text!r}: {reason}")
 
     def number(token: str) -> int:
         if token.isascii() and token.isdigit():

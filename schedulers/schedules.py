@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from actors.errors import ConfigurationError, ConfigurationTypeError
 from schedulers.cron_fields import (
     FIELDS,
     LONGEST_MONTH,
@@ -62,7 +63,9 @@ def _offset(value: datetime) -> timedelta:
 
 def _require_aware(value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"expected a timezone-aware datetime, got naive {value.isoformat()}")
+        raise ConfigurationError(
+            f"expected a timezone-aware datetime, got naive {value.isoformat()}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +82,15 @@ class Interval:
     def __post_init__(self) -> None:
         every: object = self.every
         if isinstance(every, bool) or not isinstance(every, int | float):
-            raise TypeError(f"interval must be a number of seconds, got {every!r}")
+            raise ConfigurationTypeError(f"interval must be a number of seconds, got {every!r}")
         seconds = float(every)
         if not math.isfinite(seconds) or seconds <= 0:
-            raise ValueError(f"interval must be a positive number of seconds, got {every!r}")
+            raise ConfigurationError(
+                f"interval must be a positive number of seconds, got {every!r}"
+            )
         step = round(seconds * _US_PER_S)
         if step < 1:
-            raise ValueError(f"interval must be at least 1 microsecond, got {every!r}")
+            raise ConfigurationError(f"interval must be at least 1 microsecond, got {every!r}")
         object.__setattr__(self, "every", seconds)
         object.__setattr__(self, "_step_us", step)
 
@@ -110,11 +115,11 @@ class Interval:
 def load_zone(tz: object) -> ZoneInfo:
     """The IANA time zone named ``tz``; ValueError, saying what to give, for anything else."""
     if not isinstance(tz, str):
-        raise ValueError(f"time zone must be an IANA name like 'Europe/Berlin', got {tz!r}")
+        raise ConfigurationError(f"time zone must be an IANA name like 'Europe/Berlin', got {tz!r}")
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown time zone {tz!r}: use an IANA name like 'Europe/Berlin'"
         ) from None
 
@@ -163,7 +168,7 @@ class crontab:
         day_rule: DayRule = "and",
     ) -> None:
         if day_rule not in ("and", "or"):
-            raise ValueError(f"crontab day_rule must be 'and' or 'or', got {day_rule!r}")
+            raise ConfigurationError(f"crontab day_rule must be 'and' or 'or', got {day_rule!r}")
         texts = {
             "minute": field_text("minute", minute),
             "hour": field_text("hour", hour),
@@ -180,7 +185,7 @@ class crontab:
             for month in sets["month_of_year"]
             for day in sets["day_of_month"]
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 f"crontab never fires: day_of_month {texts['day_of_month']!r} does not occur "
                 f"in month_of_year {texts['month_of_year']!r}"
             )
@@ -201,15 +206,15 @@ class crontab:
         Uses cron's day rule: when both day fields are restricted, either may match.
         """
         if not isinstance(expr, str):
-            raise TypeError(f"cron expression must be a str, got {expr!r}")
+            raise ConfigurationTypeError(f"cron expression must be a str, got {expr!r}")
         text = expr.strip().lower()
         if text.startswith("@"):
             if text not in MACROS:
-                raise ValueError(f"unknown cron macro {expr!r}; known: {', '.join(MACROS)}")
+                raise ConfigurationError(f"unknown cron macro {expr!r}; known: {', '.join(MACROS)}")
             text = MACROS[text]
         fields = text.split()
         if len(fields) != 5:
-            raise ValueError(
+            raise ConfigurationError(
                 f"cron expression {expr!r} must have 5 fields "
                 f"(minute hour day-of-month month day-of-week), got {len(fields)}"
             )
@@ -241,7 +246,9 @@ class crontab:
                 best = instant
                 best_wall = instant.astimezone(zone).replace(tzinfo=None, fold=0)
         if best is None:
-            raise ValueError(f"{self.describe()} has no fire time after {after.isoformat()}")
+            raise ConfigurationError(
+                f"{self.describe()} has no fire time after {after.isoformat()}"
+            )
         return best
 
     def _walls_from(self, start: datetime) -> Iterator[datetime]:
@@ -292,7 +299,7 @@ def parse_schedule(
     """
     accepted = "seconds (int/float > 0), a timedelta, a cron string, or a Schedule"
     if isinstance(value, bool):
-        raise TypeError(f"schedule must be {accepted}, got {value!r}")
+        raise ConfigurationTypeError(f"schedule must be {accepted}, got {value!r}")
     if isinstance(value, int | float):
         return Interval(float(value))
     if isinstance(value, timedelta):
@@ -303,23 +310,25 @@ def parse_schedule(
         return value.with_default_tz(tz) if tz is not None else value
     if isinstance(value, Schedule):
         return value
-    raise TypeError(f"schedule must be {accepted}, got {type(value).__name__}: {value!r}")
+    raise ConfigurationTypeError(
+        f"schedule must be {accepted}, got {type(value).__name__}: {value!r}"
+    )
 
 
 def schedule_from_dict(d: dict[str, Any]) -> Schedule:
     """Rebuild a schedule from ``to_dict()`` output. Unknown keys are ignored."""
     if not isinstance(d, dict):
-        raise TypeError(f"schedule data must be a dict, got {type(d).__name__}")
+        raise ConfigurationTypeError(f"schedule data must be a dict, got {type(d).__name__}")
     kind = d.get("type")
     if kind == "interval":
         every = d.get("every")
         if isinstance(every, bool) or not isinstance(every, int | float):
-            raise ValueError(f"interval schedule needs a number 'every', got {every!r}")
+            raise ConfigurationError(f"interval schedule needs a number 'every', got {every!r}")
         return Interval(float(every))
     if kind == "crontab":
         fields = {name: d.get(name, "*") for name in FIELDS}
         return crontab(**fields, tz=d.get("tz"), day_rule=d.get("day_rule", "and"))
-    raise ValueError(f"unknown schedule type {kind!r}; expected 'interval' or 'crontab'")
+    raise ConfigurationError(f"unknown schedule type {kind!r}; expected 'interval' or 'crontab'")
 
 
 def ticks_between(schedule: Schedule, start: datetime, end: datetime) -> Iterator[datetime]:

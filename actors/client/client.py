@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from actors.client.background_loop import BackgroundLoop
 from actors.client.result_waiter import ResultWaiter
 from actors.config import Settings
+from actors.errors import EncodeError, MessageTooLarge
 from actors.nats.broker import Broker
 from actors.wire.message import TaskMessage, encode
 from actors.wire.timing import destination
@@ -51,15 +52,17 @@ class Connection:
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
-            raise TypeError(
+            raise EncodeError(
                 f"arguments of {message.task} cannot be sent: {exc}; use msgpack types "
                 "(None, bool, int, float, str, bytes, list, dict)"
             ) from None
         limit = self.broker.settings.max_message_bytes
         if len(body) > limit:
-            raise ValueError(
+            raise MessageTooLarge(
                 f"message for {message.task} is {len(body)} bytes, over max_message_bytes="
-                f"{limit}; pass a reference (a key, a URL) instead of the data"
+                f"{limit}; pass a reference (a key, a URL) instead of the data",
+                len(body),
+                limit,
             )
         subject, headers = destination(message, msg_id or message.id)
         self.broker.check_size(subject, body, headers)  # MessageTooLarge, headers counted

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterable
 
 from actors.client.client import Client
+from actors.errors import ConfigurationError
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.wire import topology
@@ -40,7 +41,7 @@ class Control:
         ids = list(ids)
         for one in ids:
             if not topology.valid_task_id(one):
-                raise ValueError(f"{one!r} is not a task id")
+                raise ConfigurationError(f"{one!r} is not a task id")
         value = revocation_value(terminate)
         revoked = Bucket(broker, topology.REVOKED_BUCKET)
         await asyncio.gather(*(revoked.put(one, value) for one in ids))

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgpack
 
-from actors.errors import ProtocolError
+from actors.errors import ConfigurationError, ProtocolError
 from actors.wire.topology import JSON, MSGPACK, PROTOCOL_VERSION
 from actors.wire.validation import check_message
 from actors.wire.validation import clip_text as clip_text  # re-exported: bounds untrusted text
@@ -84,7 +84,7 @@ _OPTIONAL: dict[str, Any] = {
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a trailing Z, the form every time field uses."""
     if moment.tzinfo is None:
-        raise ValueError("datetimes must be timezone-aware (e.g. datetime.now(UTC))")
+        raise ConfigurationError("datetimes must be timezone-aware (e.g. datetime.now(UTC))")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

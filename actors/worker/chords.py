@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors.errors import ChordError
+from actors.errors import ChordError, EncodeError
 from actors.nats.bucket import Bucket
 from actors.signature import Hop, Signature, from_wire, send_all
 from actors.wire import topology
@@ -47,7 +47,7 @@ async def join(connection: Connection, message: TaskMessage, value: Any) -> None
     try:
         data = encode(value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f"result of {message.task} cannot be stored as msgpack: {exc}") from None
+        raise EncodeError(f"result of {message.task} cannot be stored as msgpack: {exc}") from None
     joiner = _joiners.get(connection.broker)
     if joiner is None:
         joiner = _joiners[connection.broker] = ChordJoin(connection)
