@@ -23,7 +23,7 @@ from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, clip_text
 from actors.wire.record import FAILURE, REVOKED, SUCCESS, ResultRecord, rebuild_exception
-from actors.worker import continuations as routing
+from actors.worker import continuations
 from actors.worker.dead_letters import dead_letter
 from actors.worker.message_checks import message_id
 from actors.worker.retries import next_message, retry_msg_id, retry_record
@@ -51,7 +51,7 @@ class Outcomes:
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
             await self.store(record)
-        await routing.succeeded(self.client, message, value)
+        await continuations.succeeded(self.client, message, value)
 
     async def failed(
         self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
@@ -63,7 +63,7 @@ class Outcomes:
                 message.id, actor.name, exc, status=status, retries=message.retries
             )
             await self.store(record)
-        await routing.failed(self.client, message, exc)
+        await continuations.failed(self.client, message, exc)
 
     async def retry(self, message: TaskMessage, signal: Retry, store: bool) -> None:
         """Store RETRY, then publish the next attempt (same id, retries + 1; see retries.py)."""
@@ -212,9 +212,11 @@ class Outcomes:
             return False
         log.info("task.already_done", status=record.status, delivered=d.delivered)
         if record.status == SUCCESS:
-            await routing.succeeded(self.client, message, record.result)
+            await continuations.succeeded(self.client, message, record.result)
         else:
             error = record.error or {"type": "actors.errors.TaskFailed", "message": record.status}
-            await routing.failed(self.client, message, rebuild_exception(error, record.traceback))
+            await continuations.failed(
+                self.client, message, rebuild_exception(error, record.traceback)
+            )
         await d.ack()
         return True

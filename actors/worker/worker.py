@@ -20,7 +20,7 @@ from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry
 from actors.wire.message import TaskMessage
 from actors.wire.record import STARTED, ResultRecord
-from actors.worker import continuations as routing
+from actors.worker import continuations
 from actors.worker.dead_letters import sweep_unrouted
 from actors.worker.message_checks import Rejection, check_message, map_calls
 from actors.worker.outcomes import Outcomes
@@ -217,7 +217,7 @@ class Worker:
         if isinstance(checked, Rejection):
             if checked.message is not None:  # its errbacks, chain and chord fail as well
                 message, reason = checked.message, checked.reason
-                await routing.failed(self.app.client, message, ProtocolError(reason))
+                await continuations.failed(self.app.client, message, ProtocolError(reason))
             await self.outcomes.reject(
                 d, actor.name, checked.reason, checked.task_id, checked.error
             )

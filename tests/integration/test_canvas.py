@@ -299,7 +299,7 @@ async def test_redelivered_members_and_double_counts_fire_the_body_once(
     """Replays what redeliveries do to the join: members joining again, alone and in batches
     the counter has not seen (as after the dedupe window), including the one that fired."""
     from actors.signature import Hop
-    from actors.worker import continuations as routing
+    from actors.worker import continuations
 
     tasks = register(app)
     await worker(app, actor_names=["canvas.record"])
@@ -308,15 +308,17 @@ async def test_redelivered_members_and_double_counts_fire_the_body_once(
     result = flow.freeze()
     members = flow.messages([], [], Hop())
     for member in members[:4]:
-        await routing.succeeded(app.client, member, member.args[0] * 2)
-    await routing.succeeded(app.client, members[0], 0)  # redelivered alone: deduplicated
+        await continuations.succeeded(app.client, member, member.args[0] * 2)
+    await continuations.succeeded(app.client, members[0], 0)  # redelivered alone: deduplicated
     # redelivered together: a batch the counter never saw, so the count passes the size
-    await asyncio.gather(*(routing.succeeded(app.client, m, m.args[0] * 2) for m in members[:2]))
+    await asyncio.gather(
+        *(continuations.succeeded(app.client, m, m.args[0] * 2) for m in members[:2])
+    )
     # Sentinel: the joins above returned, so a body they sent is in the stream; settled, it ran.
     await asettled(nats_server.url, "canvas.record")
     assert not ran.exists()  # member 4 has not finished: the body must not run yet
-    await routing.succeeded(app.client, members[4], 8)
-    await routing.succeeded(app.client, members[4], 8)  # the firing member redelivered
+    await continuations.succeeded(app.client, members[4], 8)
+    await continuations.succeeded(app.client, members[4], 8)  # the firing member redelivered
     assert await result.aget(timeout=10) == [0, 2, 4, 6, 8]
     await asettled(nats_server.url, "canvas.record")  # a second body sent would have run
     assert len(lines(ran)) == 1

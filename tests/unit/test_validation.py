@@ -461,7 +461,7 @@ def test_any_decoded_value_is_refused_with_a_protocol_error_only(data: Any) -> N
 
 def assert_valid_and_routable(read: TaskMessage) -> None:
     """Every name and id in ``read`` is safe in a subject, and what a worker sends after it
-    (built here without a server, as actors/routing.py and actors/chords.py do) is valid."""
+    (built here without a server, as actors/worker/continuations.py and chords.py do) is valid."""
     for name in names_in(read):
         topology.task_subject(name)
     for task_id in ids_in(read):
