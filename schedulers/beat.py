@@ -24,7 +24,7 @@ from actors.app import App
 from actors.errors import ActorsError, BrokerUnavailable
 from actors.wire.message import format_time
 from schedulers.entries import Entry, Override, check_timezone, effective_entries, parse_entry
-from schedulers.policy import Fire, Policy, TickState, Wait, abandoned, next_action
+from schedulers.policy import Fire, Policy, TickState, Uptime, Wait, abandoned, next_action
 from schedulers.state import BeatBucket
 
 log = structlog.get_logger(__name__)
@@ -34,6 +34,7 @@ _STANDBY = 0.025
 """Seconds a replica that did not publish the last tick waits past the next one. The replica
 that did usually claims it first; waking the others together only makes them compete for the
 CPU and the claim. If that replica is gone, a standby publishes this much later."""
+_PULSE = 0.25  # seconds between the pulses that tell a running replica from a paused one
 
 
 def tick_task_id(name: str, tick: datetime) -> str:
@@ -83,12 +84,16 @@ class Beat:
         self._bucket: BeatBucket | None = None
         self._stop_watch: Callable[[], Any] | None = None
         self._started = False
+        self._uptime = Uptime(_now(), self.policy.pause)
+        self._pulse: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the bucket, load stored entries, start one loop per enabled entry."""
         self._bucket = await BeatBucket.open(self.app)
         self._stop_watch = await self._bucket.watch(self._on_change)
         self._started = True
+        self._uptime = Uptime(_now(), self.policy.pause)
+        self._pulse = asyncio.create_task(self._keep_pulse(), name="beat:pulse")
         self._apply()
         log.info(
             "beat.started",
@@ -111,6 +116,9 @@ class Beat:
         if self._stop_watch is not None:
             await self._stop_watch()
             self._stop_watch = None
+        if self._pulse is not None:
+            self._pulse.cancel()
+            self._pulse = None
         log.info("beat.stopped", replica=self.replica, published=self.published)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -158,6 +166,7 @@ class Beat:
             except asyncio.CancelledError:
                 raise
             except BrokerUnavailable as exc:
+                self._uptime.cut_off()
                 log.warning("beat.unavailable", entry=entry.name, error=str(exc))
                 await asyncio.sleep(1.0)
             except Exception:
@@ -174,7 +183,8 @@ class Beat:
             if created is None:
                 return  # another replica created it first: read it again
             revision = created
-        action = next_action(entry.schedule, state, now, self.policy, entry.enabled_at)
+        up_since = self._uptime.reached(now)
+        action = next_action(entry.schedule, state, now, self.policy, entry.enabled_at, up_since)
         if isinstance(action, Wait):
             delay = (action.until - _now()).total_seconds()
             if state.owner and state.owner != self.replica:
@@ -240,6 +250,11 @@ class Beat:
         )
         if confirmed is None:
             log.warning("beat.confirm_lost", entry=entry.name, tick=format_time(action.tick))
+
+    async def _keep_pulse(self) -> None:
+        while True:
+            self._uptime.pulse(_now())
+            await asyncio.sleep(_PULSE)
 
     async def _publish(self, entry: Entry, tick: datetime, task_id: str) -> None:
         options = dict(entry.options)
