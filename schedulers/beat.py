@@ -67,7 +67,7 @@ class Beat:
     """
 
     def __init__(
-        self, app: App, *, lease: float = 5.0, grace: float = 2.0, replica: str | None = None
+        self, app: App, *, lease: float = 1.5, grace: float = 2.0, replica: str | None = None
     ) -> None:
         self.app = app
         self.policy = Policy(lease=lease, grace=grace)

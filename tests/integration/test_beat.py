@@ -31,7 +31,7 @@ from actors.nats.server import EmbeddedServer
 from actors.wire.message import TaskMessage, decode, parse_time
 from schedulers import Beat, Interval, ScheduleNotFound, ScheduleStore, tick_task_id
 from schedulers.entries import entry_key
-from schedulers.policy import TickState
+from schedulers.policy import Policy, TickState
 from schedulers.state import BeatBucket
 from tests.conftest import ROOT, ActorsProcess
 
@@ -439,12 +439,20 @@ class TickWatch:
 
 @pytest.mark.slow
 @pytest.mark.chaos
+@pytest.mark.parametrize("lease", [Policy().lease, 5.0])
 async def test_taking_over_a_stalled_claim_publishes_every_tick_once(
-    beat_process: Callable[..., BeatProcess], beat_app: App, nats_server: EmbeddedServer
+    beat_process: Callable[..., BeatProcess],
+    beat_app: App,
+    nats_server: EmbeddedServer,
+    lease: float,
 ) -> None:
     """The owner is frozen (SIGSTOP) between claiming a tick and confirming it, for ~6 s:
-    a healthy replica publishes the stalled tick and every tick due meanwhile, each once."""
-    replicas = [beat_process() for _ in range(3)]
+    a healthy replica publishes the stalled tick and every tick due meanwhile, each once.
+
+    With a 5 s lease the ticks held up behind the claim are more than `grace` (2 s) late when
+    it is taken over: they are still published, one by one, as the replica was up meanwhile.
+    """
+    replicas = [beat_process("--lease", str(lease)) for _ in range(3)]
     for replica in replicas:
         replica.wait_for_event("beat.started")
     by_pid = {replica.pid: replica for replica in replicas}
@@ -507,5 +515,5 @@ async def test_taking_over_a_stalled_claim_publishes_every_tick_once(
     stored = {item.tick: item.stored for item in items}
     late = [(stored[tick] - tick).total_seconds() for tick in window]
     report = ", ".join(f"{s:.3f}" for s in late)
-    print(f"\nstall window lateness (s): {report}; runs {len(items)}, publishes {len(events)}")
-    assert max(late) < 5.0 + 1.0  # the lease, and then a moment
+    print(f"\nlease {lease}: window lateness {report} s; {len(items)} stored, {len(events)} sent")
+    assert max(late) < lease + 1.0  # the lease, then a moment (on a busy machine)
