@@ -258,6 +258,27 @@ def test_restart_after_downtime_runs_a_missed_tick_once(
     assert all(e["missed"] == 0 for e in second.events("beat.published")[1:])
 
 
+@pytest.mark.chaos
+def test_a_lone_replica_frozen_for_longer_than_grace_runs_the_missed_ticks_once(
+    beat_process: Callable[..., BeatProcess], beat_app: App
+) -> None:
+    """Frozen, the only replica is as down as a stopped one: catch-up applies, not a burst."""
+    only = beat_process()
+    only.wait_for_event("beat.published", count=2)
+    os.kill(only.pid, signal.SIGSTOP)
+    try:
+        time.sleep(5)  # frozen longer than the grace: ticks are missed
+    finally:
+        os.kill(only.pid, signal.SIGCONT)
+    only.wait_for_event("beat.published", count=4)
+    only.terminate()
+    ticks = assert_each_tick_once(beat_app.run_sync(published(beat_app)), gaps_allowed=1)
+    caught_up = [e["missed"] for e in only.events("beat.published") if e["missed"]]
+    gaps = [b - a for a, b in itertools.pairwise(ticks) if b - a != SECOND]
+    assert gaps, "the ticks due while it was frozen were each published, not coalesced"
+    assert caught_up == [gaps[0] / SECOND - 1] and caught_up[0] >= 2
+
+
 @pytest.mark.parametrize("original_was_stored", [True, False])
 async def test_a_stalled_claim_is_published_once(
     make_app: Callable[..., App], original_was_stored: bool
