@@ -108,9 +108,12 @@ class Beat:
         self._started = False
         drivers = list(self._drivers.values())
         self._drivers.clear()
-        for driver in drivers:
-            driver.cancel()
-        await asyncio.gather(*drivers, return_exceptions=True)
+        # Cancel until they end: on Python 3.11 a cancellation that comes with the reply that
+        # nats-py's wait_for awaits is lost (bpo-42130), and the loop would go on publishing.
+        while pending := [driver for driver in drivers if not driver.done()]:
+            for driver in pending:
+                driver.cancel()
+            await asyncio.wait(pending, timeout=0.1)
         if self._firing:
             await asyncio.wait(set(self._firing), timeout=self.policy.lease)
         if self._stop_watch is not None:
@@ -160,7 +163,7 @@ class Beat:
     # -- one entry ---------------------------------------------------------------------------
 
     async def _drive(self, entry: Entry) -> None:
-        while True:
+        while self._drivers.get(entry.name) is asyncio.current_task():  # not stopped/replaced
             try:
                 await self._step(entry)
             except asyncio.CancelledError:

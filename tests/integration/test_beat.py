@@ -313,6 +313,32 @@ async def _published_state(bucket: BeatBucket) -> bool:
     return state is not None and state.published
 
 
+async def test_stop_ends_a_loop_that_lost_its_cancellation(
+    make_app: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Python 3.11 nats-py's wait_for drops a cancellation that arrives with the reply."""
+    app = make_app("lostcancel")
+    app.conf.beat_schedule = {"fast": {"task": "beatapp.tick", "schedule": 0.5}}
+    reading, real = asyncio.Event(), BeatBucket.tick_state
+
+    async def tick_state(self: BeatBucket, key: str) -> tuple[TickState | None, int]:
+        reading.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            monkeypatch.setattr(BeatBucket, "tick_state", real)  # lose one only
+        return await real(self, key)
+
+    monkeypatch.setattr(BeatBucket, "tick_state", tick_state)
+    beat = Beat(app)
+    await beat.start()
+    await asyncio.wait_for(reading.wait(), 5)
+    await asyncio.wait_for(beat.stop(), 2)
+    count = len(await published(app))
+    await asyncio.sleep(1.1)  # two ticks' time: a loop that went on would publish them
+    assert len(await published(app)) == count
+
+
 # -- entries changed at run time ---------------------------------------------------------
 
 
