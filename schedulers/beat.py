@@ -25,7 +25,7 @@ from actors.errors import ActorsError, BrokerUnavailable
 from actors.options import ActorOptions
 from actors.wire.message import format_time
 from schedulers.entries import Entry, Override, check_timezone, effective_entries, parse_entry
-from schedulers.policy import Fire, Policy, TickState, Wait, abandoned, next_action
+from schedulers.policy import Fire, Policy, TickState, Uptime, Wait, abandoned, next_action
 from schedulers.state import BeatBucket
 
 log = structlog.get_logger(__name__)
@@ -35,6 +35,7 @@ _STANDBY = 0.025
 """Seconds a replica that did not publish the last tick waits past the next one. The replica
 that did usually claims it first; waking the others together only makes them compete for the
 CPU and the claim. If that replica is gone, a standby publishes this much later."""
+_PULSE = 0.25  # seconds between the pulses that tell a running replica from a paused one
 
 
 def tick_task_id(name: str, tick: datetime) -> str:
@@ -67,7 +68,7 @@ class Beat:
     """
 
     def __init__(
-        self, app: App, *, lease: float = 5.0, grace: float = 2.0, replica: str | None = None
+        self, app: App, *, lease: float = 1.5, grace: float = 2.0, replica: str | None = None
     ) -> None:
         self.app = app
         self.policy = Policy(lease=lease, grace=grace)
@@ -84,12 +85,16 @@ class Beat:
         self._bucket: BeatBucket | None = None
         self._stop_watch: Callable[[], Any] | None = None
         self._started = False
+        self._uptime = Uptime(_now(), self.policy.pause)
+        self._pulse: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the bucket, load stored entries, start one loop per enabled entry."""
         self._bucket = await BeatBucket.open(self.app)
         self._stop_watch = await self._bucket.watch(self._on_change)
         self._started = True
+        self._uptime = Uptime(_now(), self.policy.pause)
+        self._pulse = asyncio.create_task(self._keep_pulse(), name="beat:pulse")
         self._apply()
         log.info(
             "beat.started",
@@ -104,14 +109,20 @@ class Beat:
         self._started = False
         drivers = list(self._drivers.values())
         self._drivers.clear()
-        for driver in drivers:
-            driver.cancel()
-        await asyncio.gather(*drivers, return_exceptions=True)
+        # Cancel until they end: on Python 3.11 a cancellation that comes with the reply that
+        # nats-py's wait_for awaits is lost (bpo-42130), and the loop would go on publishing.
+        while pending := [driver for driver in drivers if not driver.done()]:
+            for driver in pending:
+                driver.cancel()
+            await asyncio.wait(pending, timeout=0.1)
         if self._firing:
             await asyncio.wait(set(self._firing), timeout=self.policy.lease)
         if self._stop_watch is not None:
             await self._stop_watch()
             self._stop_watch = None
+        if self._pulse is not None:
+            self._pulse.cancel()
+            self._pulse = None
         log.info("beat.stopped", replica=self.replica, published=self.published)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -153,12 +164,13 @@ class Beat:
     # -- one entry ---------------------------------------------------------------------------
 
     async def _drive(self, entry: Entry) -> None:
-        while True:
+        while self._drivers.get(entry.name) is asyncio.current_task():  # not stopped/replaced
             try:
                 await self._step(entry)
             except asyncio.CancelledError:
                 raise
             except BrokerUnavailable as exc:
+                self._uptime.cut_off()
                 log.warning("beat.unavailable", entry=entry.name, error=str(exc))
                 await asyncio.sleep(1.0)
             except Exception:
@@ -175,7 +187,8 @@ class Beat:
             if created is None:
                 return  # another replica created it first: read it again
             revision = created
-        action = next_action(entry.schedule, state, now, self.policy, entry.enabled_at)
+        up_since = self._uptime.reached(now)
+        action = next_action(entry.schedule, state, now, self.policy, entry.enabled_at, up_since)
         if isinstance(action, Wait):
             delay = (action.until - _now()).total_seconds()
             if state.owner and state.owner != self.replica:
@@ -238,6 +251,11 @@ class Beat:
         )
         if confirmed is None:
             log.warning("beat.confirm_lost", entry=entry.name, tick=format_time(action.tick))
+
+    async def _keep_pulse(self) -> None:
+        while True:
+            self._uptime.pulse(_now())
+            await asyncio.sleep(_PULSE)
 
     async def _publish(self, entry: Entry, tick: datetime, task_id: str) -> None:
         options = dict(entry.options)

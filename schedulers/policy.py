@@ -20,6 +20,17 @@ DEDUPE_WINDOW = 120.0
 MISSED_COUNT_CAP = 1000
 """Missed ticks are counted (for the log) up to this many."""
 
+HELD_POLL = 0.1
+"""Seconds between reads while an unconfirmed claim holds up a tick that is already due. Its
+owner may confirm (or, resumed from a pause, publish it again) at any moment: the ticks behind
+it are then published that much later, not a whole lease later."""
+
+SETTLE = 1.0
+"""Seconds no tick may have been claimed before a replica coalesces missed ticks. A replica
+that was up while they came due (a takeover) publishes them one by one, claiming each within
+``HELD_POLL`` + a standby delay; one that was down (just started or resumed) waits this long so
+as not to coalesce ticks the other is still publishing."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TickState:
@@ -100,10 +111,14 @@ class Policy:
     """Timing rules shared by every replica (they must agree).
 
     ``lease``: seconds a claim is left to its owner before another replica takes it over.
-    ``grace``: a due tick later than this is *missed* (beat was not running), not just late.
+    ``grace``: a due tick later than this, that came due while this replica was not running,
+    is *missed*, not just late.
     """
 
-    lease: float = 5.0
+    # 1.5 s: a claim is confirmed 1-6 ms after it is made (3 replicas on 2 busy cores, 120
+    # ticks), so this is still ~250x that; and the takeover, ~30 ms after the lease, comes
+    # before a tick held up behind the claim is `grace` late, even on a fast schedule.
+    lease: float = 1.5
     grace: float = 2.0
     window: float = DEDUPE_WINDOW
 
@@ -113,6 +128,15 @@ class Policy:
         if self.grace < 0:
             raise ValueError(f"grace must be >= 0, got {self.grace}")
 
+    @property
+    def pause(self) -> float:
+        """A replica that did not run for longer than this was down (see :class:`Uptime`).
+
+        Ticks held up by a shorter pause are within ``grace`` anyway; the floor keeps the
+        jitter of a busy event loop from counting as a pause when ``grace`` is tiny.
+        """
+        return max(self.grace, 1.0)
+
 
 def next_action(
     schedule: Schedule,
@@ -120,25 +144,35 @@ def next_action(
     now: datetime,
     policy: Policy,
     not_before: datetime | None = None,
+    up_since: datetime | None = None,
 ) -> Wait | Fire:
     """Decide what to do for one entry at ``now``.
+
+    ``up_since``: since when the deciding replica has been running without a break (see
+    :class:`Uptime`); None if unknown, then every tick later than ``grace`` counts as missed.
 
     1. A claim not yet confirmed: leave it to its owner for ``lease`` seconds; then publish the
        same tick again (the message id makes a second copy a no-op), as long as that happens
        well inside the dedupe window. An older unconfirmed claim is taken as published.
     2. Otherwise the due ticks are those after the last tick (or ``since``, or ``not_before``,
-       whichever is latest) up to ``now``. If the oldest is later than ``grace``, beat was down:
-       they are coalesced into one run of the newest (catch-up policy "once"). If not, the
-       oldest is fired; the caller comes back at once for the next.
+       whichever is latest) up to ``now``. The oldest is fired if it is within ``grace``, or
+       if it came due after ``up_since``: this replica was running then, so the tick was held
+       up (by a stalled claim), not missed; each such tick is fired, however late, and the
+       caller comes back at once for the next.
+    3. Otherwise beat was down when the oldest came due: the ticks due up to ``up_since`` are
+       coalesced into one run of the newest of them (catch-up policy "once"), once no tick was
+       claimed for ``SETTLE`` seconds. The ticks after it come due while this replica runs.
     """
     if state.tick is not None and not state.published and state.claimed_at is not None:
         age = (now - state.claimed_at).total_seconds()
         if age < policy.lease:
             # Come back when the lease ends, or at the next tick if sooner (by then the owner
-            # has usually confirmed, and that tick is up for grabs).
+            # has usually confirmed, and that tick is up for grabs); soon if it is due already.
             retry_at = state.claimed_at + timedelta(seconds=policy.lease)
             following = schedule.next_after(state.tick)
-            return Wait(until=following if now < following < retry_at else retry_at)
+            if following <= now:
+                following = now + timedelta(seconds=HELD_POLL)
+            return Wait(until=min(following, retry_at))
         if age < policy.window - 2 * policy.lease:
             return Fire(tick=state.tick, retry=True)
     base = state.tick or state.since
@@ -147,10 +181,50 @@ def next_action(
     first = schedule.next_after(base)
     if first > now:
         return Wait(until=first)
-    if (now - first).total_seconds() <= policy.grace:
+    if (now - first).total_seconds() <= policy.grace or (up_since is not None and first > up_since):
         return Fire(tick=first)
-    newest, missed = _newest_due(schedule, first, now)
+    if state.claimed_at is not None and (now - state.claimed_at).total_seconds() < SETTLE:
+        return Wait(until=state.claimed_at + timedelta(seconds=SETTLE))
+    newest, missed = _newest_due(schedule, first, now if up_since is None else min(now, up_since))
     return Fire(tick=newest, missed=missed)
+
+
+@dataclasses.dataclass(slots=True)
+class Uptime:
+    """Since when a replica has been running, and reaching NATS, without a break.
+
+    Ticks that came due since then were not missed by beat being down (``next_action``'s
+    ``up_since``). The replica calls :meth:`pulse` several times a second: a gap longer than
+    ``pause`` means the process stood still (SIGSTOP, a suspended VM, a starved CPU) and starts
+    the count again. After :meth:`cut_off` (NATS unreachable), the count starts again at the
+    next :meth:`reached`.
+    """
+
+    since: datetime
+    pause: float
+    _last: datetime = dataclasses.field(init=False)
+    _cut_off: bool = dataclasses.field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self._last = self.since
+
+    def pulse(self, now: datetime) -> datetime:
+        """The replica runs at ``now``; returns ``since``."""
+        if (now - self._last).total_seconds() > self.pause:
+            self.since = now
+        self._last = max(self._last, now)
+        return self.since
+
+    def cut_off(self) -> None:
+        """NATS could not be reached: ticks due until it can again count as missed."""
+        self._cut_off = True
+
+    def reached(self, now: datetime) -> datetime:
+        """The replica read from NATS at ``now``; returns ``since`` (pass it as ``up_since``)."""
+        self.pulse(now)
+        if self._cut_off:
+            self.since, self._cut_off = now, False
+        return self.since
 
 
 def abandoned(state: TickState, now: datetime, policy: Policy) -> bool:

@@ -31,7 +31,7 @@ def beat(
     app: AppArg,
     lease: Annotated[
         float, typer.Option(help="Seconds before a stalled claim is taken over.")
-    ] = 5.0,
+    ] = 1.5,
     grace: Annotated[
         float, typer.Option(help="A tick later than this counts as missed (catch-up).")
     ] = 2.0,

@@ -12,14 +12,18 @@ from actors import App, ConfigurationError
 from schedulers import Interval, crontab, tick_task_id
 from schedulers.entries import Override, effective_entries, entry_key, parse_entry
 from schedulers.policy import (
+    HELD_POLL,
     MISSED_COUNT_CAP,
+    SETTLE,
     Fire,
     Policy,
     TickState,
+    Uptime,
     Wait,
     abandoned,
     next_action,
 )
+from schedulers.schedules import Schedule
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 POLICY = Policy(lease=5.0, grace=2.0)
@@ -135,6 +139,148 @@ def test_fired_ticks_are_schedule_ticks_after_the_last_and_not_in_the_future(
         assert schedule.next_after(action.tick) > now
     else:  # on time: it is the first tick after the last one
         assert action.tick == schedule.next_after(last_tick)
+
+
+# -- ticks held up while this replica runs, ticks missed while it did not ----------------------
+
+LONG_UP = at(-3600)  # a replica running since long before the ticks in question
+
+
+def run(
+    schedule: Schedule,
+    state: TickState,
+    now: datetime,
+    until: datetime,
+    up_since: datetime | None,
+    step: timedelta = timedelta(milliseconds=10),
+) -> list[Fire]:
+    """Drive one entry like a lone beat loop from ``now`` to ``until``: each claim is confirmed
+    ``step`` after it is made. Returns every Fire, in order."""
+    fired: list[Fire] = []
+    while now <= until:
+        action = next_action(schedule, state, now, POLICY, up_since=up_since)
+        if isinstance(action, Wait):
+            assert action.until > now
+            now = action.until
+            continue
+        fired.append(action)
+        state = state.claim(action.tick, "me", now).confirm()
+        now += step
+    return fired
+
+
+def test_ticks_held_up_by_a_stalled_claim_are_each_published_after_the_takeover() -> None:
+    # The owner claimed the tick at 1 s and froze: the 5 s lease blocks ticks 2..6.
+    stalled = TickState(since=T0, tick=at(0)).claim(at(1), "frozen", at(1.003))
+    fired = run(EVERY_SECOND, stalled, at(1.1), at(8.5), up_since=LONG_UP)
+    assert fired == [Fire(tick=at(1), retry=True), *(Fire(tick=at(s)) for s in range(2, 9))]
+    # A replica that started during the stall (the only one left) was down for ticks 2..4.
+    started = run(EVERY_SECOND, stalled, at(4.2), at(8.5), up_since=at(4.1))
+    assert [(f.tick, f.missed) for f in started] == [
+        (at(1), 0),
+        (at(4), 2),
+        *((at(t), 0) for t in range(5, 9)),
+    ]
+
+
+def test_a_replica_polls_while_a_claim_holds_up_a_due_tick() -> None:
+    held = TickState(since=T0, tick=at(0)).claim(at(1), "frozen", at(1.003))
+    now = at(2.5)  # tick 2 is due behind the claim: its owner may confirm at any moment
+    assert next_action(EVERY_SECOND, held, now, POLICY) == Wait(now + timedelta(seconds=HELD_POLL))
+    assert next_action(EVERY_SECOND, held, at(5.95), POLICY) == Wait(at(6.003))
+
+
+def test_a_restart_after_downtime_coalesces_the_ticks_before_it_once() -> None:
+    state = TickState(since=T0, tick=at(10))
+    fired = run(EVERY_SECOND, state, at(60.2), at(62.5), up_since=at(60.1))
+    assert fired == [Fire(tick=at(60), missed=49), Fire(tick=at(61)), Fire(tick=at(62))]
+    # Ticks due after it started (here while it connected) are each published.
+    late_start = run(EVERY_SECOND, state, at(61.2), at(61.5), up_since=at(59.5))
+    assert late_start == [Fire(tick=at(59), missed=48), Fire(tick=at(60)), Fire(tick=at(61))]
+
+
+def test_a_replica_back_from_a_pause_leaves_missed_ticks_to_one_catching_up() -> None:
+    # Another replica is publishing held-up ticks one by one (it just claimed tick 3).
+    state = TickState(since=T0, tick=at(0)).claim(at(3), "healthy", at(8.04)).confirm()
+    resumed = at(8.0)
+    assert next_action(EVERY_SECOND, state, at(8.05), POLICY, up_since=resumed) == Wait(
+        at(8.04 + SETTLE)
+    )
+    # Nobody claimed anything for SETTLE: it was the only one, so it coalesces.
+    after = at(8.04 + SETTLE)
+    assert next_action(EVERY_SECOND, state, after, POLICY, up_since=resumed) == Fire(
+        tick=at(8), missed=4
+    )
+
+
+def test_uptime_restarts_after_a_pause_or_when_nats_was_cut_off() -> None:
+    uptime = Uptime(at(0), pause=POLICY.pause)
+    for step in range(1, 20):
+        assert uptime.pulse(at(step * 0.25)) == at(0)
+    assert uptime.reached(at(5.1)) == at(0)
+    assert uptime.pulse(at(5.1 + POLICY.pause + 0.5)) == at(7.6)  # frozen, then resumed
+    uptime.cut_off()
+    assert uptime.pulse(at(7.8)) == at(7.6)  # running, but not yet reaching NATS
+    assert uptime.reached(at(9)) == at(9)
+    assert uptime.reached(at(9.1)) == at(9)
+    assert Policy(grace=0).pause == 1.0 and Policy(grace=3).pause == 3.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    every=st.sampled_from([0.25, 1, 7, 60]),
+    claimed=st.floats(min_value=0, max_value=0.2),
+    stall=st.floats(min_value=0, max_value=100),
+    up_before=st.floats(min_value=0, max_value=10_000),
+)
+def test_a_replica_that_was_up_publishes_every_tick_held_up_by_a_claim_once(
+    every: float, claimed: float, stall: float, up_before: float
+) -> None:
+    """However long the claim stalled (within the dedupe window), every tick due meanwhile
+    is published once, in order, and nothing is coalesced."""
+    schedule = Interval(every)
+    tick = schedule.next_after(at(0))
+    claim = TickState(since=T0).claim(tick, "frozen", tick + timedelta(seconds=claimed))
+    now = tick + timedelta(seconds=claimed + stall)
+    until = now + timedelta(seconds=POLICY.lease + 2 * every)
+    fired = run(schedule, claim, now, until, up_since=tick - timedelta(seconds=up_before))
+    assert all(f.missed == 0 for f in fired)
+    ticks = [f.tick for f in fired]
+    expected = [tick]
+    while (following := schedule.next_after(expected[-1])) <= ticks[-1]:
+        expected.append(following)
+    assert ticks == expected
+    assert schedule.next_after(ticks[-1]) > until
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    every=st.sampled_from([0.5, 1, 7, 60, 3600]),
+    down=st.floats(min_value=0, max_value=2_000),
+    up_after=st.floats(min_value=0, max_value=300),
+)
+def test_only_ticks_due_before_the_replica_was_up_are_coalesced(
+    every: float, down: float, up_after: float
+) -> None:
+    """Catch-up merges the ticks that came due before ``up_since``, if the oldest is later
+    than grace, into one run of the newest of them; every tick after it is published."""
+    schedule = Interval(every)
+    last = schedule.next_after(at(0))
+    up_since = last + timedelta(seconds=down)
+    now = up_since + timedelta(seconds=up_after)
+    state = TickState(since=T0, tick=last)
+    fired = run(schedule, state, now, now, up_since=up_since, step=timedelta(0))
+    due = []
+    tick = last
+    while (tick := schedule.next_after(tick)) <= now:
+        due.append(tick)
+    after = [t for t in due if t > up_since]
+    before = [t for t in due if t <= up_since]
+    if before and (now - before[0]).total_seconds() > POLICY.grace:
+        missed = min(len(before) - 1, MISSED_COUNT_CAP)
+        assert fired == [Fire(tick=before[-1], missed=missed)] + [Fire(tick=t) for t in after]
+    else:
+        assert fired == [Fire(tick=t) for t in due]
 
 
 # -- entries ---------------------------------------------------------------------------------
