@@ -7,6 +7,7 @@ published message stays in the task stream and the tests count them by tick.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -269,7 +270,7 @@ def test_a_lone_replica_frozen_for_longer_than_grace_runs_the_missed_ticks_once(
         os.kill(only.pid, signal.SIGCONT)
     only.wait_for_event("beat.published", count=4)
     only.terminate()
-    ticks = assert_each_tick_once(beat_app.run_sync(published(beat_app)), gaps_allowed=1)
+    ticks = assert_each_tick_once(beat_app.client.run_blocking(published(beat_app)), gaps_allowed=1)
     caught_up = [e["missed"] for e in only.events("beat.published") if e["missed"]]
     gaps = [b - a for a, b in itertools.pairwise(ticks) if b - a != SECOND]
     assert gaps, "the ticks due while it was frozen were each published, not coalesced"
@@ -561,10 +562,10 @@ async def test_taking_over_a_stalled_claim_publishes_every_tick_once(
         # Frozen before its publish: claim_stale; during it: publish_failed (the timeout ran
         # out while frozen; a copy it sent is the one JetStream keeps); after: confirm_lost.
         dropped = ("beat.claim_stale", "beat.publish_failed", "beat.confirm_lost")
-        await wait_until(
+        await aeventually(
             lambda: sum(frozen.count(event) for event in dropped),
-            10,
-            "the resumed owner gave up its stale claim",
+            timeout=10,
+            what="the resumed owner to give up its stale claim",
         )
         await watch.wait_for(lambda s: s.published and s.tick > resumed + SECOND, 10, "2 more")
     finally:
