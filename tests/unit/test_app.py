@@ -128,3 +128,12 @@ def test_argument_check_fast_path_agrees_with_inspect() -> None:
     defaults.check_arguments([1], {})
     with pytest.raises(TypeError):
         defaults.check_arguments([], {})
+
+
+def test_send_kwargs_name_exactly_the_send_options() -> None:
+    # SendKwargs types **options of apply_async; SendOptions carries them: one list of names.
+    from typing import get_type_hints
+
+    from actors.options import SEND_OPTION_NAMES, SendKwargs
+
+    assert tuple(get_type_hints(SendKwargs)) == SEND_OPTION_NAMES
