@@ -1,0 +1,117 @@
+"""Remote control against real `actors run` processes: ping, inspect, rate_limit, shutdown."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from actors import App
+from tests.apps.basic import register
+from tests.helpers import eventually, lines
+
+
+def hostname(pid: int) -> str:
+    return f"{pid}@{socket.gethostname()}"
+
+
+def test_ping_gets_a_reply_from_each_of_two_workers(app: App, worker_process) -> None:
+    first = worker_process("tests.apps.basic:app")
+    second = worker_process("tests.apps.basic:app")
+    replies = app.control.ping(timeout=1.0)
+    assert sorted(replies, key=str) == sorted(
+        [{hostname(first.pid): {"ok": "pong"}}, {hostname(second.pid): {"ok": "pong"}}], key=str
+    )
+    aimed = app.control.ping(destination=hostname(second.pid), timeout=5.0)
+    assert aimed == [{hostname(second.pid): {"ok": "pong"}}]
+
+
+def test_no_worker_no_reply(app: App) -> None:
+    began = time.monotonic()
+    assert app.control.ping(timeout=5.0) == []
+    assert app.control.inspect(timeout=5.0).active() is None
+    assert time.monotonic() - began < 4  # "no responders" ends the wait at once
+
+
+def test_inspect_active_shows_a_running_task(app: App, worker_process, tmp_path: Path) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app")
+    marker = tmp_path / "marker"
+    result = tasks["sleep"].delay(10.0, str(marker))
+    eventually(lambda: lines(marker), what="the task started", timeout=20)
+    active = app.control.inspect(timeout=2.0).active()
+    assert active is not None
+    [running] = active[hostname(proc.pid)]
+    assert running["id"] == result.id
+    assert running["name"] == "basic.sleep"
+    assert running["args"] == [10.0, str(marker)]
+    registered = app.control.inspect(timeout=2.0).registered()
+    assert registered is not None and "basic.sleep" in registered[hostname(proc.pid)]
+    stats = app.control.inspect(timeout=2.0).stats()
+    assert stats is not None and stats[hostname(proc.pid)]["active"] == 1
+
+
+def test_rate_limit_at_run_time_slows_the_actor(app: App, worker_process) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app")
+    began = time.monotonic()
+    assert [r.get(timeout=20) for r in [tasks["add"].delay(i, 0) for i in range(6)]] == list(
+        range(6)
+    )
+    unlimited = time.monotonic() - began
+    assert app.control.rate_limit("basic.add", "2/s", timeout=2.0) == [
+        {hostname(proc.pid): {"ok": "new rate limit set successfully"}}
+    ]
+    began = time.monotonic()
+    assert [r.get(timeout=20) for r in [tasks["add"].delay(i, 1) for i in range(6)]] == list(
+        range(1, 7)
+    )
+    limited = time.monotonic() - began
+    # 6 tasks at 2 per 1-second window need 3 windows: past at least 2 window starts.
+    assert limited >= 1.0 > unlimited, (unlimited, limited)
+    assert app.control.rate_limit("basic.add", None, timeout=2.0)[0][hostname(proc.pid)] == {
+        "ok": "new rate limit set successfully"
+    }
+
+
+def test_bad_requests_get_an_error_and_the_worker_carries_on(app: App, worker_process) -> None:
+    proc = worker_process("tests.apps.basic:app")
+    me = hostname(proc.pid)
+    [reply] = app.control.rate_limit("basic.add", "fast", timeout=2.0)
+    assert "bad request" in reply[me]["error"]
+    [reply] = app.control.rate_limit("no.such.task", "1/s", timeout=2.0)
+    assert reply[me] == {"error": "unknown task 'no.such.task'"}
+    [reply] = app.control.time_limit("basic.add", soft=5, hard=1, timeout=2.0)
+    assert "over the hard limit" in reply[me]["error"]
+    for body in (b"\xff\x00", b"[1, 2]", b'{"task_name": "x\\r\\nPUB"}', b"{" * 100_000):
+        [reply] = app.control.broadcast("add_consumer", None, timeout=2.0)  # missing actor
+        assert "bad request" in reply[me]["error"]
+        raw = app.client.run_blocking(_raw(app, "actors.control.time_limit", body))
+        assert raw is not None and b"error" in raw
+    assert app.control.ping(timeout=2.0) == [{me: {"ok": "pong"}}]
+
+
+async def _raw(app: App, subject: str, body: bytes) -> bytes | None:
+    from actors.nats.scatter import scatter_gather
+
+    broker = (await app.client.connection()).broker
+    replies = await scatter_gather(broker, subject, body, 2.0, 1)
+    return replies[0] if replies else None
+
+
+def test_shutdown_stops_a_worker_gracefully(app: App, worker_process, tmp_path: Path) -> None:
+    tasks = register(app)
+    first = worker_process("tests.apps.basic:app")
+    second = worker_process("tests.apps.basic:app")
+    marker = tmp_path / "marker"
+    result = tasks["sleep"].delay(1.0, str(marker))
+    eventually(lambda: lines(marker), what="the task started", timeout=20)
+    runner = int(lines(marker)[0].split()[1])
+    [reply] = app.control.shutdown(destination=hostname(runner), timeout=5.0)
+    assert reply == {hostname(runner): {"ok": "shutting down"}}
+    stopped = first if runner == first.pid else second
+    assert stopped.wait(timeout=20) == 0
+    assert result.get(timeout=5) == 1.0  # the running task finished first
+    assert stopped.count("worker.stopped") == 1
+    other = second if stopped is first else first
+    assert app.control.ping(timeout=1.0) == [{hostname(other.pid): {"ok": "pong"}}]
