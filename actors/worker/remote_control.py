@@ -23,6 +23,7 @@ import structlog
 from actors.errors import ActorsError, ProtocolError
 from actors.nats.consumer import PullConsumer
 from actors.nats.scatter import Responder
+from actors.nats.stored import scan
 from actors.wire import control, topology
 from actors.wire.message import TaskMessage, decode
 from actors.worker.pools import uses_process
@@ -132,15 +133,14 @@ class RemoteControl:
         """
         served = {actor.name for actor in self.worker.actors}
         out: list[dict[str, Any]] = []
-        after = 0
-        while len(out) < MAX_LISTED:
-            stored = await self.worker.broker.stored_message(
-                topology.SCHEDULED_STREAM, topology.SCHEDULE_PREFIX + ">", after
-            )
-            if stored is None:
-                break
-            after = stored.seq
-            message = _message(stored.data, stored.headers.get("Content-Type"))
+        stored = await scan(
+            self.worker.broker,
+            topology.SCHEDULED_STREAM,
+            topology.SCHEDULE_PREFIX + ">",
+            MAX_LISTED,
+        )
+        for data, headers in stored:
+            message = _message(data, headers.get("Content-Type"))
             if message is not None and message.task in served:
                 request = self._task(message)
                 out.append({"eta": message.eta, "priority": 0, "request": request})

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 from actors import App
+from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
 from tests.helpers import eventually, lines
+from tests.integration.cli_helper import actors_cli
 
 
 def hostname(pid: int) -> str:
@@ -115,3 +119,75 @@ def test_shutdown_stops_a_worker_gracefully(app: App, worker_process, tmp_path: 
     assert stopped.count("worker.stopped") == 1
     other = second if stopped is first else first
     assert app.control.ping(timeout=1.0) == [{hostname(other.pid): {"ok": "pong"}}]
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return actors_cli(*args, "--nats-url", url)
+
+
+def test_cli_inspect_and_control(
+    app: App, worker_process, nats_server: EmbeddedServer, tmp_path: Path
+) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app")
+    me = hostname(proc.pid)
+    marker = tmp_path / "marker"
+    result = tasks["sleep"].delay(10.0, str(marker))
+    eventually(lambda: lines(marker), what="the task started", timeout=20)
+
+    shown = cli(nats_server.url, "inspect", "active", "--timeout", "0.5")
+    assert shown.returncode == 0, shown.stderr
+    assert result.id in shown.stdout and "basic.sleep" in shown.stdout and me in shown.stdout
+    as_json = cli(nats_server.url, "inspect", "active", "--json", "-d", me, "--timeout", "5")
+    [[(worker, [running])]] = [list(one.items()) for one in json.loads(as_json.stdout)]
+    assert worker == me and running["id"] == result.id
+    assert running["args"] == [10.0, str(marker)]
+
+    for command in ("ping", "registered", "stats", "conf", "reserved", "scheduled"):
+        out = cli(nats_server.url, "inspect", command, "--timeout", "0.5")
+        assert out.returncode == 0 and me in out.stdout, (command, out.stdout, out.stderr)
+
+    limited = cli(nats_server.url, "control", "rate-limit", "basic.add", "5/s", "-t", "0.5")
+    assert limited.returncode == 0 and "new rate limit set successfully" in limited.stdout
+    unknown = cli(nats_server.url, "control", "rate-limit", "no.such", "5/s", "-t", "0.5")
+    assert unknown.returncode == 1 and "unknown task" in unknown.stdout
+
+    nobody = cli(nats_server.url, "inspect", "ping", "-d", "1@nowhere", "--timeout", "0.5")
+    assert nobody.returncode == 1 and "no worker replied" in nobody.stderr
+    usage = cli(nats_server.url, "inspect", "ping", "--timeout", "soon")
+    assert usage.returncode == 2
+
+
+def test_cli_shutdown_cancel_and_add_consumer(
+    app: App, worker_process, nats_server: EmbeddedServer
+) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app")
+    me = hostname(proc.pid)
+    cancelled = cli(nats_server.url, "control", "cancel-consumer", "basic.add", "-d", me)
+    assert cancelled.returncode == 0 and "no longer consuming from basic.add" in cancelled.stdout
+    registered = app.control.inspect(destination=me, timeout=5).registered()
+    assert registered is not None and "basic.add" not in registered[me]
+    pending = tasks["add"].delay(1, 2)
+    assert tasks["aadd"].delay(1, 1).get(timeout=10) == 2  # later than `add`, and served
+    assert pending.state == "PENDING"
+    added = cli(nats_server.url, "control", "add-consumer", "basic.add", "-d", me)
+    assert added.returncode == 0 and "add consumer basic.add" in added.stdout
+    assert pending.get(timeout=10) == 3
+
+    stopped = cli(nats_server.url, "control", "shutdown", "-d", me, "--json")
+    assert stopped.returncode == 0 and json.loads(stopped.stdout) == [{me: {"ok": "shutting down"}}]
+    assert proc.wait(timeout=20) == 0
+    assert proc.count("worker.stopped") == 1
+
+
+def test_inspect_scheduled_lists_a_countdown_task(app: App, worker_process) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app", "--actors", "basic.add")
+    later = tasks["add"].apply_async((4, 5), countdown=60)
+    other = tasks["aadd"].apply_async((1, 1), countdown=60)  # not served by this worker
+    scheduled = app.control.inspect(timeout=1.0).scheduled()
+    assert scheduled is not None
+    [entry] = scheduled[hostname(proc.pid)]
+    assert entry["request"]["id"] == later.id and entry["request"]["args"] == [4, 5]
+    assert entry["eta"] and other.id not in json.dumps(scheduled)
