@@ -8,7 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from actors import App
+from actors.errors import TimeLimitExceeded
 from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
 from tests.helpers import eventually, lines
@@ -191,3 +194,16 @@ def test_inspect_scheduled_lists_a_countdown_task(app: App, worker_process) -> N
     [entry] = scheduled[hostname(proc.pid)]
     assert entry["request"]["id"] == later.id and entry["request"]["args"] == [4, 5]
     assert entry["eta"] and other.id not in json.dumps(scheduled)
+
+
+def test_time_limit_at_run_time_stops_a_long_task(app: App, worker_process) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app")
+    [reply] = app.control.time_limit("basic.asleep", hard=0.5, timeout=2.0)
+    assert reply == {hostname(proc.pid): {"ok": "time limits set successfully"}}
+    began = time.monotonic()
+    with pytest.raises(TimeLimitExceeded, match="time_limit of 0.5s"):
+        tasks["asleep"].delay(30.0).get(timeout=20)
+    assert time.monotonic() - began < 10
+    app.control.time_limit("basic.asleep", timeout=2.0)  # removed again
+    assert tasks["asleep"].delay(0.6).get(timeout=20) == 0.6
