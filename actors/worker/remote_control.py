@@ -45,7 +45,9 @@ class RemoteControl:
     """Answers control requests for ``worker`` while it runs.
 
     ``on_shutdown`` is what ``shutdown`` does; by default it sends this process SIGTERM, so
-    the worker stops exactly as on SIGTERM (in-flight tasks get ``shutdown_grace``).
+    the worker stops exactly as on SIGTERM (in-flight tasks get ``shutdown_grace``). A program
+    that runs a :class:`Worker` itself without a SIGTERM handler should set it (e.g. to set
+    its stop event): SIGTERM's default action ends the process at once.
     """
 
     def __init__(self, worker: Worker, on_shutdown: Callable[[], None] = _sigterm) -> None:
@@ -85,13 +87,24 @@ class RemoteControl:
         try:
             command = control.command_of(subject)
             arguments = control.decode_request(command, data)
-            reply = await self._commands[command](arguments)
+            if self.worker.stopping and command in control.CHANGE_COMMANDS:
+                reply: Any = control.error("the worker is stopping")
+            else:
+                reply = await self._commands[command](arguments)
         except ProtocolError as exc:
             reply = control.error(f"bad request: {exc}")
         except ActorsError as exc:
             reply = control.error(str(exc))
-        log.info("control.request", subject=subject, error=_error_of(reply))
-        return control.encode_reply(self.worker.hostname, reply)
+        except Exception as exc:  # a request must never take the worker down
+            log.exception("control.failed", subject=subject)
+            reply = control.error(f"internal error: {exc!r:.200}")
+        log.debug("control.request", subject=subject, error=_error_of(reply))
+        body = control.encode_reply(self.worker.hostname, reply)
+        limit = self.worker.broker.max_payload - 1024 if self.worker._broker else len(body)
+        if len(body) > limit:
+            too_large = f"reply of {len(body)} bytes is over the server's max_payload"
+            body = control.encode_reply(self.worker.hostname, control.error(too_large))
+        return body
 
     # -- inspect ----------------------------------------------------------------------------
 
