@@ -121,7 +121,8 @@ class RemoteControl:
                 continue
             entry = self._task(run.message)
             entry["time_start"] = run.started_at
-            entry["acknowledged"] = True
+            actor = self._served(run.task_name)
+            entry["acknowledged"] = not (actor is not None and actor.options.acks_late)
             out.append(entry)
         return out
 

@@ -58,6 +58,24 @@ def test_inspect_active_shows_a_running_task(app: App, worker_process, tmp_path:
     assert stats is not None and stats[hostname(proc.pid)]["active"] == 1
 
 
+def test_inspect_reserved_shows_a_task_waiting_for_a_slot(
+    app: App, worker_process, tmp_path: Path
+) -> None:
+    tasks = register(app)
+    proc = worker_process("tests.apps.basic:app", "--concurrency", "1")
+    marker = tmp_path / "marker"
+    tasks["sleep"].delay(10.0, str(marker))
+    eventually(lambda: lines(marker), what="the task started", timeout=20)
+    waiting = tasks["add"].delay(7, 8)
+
+    def reserved() -> list[dict[str, object]]:
+        replies = app.control.inspect(destination=hostname(proc.pid), timeout=5.0).reserved()
+        return (replies or {}).get(hostname(proc.pid), [])
+
+    [entry] = eventually(reserved, what="the add reserved", timeout=10)
+    assert entry["id"] == waiting.id and entry["args"] == [7, 8] and not entry["acknowledged"]
+
+
 def test_rate_limit_at_run_time_slows_the_actor(app: App, worker_process) -> None:
     tasks = register(app)
     proc = worker_process("tests.apps.basic:app")
