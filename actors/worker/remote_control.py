@@ -16,25 +16,48 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
+from actors.actor import Actor
+from actors.app import App
+from actors.config import Settings
 from actors.errors import ActorsError, ProtocolError
-from actors.nats.consumer import PullConsumer
+from actors.nats.broker import Broker
+from actors.nats.consumer import Delivery, PullConsumer
 from actors.nats.scatter import Responder
 from actors.nats.stored import scan
 from actors.wire import control, topology
 from actors.wire.message import TaskMessage, decode
-from actors.worker.pools import uses_process
-
-if TYPE_CHECKING:
-    from actors.worker.worker import Worker
+from actors.worker.pools import Executor, uses_process
 
 log = structlog.get_logger(__name__)
 
 MAX_LISTED = 1000
 """At most this many tasks in one ``active``/``reserved``/``scheduled`` reply."""
+
+
+class Worker(Protocol):
+    """What remote control reads and changes in the worker (actors/worker/worker.py), named
+    here so that this module does not import the worker that imports it."""
+
+    app: App
+    settings: Settings
+    hostname: str
+    concurrency: int
+    stopping: bool
+    processed: int
+    actors: list[Actor[Any, Any]]
+    _broker: Broker | None
+    _executor: Executor | None
+    _in_hand: dict[int, tuple[Delivery, float]]
+    _consumers: dict[str, PullConsumer]
+
+    @property
+    def broker(self) -> Broker: ...
+
+    def _dispatcher(self, actor: Actor[Any, Any]) -> Callable[[Delivery], None]: ...
 
 
 def _sigterm() -> None:
