@@ -132,8 +132,9 @@ class Control:
     ) -> Replies:
         """Change an actor's ``rate_limit`` (``"10/s"``, ``"100/m"``; None removes it) on the
         running workers, for the tasks they start from now. Not kept across restarts."""
-        arguments = {"task_name": task_name, "rate_limit": rate_limit}
-        return self.broadcast("rate_limit", arguments, destination, timeout)
+        return self.client.run_blocking(
+            self.arate_limit(task_name, rate_limit, destination, timeout)
+        )
 
     async def arate_limit(
         self,
@@ -156,8 +157,9 @@ class Control:
     ) -> Replies:
         """Change an actor's soft and hard time limits (seconds; None: no limit) on the
         running workers, for the tasks they start from now. Not kept across restarts."""
-        arguments = {"task_name": task_name, "soft": soft, "hard": hard}
-        return self.broadcast("time_limit", arguments, destination, timeout)
+        return self.client.run_blocking(
+            self.atime_limit(task_name, soft, hard, destination, timeout)
+        )
 
     async def atime_limit(
         self,
@@ -187,7 +189,7 @@ class Control:
         self, actor: str, destination: Destination = None, timeout: float = DEFAULT_TIMEOUT
     ) -> Replies:
         """Make workers start serving ``actor`` (registered in their app)."""
-        return self.broadcast("add_consumer", {"actor": actor}, destination, timeout)
+        return self.client.run_blocking(self.aadd_consumer(actor, destination, timeout))
 
     async def aadd_consumer(
         self, actor: str, destination: Destination = None, timeout: float = DEFAULT_TIMEOUT
@@ -199,7 +201,7 @@ class Control:
         self, actor: str, destination: Destination = None, timeout: float = DEFAULT_TIMEOUT
     ) -> Replies:
         """Make workers stop fetching ``actor``'s messages (running tasks finish)."""
-        return self.broadcast("cancel_consumer", {"actor": actor}, destination, timeout)
+        return self.client.run_blocking(self.acancel_consumer(actor, destination, timeout))
 
     async def acancel_consumer(
         self, actor: str, destination: Destination = None, timeout: float = DEFAULT_TIMEOUT
@@ -224,7 +226,7 @@ class Inspect:
         self.timeout = timeout
 
     def _ask(self, command: str) -> dict[str, Any] | None:
-        return merge(self.control.broadcast(command, None, self.destination, self.timeout))
+        return self.control.client.run_blocking(self._aask(command))
 
     async def _aask(self, command: str) -> dict[str, Any] | None:
         replies = await self.control.abroadcast(command, None, self.destination, self.timeout)
