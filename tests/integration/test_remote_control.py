@@ -225,3 +225,19 @@ def test_time_limit_at_run_time_stops_a_long_task(app: App, worker_process) -> N
     assert time.monotonic() - began < 10
     app.control.time_limit("basic.asleep", timeout=2.0)  # removed again
     assert tasks["asleep"].delay(0.6).get(timeout=20) == 0.6
+
+
+def test_shutdown_stops_a_node_of_several_processes(app: App, worker_process) -> None:
+    node = worker_process("tests.apps.basic:app", "--processes", "2")
+    replies = eventually(
+        lambda: app.control.ping(timeout=0.5),
+        until=lambda replies: len(replies) == 2,
+        what="both worker processes answering",
+        timeout=20,
+    )
+    [child, _] = [next(iter(one)) for one in replies]
+    assert app.control.shutdown(destination=child, timeout=5.0) == [
+        {child: {"ok": "shutting down"}}
+    ]
+    assert node.wait(timeout=30) == 0  # the supervisor stopped the other one too, and exited
+    assert app.control.ping(timeout=0.5) == []
