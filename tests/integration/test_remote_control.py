@@ -12,6 +12,7 @@ import pytest
 
 from actors import App
 from actors.errors import TimeLimitExceeded
+from actors.nats.scatter import scatter_gather
 from actors.nats.server import EmbeddedServer
 from tests.apps.basic import register
 from tests.helpers import eventually, lines
@@ -102,23 +103,32 @@ def test_rate_limit_at_run_time_slows_the_actor(app: App, worker_process) -> Non
 def test_bad_requests_get_an_error_and_the_worker_carries_on(app: App, worker_process) -> None:
     proc = worker_process("tests.apps.basic:app")
     me = hostname(proc.pid)
-    [reply] = app.control.rate_limit("basic.add", "fast", timeout=2.0)
+    [reply] = app.control.rate_limit("basic.add", "fast", destination=me, timeout=5.0)
     assert "bad request" in reply[me]["error"]
-    [reply] = app.control.rate_limit("no.such.task", "1/s", timeout=2.0)
+    [reply] = app.control.rate_limit("no.such.task", "1/s", destination=me, timeout=5.0)
     assert reply[me] == {"error": "unknown task 'no.such.task'"}
-    [reply] = app.control.time_limit("basic.add", soft=5, hard=1, timeout=2.0)
+    [reply] = app.control.time_limit("basic.add", soft=5, hard=1, destination=me, timeout=5.0)
     assert "over the hard limit" in reply[me]["error"]
+    [reply] = app.control.broadcast("add_consumer", None, me, timeout=5.0)  # no actor
+    assert "bad request" in reply[me]["error"]
     for body in (b"\xff\x00", b"[1, 2]", b'{"task_name": "x\\r\\nPUB"}', b"{" * 100_000):
-        [reply] = app.control.broadcast("add_consumer", None, timeout=2.0)  # missing actor
-        assert "bad request" in reply[me]["error"]
         raw = app.client.run_blocking(_raw(app, "actors.control.time_limit", body))
         assert raw is not None and b"error" in raw
     assert app.control.ping(timeout=2.0) == [{me: {"ok": "pong"}}]
+    # A reply subject that is not an inbox gets no reply: it could be a task subject.
+    app.client.run_blocking(_publish(app, "actors.control.ping", "actors.task.basic.add"))
+    proc.wait_for_event("control.bad_reply_subject")
+    assert app.control.ping(timeout=2.0) == [{me: {"ok": "pong"}}]
+    assert proc.count("task.succeeded") + proc.count("task.dead_lettered") == 0
+
+
+async def _publish(app: App, subject: str, reply: str) -> None:
+    broker = (await app.client.connection()).broker
+    await broker.nc.publish(subject, b"", reply=reply)
+    await broker.nc.flush()
 
 
 async def _raw(app: App, subject: str, body: bytes) -> bytes | None:
-    from actors.nats.scatter import scatter_gather
-
     broker = (await app.client.connection()).broker
     replies = await scatter_gather(broker, subject, body, 2.0, 1)
     return replies[0] if replies else None
