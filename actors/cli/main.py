@@ -16,6 +16,7 @@ from actors.cli.beat import schedule_cli
 from actors.cli.loading import open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import WorkerOptions, run_processes, run_worker
+from actors.cli.remote import control_cli, inspect_cli
 from actors.client.control import Control
 from actors.config import Settings
 from actors.errors import ActorsError
@@ -33,6 +34,8 @@ cli = typer.Typer(
 )
 cli.command("beat")(beat_command)
 cli.add_typer(schedule_cli, name="schedule")
+cli.add_typer(inspect_cli, name="inspect")
+cli.add_typer(control_cli, name="control")
 dead = typer.Typer(
     help="Inspect and replay dead letters (ACTORS_DEAD).",
     no_args_is_help=True,

@@ -138,7 +138,8 @@ def _stop_when_orphaned(parent: int) -> None:
 
 
 def run_processes(options: WorkerOptions, processes: int) -> int:
-    """Run ``processes`` worker processes, restart any that crash, stop them all on SIGTERM."""
+    """Run ``processes`` worker processes, restart any that crash, stop them all on SIGTERM
+    or once one of them stops cleanly (asked to, by ``actors control shutdown``)."""
     context = multiprocessing.get_context("spawn")
     children: list[Any] = [None] * processes
     stopping = False
@@ -153,6 +154,11 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
         for index, child in enumerate(children):
             if child is not None and child.is_alive():
                 continue
+            if child is not None and child.exitcode == 0:
+                # A clean exit was asked for (`actors control shutdown`): stop the node.
+                log.info("worker.process_stopped", index=index)
+                stopping = True
+                break
             if child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
             own = options if index == 0 else dataclasses.replace(options, companions=())

@@ -42,6 +42,11 @@ TTL = "Nats-TTL"
 RATE_STREAM = "ACTORS_RATE"
 RATE_PREFIX = "actors.rate."
 
+EVENTS_STREAM = "ACTORS_EVENTS"
+EVENT_PREFIX = "actors.event."
+WORKERS_BUCKET = "actors_workers"
+CONTROL_PREFIX = "actors.control."
+
 MAX_TASK_NAME = 200
 _TASK_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 

@@ -21,6 +21,7 @@ import dataclasses
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -40,10 +41,19 @@ TIME_LIMIT = "time_limit"
 class RunningTask:
     """One running task: what its limits and ``terminate`` act on."""
 
-    def __init__(self, task: str, soft: float | None, hard: float | None) -> None:
+    def __init__(
+        self,
+        task: str,
+        soft: float | None,
+        hard: float | None,
+        message: TaskMessage | None = None,
+    ) -> None:
         self.task_name = task
         self.soft = soft
         self.hard = hard
+        self.message = message
+        """The task's message (``inspect active`` shows its id and arguments)."""
+        self.started_at = time.time()
         self.stopped: str | None = None
         self.soft_pending: SoftTimeLimitExceeded | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -139,7 +149,7 @@ class Executor:
         soft = options.soft_time_limit or self.settings.soft_time_limit
         hard = options.time_limit or self.settings.time_limit
         call_args = [actor, *args] if options.bind else args
-        run = RunningTask(actor.name, soft, hard)
+        run = RunningTask(actor.name, soft, hard, message)
         self.running[message.id] = run
         loop = asyncio.get_running_loop()
         timers = []

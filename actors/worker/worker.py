@@ -26,6 +26,7 @@ from actors.worker.message_checks import Rejection, check_message, map_calls
 from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
 from actors.worker.rate_limits import RateLimiter
+from actors.worker.remote_control import RemoteControl
 from actors.worker.retries import autoretry
 from actors.worker.revocations import Revocations
 from actors.worker.thread_pool import ThreadPool
@@ -71,6 +72,7 @@ class Worker:
         self.lost_reason: str | None = None
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
+        self.remote_control = RemoteControl(self)
 
     @property
     def broker(self) -> Broker:
@@ -108,6 +110,7 @@ class Worker:
             self._consumers[actor.name] = consumer
         for consumer in self._consumers.values():
             await consumer.start()
+        await self.remote_control.start()
         self._background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._sweep(), name="sweep-unrouted"),
@@ -145,6 +148,7 @@ class Worker:
                 await asyncio.wait(unfinished, timeout=1)
         for task in self._background:
             task.cancel()
+        await self.remote_control.stop()
         if self._revocations is not None:
             await self._revocations.stop()
         if self._executor is not None:

@@ -20,7 +20,7 @@ from actors import App, BrokerUnavailable, chord
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.nats.server import EmbeddedServer
-from actors.wire import topology
+from actors.wire import control, topology
 from schedulers import Beat
 from tests.apps.canvas import register
 from tests.conftest import ROOT
@@ -218,3 +218,41 @@ async def test_beat_runs_as_the_beat_or_the_worker_role(role_app, worker, role: 
         finally:
             await beat.stop()
     assert not [log for log in logs if "violation" in str(log).lower()]
+
+
+async def test_a_client_may_inspect_workers_but_not_change_or_stop_them(
+    role_app, worker, secured: EmbeddedServer
+) -> None:
+    running = await worker(role_app("worker")[0])
+    shutdowns: list[str] = []
+    running.remote_control.on_shutdown = lambda: shutdowns.append("shutdown")
+    me = running.hostname
+    client = role_app("client")[0]
+    with capture_logs() as logs:
+        assert await client.control.aping(timeout=5.0, destination=me) == [{me: {"ok": "pong"}}]
+        inspect = client.control.inspect(timeout=0.5)
+        assert (await inspect.aactive()) == {me: []}
+        assert (await inspect.ascheduled()) == {me: []}  # the worker may read the schedules
+        assert "canvas.add" in ((await inspect.aregistered()) or {})[me]
+        # Refused by the server: no worker hears them, so none replies.
+        assert await client.control.ashutdown(timeout=0.5) == []
+        assert await client.control.ashutdown(destination=me, timeout=0.5) == []
+        assert await client.control.arate_limit("canvas.add", "1/m", timeout=0.5) == []
+        assert await client.control.atime_limit("canvas.add", 1, 2, timeout=0.5) == []
+        assert await client.control.acancel_consumer("canvas.add", timeout=0.5) == []
+    assert shutdowns == []
+    assert running.app.get_actor("canvas.add").options.rate_limit is None
+    violations = [str(log) for log in logs if "violation" in str(log).lower()]
+    assert violations, "the client's refused requests are logged"
+    # Only the client's: the worker may subscribe, reply and read the schedules.
+    assert all(any(c in v for c in control.CHANGE_COMMANDS) for v in violations), violations
+    async with RawClient(secured.url, "client") as raw:
+        for subject in ("actors.control.shutdown", f"actors.control.{me}.rate_limit"):
+            await raw.refused(subject, lambda s=subject: raw.nc.request(s, b"{}", timeout=0.5))
+
+    operator = role_app("operator")[0]
+    limited = await operator.control.arate_limit("canvas.add", "100/s", me, timeout=5.0)
+    assert limited == [{me: {"ok": "new rate limit set successfully"}}]
+    assert running.app.get_actor("canvas.add").options.rate_limit == "100/s"
+    assert await operator.control.ashutdown(me, timeout=5.0) == [{me: {"ok": "shutting down"}}]
+    await aeventually(lambda: shutdowns, what="the shutdown requested", timeout=5)
