@@ -42,6 +42,11 @@ TTL = "Nats-TTL"
 RATE_STREAM = "ACTORS_RATE"
 RATE_PREFIX = "actors.rate."
 
+EVENTS_STREAM = "ACTORS_EVENTS"
+EVENT_PREFIX = "actors.event."
+WORKERS_BUCKET = "actors_workers"
+CONTROL_PREFIX = "actors.control."
+
 MAX_TASK_NAME = 200
 _TASK_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
@@ -152,6 +157,11 @@ def result_subject(task_id: str) -> str:
 def kv_subject(bucket: str, key: str) -> str:
     """The subject of ``key`` in KV bucket ``bucket``; keys may be dot-separated tokens."""
     return f"$KV.{bucket}.{subject_tokens(key)}"
+
+
+def event_subject(kind: str) -> str:
+    """Subject of events of ``kind``: ``actors.event.<kind>``, e.g. ``actors.event.task-sent``."""
+    return EVENT_PREFIX + subject_token(kind)
 
 
 def chord_counter_subject(chord_id: str) -> str:

@@ -1,0 +1,141 @@
+"""Task events of one worker: the observer the worker calls, gathering events and publishing
+them once per flush interval, one message per kind (docs/protocol.md "Events").
+
+Events are best effort: a batch that cannot be published is dropped with a warning, and at
+most ``_MAX_PENDING`` events wait, so a NATS outage never holds up tasks or fills memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import structlog
+
+from actors.errors import ActorsError
+from actors.nats.broker import Broker
+from actors.wire import events, topology
+from actors.wire.message import TaskMessage, clip_text
+
+log = structlog.get_logger(__name__)
+
+_MAX_PENDING = 50_000
+_REPR = 200  # characters of args, results and errors kept in an event
+
+
+class TaskEvents:
+    """Records what becomes of each task a worker handles. With ``enabled`` False every method
+    is a no-op, so the worker calls them unconditionally."""
+
+    def __init__(self, hostname: str, enabled: bool) -> None:
+        self.hostname = hostname
+        self.enabled = enabled
+        self._pending: list[dict[str, Any]] = []
+        self._clock = itertools.count(1)
+        self._dropped = 0
+
+    # -- the observer ------------------------------------------------------------------------
+
+    def received(self, message: TaskMessage) -> None:
+        """A delivered message passed its checks and will run (or be skipped as revoked)."""
+        if self.enabled:
+            self._task(
+                events.TASK_RECEIVED,
+                message,
+                args=clip_text(repr(message.args), _REPR),
+                kwargs=clip_text(repr(message.kwargs), _REPR),
+                eta=message.eta,
+                expires=message.expires,
+            )
+
+    def started(self, message: TaskMessage) -> None:
+        """The task function is about to be called."""
+        if self.enabled:
+            self._task(events.TASK_STARTED, message)
+
+    def succeeded(self, message: TaskMessage, runtime: float, value: Any) -> None:
+        """The task returned ``value`` after ``runtime`` seconds."""
+        if self.enabled:
+            self._task(
+                events.TASK_SUCCEEDED,
+                message,
+                runtime=runtime,
+                result=clip_text(repr(value), _REPR),
+            )
+
+    def failed(self, message: TaskMessage, runtime: float, exc: BaseException) -> None:
+        """The task raised ``exc`` and will not be retried."""
+        if self.enabled:
+            self._task(
+                events.TASK_FAILED,
+                message,
+                runtime=runtime,
+                exception=clip_text(repr(exc), _REPR),
+            )
+
+    def retried(self, message: TaskMessage, exc: BaseException | None, eta: Any) -> None:
+        """The task asked for (or was given) another attempt."""
+        if self.enabled:
+            error = clip_text(repr(exc), _REPR) if exc is not None else None
+            self._task(events.TASK_RETRIED, message, exception=error, eta=_text(eta))
+
+    def revoked(self, message: TaskMessage, reason: str) -> None:
+        """The task was revoked: skipped, or terminated while it ran."""
+        if self.enabled:
+            self._task(events.TASK_REVOKED, message, reason=reason)
+
+    def rejected(self, task: str, task_id: str | None, reason: str) -> None:
+        """A message that cannot run was dead-lettered."""
+        if self.enabled:
+            self.add(events.TASK_REJECTED, uuid=task_id, name=task, reason=reason)
+
+    # -- gathering and publishing ------------------------------------------------------------
+
+    def add(self, kind: str, **fields: Any) -> None:
+        """Record one event of ``kind`` now (worker events use this too)."""
+        if not self.enabled:
+            return
+        if len(self._pending) >= _MAX_PENDING:
+            self._dropped += 1
+            return
+        event = {"type": kind, "hostname": self.hostname, "timestamp": time.time()}
+        event["clock"] = next(self._clock)
+        event.update((k, v) for k, v in fields.items() if v is not None)
+        self._pending.append(event)
+
+    def _task(self, kind: str, message: TaskMessage, **fields: Any) -> None:
+        self.add(kind, uuid=message.id, name=message.task, retries=message.retries, **fields)
+
+    async def flush(self, broker: Broker) -> None:
+        """Publish the events gathered so far: per kind, batches of up to MAX_BATCH events,
+        in the order of each kind's first event (so one task's events stay in order)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for event in pending:
+            by_kind.setdefault(event["type"], []).append(event)
+        messages: list[tuple[str, bytes, dict[str, str]]] = [
+            (topology.event_subject(kind), events.encode_batch(batch[i : i + events.MAX_BATCH]), {})
+            for kind, batch in by_kind.items()
+            for i in range(0, len(batch), events.MAX_BATCH)
+        ]
+        try:
+            await broker.publish_many(messages)
+        except (ActorsError, TypeError, ValueError) as exc:
+            log.warning("events.dropped", events=len(pending), error=str(exc))
+        if self._dropped:
+            log.warning("events.dropped", events=self._dropped, error="too many pending")
+            self._dropped = 0
+
+    async def run(self, broker: Broker, interval: float) -> None:
+        """Flush every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush(broker)
+
+
+def _text(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float) else str(value)
