@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -65,13 +66,25 @@ def run(
     beat: Annotated[
         bool, typer.Option(help="Also run beat (periodic tasks) in the worker.")
     ] = False,
+    events: Annotated[
+        bool | None,
+        typer.Option(
+            "--events/--no-events",
+            "-E",
+            help="Publish task and worker events (default: the `events` setting).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker. Starts a local nats-server when none is configured or reachable."""
     configure_logging(log_level, log_format)
+    if events is not None:  # through the environment, so that every worker process sees it
+        os.environ["ACTORS_EVENTS"] = "1" if events else "0"
     try:
         loaded, server = open_app(app)
     except ActorsError as exc:
         fail(exc)
+    if events is not None:
+        loaded.conf.events = events
     options = WorkerOptions(
         app_path=app,
         actors=tuple(a.strip() for a in (actors or "").split(",") if a.strip()),

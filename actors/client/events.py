@@ -56,11 +56,14 @@ async def read_events(
     """Yield events in the order they were stored: from ``since`` (None: only new ones), then,
     with ``follow``, new ones as they come. Unreadable messages are skipped with a warning."""
     stream = read_stream(broker, topology.EVENTS_STREAM, topology.EVENT_PREFIX + ">", since, follow)
+    reorder = events.Reorder()
     async for stored in stream:
         try:
             batch = events.decode_batch(stored.data, stored.subject)
         except ProtocolError as exc:
             log.warning("events.unreadable", seq=stored.seq, error=str(exc))
             continue
-        for event in sorted(batch, key=lambda e: e.get("clock", 0)):
+        for event in reorder.add(batch, stored.headers.get(events.BATCH_HEADER)):
             yield event
+    for event in reorder.rest():
+        yield event

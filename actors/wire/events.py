@@ -40,6 +40,8 @@ KINDS = (
     WORKER_HEARTBEAT,
     WORKER_OFFLINE,
 )
+BATCH_HEADER = "Actors-Batch"
+"""``<flush number> <messages in the flush>``: the messages a worker published together."""
 MAX_BATCH = 500
 """Events per message at most: a few hundred bytes each stays far below max_payload."""
 
@@ -66,6 +68,45 @@ def decode_batch(data: bytes, subject: str) -> list[dict[str, Any]]:
             raise ProtocolError(f"event on {subject} has a timestamp that is no number")
         events.append(event)
     return events
+
+
+class Reorder:
+    """Puts the events of one worker flush (several messages, one per kind) back in order.
+
+    Feed each stored message's events with its ``Actors-Batch`` header; get back the events
+    ready to show, oldest first. Messages without the header pass straight through.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], tuple[int, list[list[dict[str, Any]]]]] = {}
+
+    def add(self, batch: list[dict[str, Any]], header: str | None) -> list[dict[str, Any]]:
+        """The events that are complete once ``batch`` (one message) is added."""
+        parts = (header or "").split()
+        if len(parts) != 2 or not parts[1].isdigit() or not batch:
+            return sorted(batch, key=_clock)
+        key = (str(batch[0].get("hostname")), parts[0])
+        expected, got = self._open.pop(key, (int(parts[1]), []))
+        got.append(batch)
+        ready: list[dict[str, Any]] = []
+        for other in [k for k in self._open if k[0] == key[0]]:  # an older flush lost a part
+            ready += [e for part in self._open.pop(other)[1] for e in part]
+        if len(got) < expected:
+            self._open[key] = (expected, got)
+        else:
+            ready += [e for part in got for e in part]
+        return sorted(ready, key=_clock)
+
+    def rest(self) -> list[dict[str, Any]]:
+        """The events still waiting for the rest of their flush (at the end of a read)."""
+        left = [e for _, parts in self._open.values() for part in parts for e in part]
+        self._open.clear()
+        return sorted(left, key=_clock)
+
+
+def _clock(event: Mapping[str, Any]) -> int:
+    clock = event.get("clock", 0)
+    return clock if isinstance(clock, int) else 0
 
 
 def describe(event: Mapping[str, Any]) -> str:

@@ -33,6 +33,7 @@ class TaskEvents:
         self.enabled = enabled
         self._pending: list[dict[str, Any]] = []
         self._clock = 0
+        self._flushes = 0
         self._dropped = 0
 
     # -- the observer ------------------------------------------------------------------------
@@ -120,21 +121,26 @@ class TaskEvents:
         self._pending.append(event)
 
     async def flush(self, broker: Broker) -> None:
-        """Publish the events gathered so far: per kind, batches of up to MAX_BATCH events,
-        in the order of each kind's first event (so one task's events stay in order)."""
+        """Publish the events gathered so far: per kind, batches of up to MAX_BATCH events.
+
+        Every message of one flush carries ``Actors-Batch: <flush> <messages>``, so that a
+        reader puts the events of one flush back in order (by ``clock``) across kinds.
+        """
         if not self._pending:
             return
         pending, self._pending = self._pending, []
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for event in pending:
             by_kind.setdefault(event["type"], []).append(event)
-        messages: list[tuple[str, bytes, dict[str, str]]] = [
-            (topology.event_subject(kind), events.encode_batch(batch[i : i + events.MAX_BATCH]), {})
+        bodies = [
+            (topology.event_subject(kind), events.encode_batch(batch[i : i + events.MAX_BATCH]))
             for kind, batch in by_kind.items()
             for i in range(0, len(batch), events.MAX_BATCH)
         ]
+        self._flushes += 1
+        header = {events.BATCH_HEADER: f"{self._flushes} {len(bodies)}"}
         try:
-            await broker.publish_many(messages)
+            await broker.publish_many([(subject, body, header) for subject, body in bodies])
         except (ActorsError, TypeError, ValueError) as exc:
             log.warning("events.dropped", events=len(pending), error=str(exc))
         if self._dropped:

@@ -18,7 +18,7 @@ from actors import App
 from actors.nats.server import EmbeddedServer
 from tests.apps import basic
 from tests.conftest import ROOT, WorkerProcess
-from tests.helpers import eventually
+from tests.helpers import aeventually, eventually
 from tests.integration.cli_helper import actors_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -148,3 +148,72 @@ def test_events_json_shows_the_life_of_one_task(
     assert [e["type"] for e in replayed if e.get("uuid") == result.id] == [e["type"] for e in life]
     text = actors_cli("events", "--since", "10m", "--no-follow", "--nats-url", url)
     assert f"task-succeeded basic.add id={result.id}" in text.stdout
+
+
+async def test_worker_publishes_failures_retries_revocations_and_rejections(
+    make_app: Callable[..., App], worker: Callable[..., Any]
+) -> None:
+    from actors.client.events import read_events
+    from actors.nats.broker import Broker
+
+    app = make_app("events", events_flush_interval=0.05)
+
+    @app.actor(name="ev.boom")
+    def boom() -> None:
+        raise ValueError("no")
+
+    @app.actor(name="ev.flaky", bind=True)
+    def flaky(self: Any) -> int:
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)
+        return 1
+
+    @app.actor(name="ev.ok")
+    def ok() -> int:
+        return 1
+
+    running = await worker(app)
+    failing = await boom.adelay()
+    with pytest.raises(ValueError):
+        await failing.aget(timeout=10)
+    retried = await flaky.adelay()
+    assert await retried.aget(timeout=10) == 1
+    await app.control.arevoke("revoked-id")
+    revoked = await ok.aapply_async(task_id="revoked-id")
+    assert revoked.id == "revoked-id"
+    broker = await Broker.connect(app.conf)
+    try:
+        await broker.publish("actors.task.ev.ok", b"not msgpack", {"Nats-Msg-Id": "junk"})
+
+        async def kinds() -> dict[str | None, list[str]]:
+            seen: dict[str | None, list[str]] = {}
+            async for event in read_events(broker, since=datetime_min(), follow=False):
+                seen.setdefault(event.get("uuid"), []).append(event["type"])
+            return seen
+
+        def complete(seen: dict[str | None, list[str]]) -> bool:
+            return "task-rejected" in seen.get(None, []) and "task-revoked" in seen.get(
+                "revoked-id", []
+            )
+
+        seen = await aeventually(kinds, until=complete, what="all events stored")
+    finally:
+        await broker.close()
+    assert seen[failing.id] == ["task-received", "task-started", "task-failed"]
+    assert seen[retried.id] == [
+        "task-received",
+        "task-started",
+        "task-retried",
+        "task-received",
+        "task-started",
+        "task-succeeded",
+    ]
+    assert seen["revoked-id"] == ["task-received", "task-revoked"]
+    assert "worker-online" in seen[None]
+    assert running.failed == 1 and running.active == 0
+
+
+def datetime_min() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2000, 1, 1, tzinfo=UTC)

@@ -101,3 +101,20 @@ def test_since_takes_durations_and_times() -> None:
     assert parse_since("2026-01-01T11:00:00Z", now) == now - timedelta(hours=1)
     with pytest.raises(ConfigurationError, match="30s, 10m"):
         parse_since("yesterday", now)
+
+
+def test_reorder_puts_one_flush_back_in_clock_order() -> None:
+    def ev(kind: str, clock: int, host: str = "1@h") -> dict[str, object]:
+        return {"type": kind, "clock": clock, "hostname": host}
+
+    reorder = events.Reorder()
+    # One flush of 2 messages (received x2, then started x2), another worker's in between.
+    assert reorder.add([ev("task-received", 1), ev("task-received", 3)], "7 2") == []
+    assert reorder.add([ev("x", 1, "2@h")], None) == [ev("x", 1, "2@h")]
+    ready = reorder.add([ev("task-started", 2), ev("task-started", 4)], "7 2")
+    assert [e["clock"] for e in ready] == [1, 2, 3, 4]
+    # A flush that lost a message is released by the next flush of the same worker.
+    assert reorder.add([ev("task-received", 5)], "8 2") == []
+    assert [e["clock"] for e in reorder.add([ev("task-received", 7)], "9 1")] == [5, 7]
+    assert reorder.add([ev("task-received", 8)], "10 3") == []
+    assert [e["clock"] for e in reorder.rest()] == [8]
