@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from nats.js import api
 
 from actors.errors import BrokerUnavailable
 from actors.nats.broker import Broker, StoredMessage
-from actors.nats.connection import NATS_ERRORS
+from actors.nats.connection import NATS_ERRORS, reply_status
 
 
 async def publish_unconfirmed(broker: Broker, subject: str, body: bytes) -> None:
@@ -40,21 +41,16 @@ async def read_stream(
         last = (await broker.js.stream_info(stream)).state.last_seq
     except NATS_ERRORS as exc:
         raise BrokerUnavailable(f"cannot read stream {stream}: {exc!r}") from exc
-    if not follow and (since is None or last == 0 or await _older(broker, stream, last, since)):
+    # Start at a sequence, not a time: nats-py re-creates an ordered consumer (after a server
+    # restart) from the next sequence but keeps a start time too, which the server refuses.
+    first = last + 1 if since is None else await _first_since(broker, stream, since, last)
+    if not follow and first > last:
         return
     queue: asyncio.Queue[Msg] = asyncio.Queue()
 
     async def on_msg(msg: Msg) -> None:
         await queue.put(msg)
 
-    options = (
-        {"deliver_policy": api.DeliverPolicy.NEW}
-        if since is None
-        else {
-            "deliver_policy": api.DeliverPolicy.BY_START_TIME,
-            "config": api.ConsumerConfig(opt_start_time=since.astimezone(UTC)),
-        }
-    )
     try:
         sub = await broker.js.subscribe(
             subjects,
@@ -64,7 +60,8 @@ async def read_stream(
             idle_heartbeat=2.0,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
-            **options,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            config=api.ConsumerConfig(opt_start_seq=first),
         )
     except NATS_ERRORS as exc:
         raise BrokerUnavailable(f"cannot read stream {stream}: {exc!r}") from exc
@@ -87,7 +84,15 @@ async def read_stream(
             await sub.unsubscribe()
 
 
-async def _older(broker: Broker, stream: str, seq: int, since: datetime) -> bool:
-    """True when message ``seq`` (the last one) was stored before ``since``: nothing to read."""
-    message = await broker.stored_message(stream, ">", seq - 1)
-    return message is None or message.time < since
+async def _first_since(broker: Broker, stream: str, since: datetime, last: int) -> int:
+    """The sequence of the first message stored at or after ``since`` (``last + 1``: none)."""
+    request = json.dumps({"start_time": since.astimezone(UTC).isoformat()}).encode()
+    try:
+        reply = await broker.nc.request(
+            f"$JS.API.DIRECT.GET.{stream}", request, timeout=broker.settings.publish_timeout
+        )
+    except NATS_ERRORS as exc:
+        raise BrokerUnavailable(f"cannot read stream {stream}: {exc!r}") from exc
+    if reply_status(reply) is not None:  # 404: nothing stored since then
+        return last + 1
+    return int((reply.headers or {})["Nats-Sequence"])

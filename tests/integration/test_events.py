@@ -217,3 +217,20 @@ def datetime_min() -> Any:
     from datetime import UTC, datetime
 
     return datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def test_a_worker_run_with_no_events_publishes_none_but_is_listed(
+    nats_server: EmbeddedServer,
+    worker_process: Callable[..., WorkerProcess],
+    make_app: Callable[..., App],
+) -> None:
+    url = nats_server.url
+    quiet = worker_process("tests.apps.basic:app", "--no-events")
+    app = make_app("client")
+    basic.register(app)
+    assert app.registry["basic.add"].delay(1, 1).get(timeout=10) == 2
+    assert [r["pid"] for r in status(url)] == [quiet.pid]
+    assert quiet.terminate() == 0
+    replay = actors_cli("events", "--json", "--since", "1h", "--no-follow", "--nats-url", url)
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout == ""
