@@ -126,7 +126,9 @@ class TaskEvents:
         Every message of one flush carries ``Actors-Batch: <flush> <messages>``, so that a
         reader puts the events of one flush back in order (by ``clock``) across kinds.
         """
-        if not self._pending:
+        if not self._pending or not broker.connected:
+            # While NATS is away, keep them (up to _MAX_PENDING): nats-py would buffer the
+            # publish, and a buffer still full when the worker gives up fails its close.
             return
         pending, self._pending = self._pending, []
         by_kind: dict[str, list[dict[str, Any]]] = {}

@@ -88,8 +88,9 @@ class Presence:
         kind = events.WORKER_ONLINE
         while True:
             try:
-                await self.beat(bucket, kind)
-                kind = events.WORKER_HEARTBEAT
+                if broker.connected:  # else nats-py would buffer it (see TaskEvents.flush)
+                    await self.beat(bucket, kind)
+                    kind = events.WORKER_HEARTBEAT
             except ActorsError as exc:  # NATS away for a while: beat again next time
                 log.warning("worker.heartbeat_failed", error=str(exc))
             await asyncio.sleep(self.record.heartbeat)
