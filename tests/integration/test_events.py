@@ -67,6 +67,10 @@ def test_status_lists_two_workers_and_forgets_a_killed_one(
     assert first.terminate() == 0  # a graceful stop deletes the record at once
     assert status(url) == []
     assert actors_cli("status", "--nats-url", url).returncode == 1
+    replay = actors_cli("events", "--json", "--since", "1h", "--no-follow", "--nats-url", url)
+    lives = [json.loads(line) for line in replay.stdout.splitlines()]
+    offline = [e for e in lives if e["type"] == "worker-offline"]
+    assert [e["hostname"].split("@")[0] for e in offline] == [str(first.pid)]
 
 
 class Tail:
