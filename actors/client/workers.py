@@ -7,6 +7,7 @@ import structlog
 from actors.errors import ProtocolError
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
+from actors.nats.events import stream_exists
 from actors.wire import topology
 from actors.wire.registry import WorkerRecord
 
@@ -16,12 +17,15 @@ log = structlog.get_logger(__name__)
 async def live_workers(broker: Broker) -> list[WorkerRecord]:
     """The record of every live worker, sorted by hostname. A worker that died without a
     goodbye stays listed until its record expires, about three heartbeats after its last."""
+    bucket = Bucket(broker, topology.WORKERS_BUCKET)
+    if not await stream_exists(broker, bucket.stream):  # no worker of this version ever ran
+        return []
     found: dict[str, bytes | None] = {}
 
     async def collect(key: str, value: bytes | None) -> None:
         found[key] = value
 
-    watch = await Bucket(broker, topology.WORKERS_BUCKET).watch(collect, initial=True)
+    watch = await bucket.watch(collect, initial=True)
     await watch.stop()
     records = []
     for key, value in found.items():

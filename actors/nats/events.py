@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
@@ -27,6 +28,17 @@ async def publish_unconfirmed(broker: Broker, subject: str, body: bytes) -> None
         raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
 
 
+async def stream_exists(broker: Broker, stream: str) -> bool:
+    """True when ``stream`` (or KV bucket stream ``KV_<name>``) exists."""
+    try:
+        await broker.js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        return False
+    except NATS_ERRORS as exc:
+        raise BrokerUnavailable(f"cannot look up stream {stream}: {exc!r}") from exc
+    return True
+
+
 async def read_stream(
     broker: Broker,
     stream: str,
@@ -39,6 +51,10 @@ async def read_stream(
     last message stored when the read began."""
     try:
         last = (await broker.js.stream_info(stream)).state.last_seq
+    except nats.js.errors.NotFoundError as exc:
+        raise BrokerUnavailable(
+            f"stream {stream} does not exist yet: a worker creates it when it starts"
+        ) from exc
     except NATS_ERRORS as exc:
         raise BrokerUnavailable(f"cannot read stream {stream}: {exc!r}") from exc
     # Start at a sequence, not a time: nats-py re-creates an ordered consumer (after a server
