@@ -63,6 +63,19 @@ class Settings:
     """Default hard time limit of tasks, in seconds (see docs/tasks.md for what applies when)."""
     soft_time_limit: float | None = None
     """Default soft time limit: SoftTimeLimitExceeded is raised inside the task."""
+    events: bool = True
+    """Workers publish task and worker events to ACTORS_EVENTS (``actors events``); measured
+    to cost under 10% of throughput (docs/operations.md "Events and workers")."""
+    task_send_sent_event: bool = False
+    """Clients publish a ``task-sent`` event for every task they send (one more message)."""
+    events_flush_interval: float = 0.25
+    """Seconds a worker gathers events before it publishes them, one message per kind."""
+    events_max_age: float = 86400.0
+    """How long ACTORS_EVENTS keeps events, so a monitor started later can replay them."""
+    events_max_bytes: int = 256 * 1024 * 1024
+    """The most ACTORS_EVENTS holds; the oldest events go first."""
+    worker_heartbeat: float = 2.0
+    """Seconds between worker heartbeats; a record not refreshed for 3 of them disappears."""
     embedded_dir: str = ".actors"
     """Where the embedded nats-server keeps its data (under ``nats/``)."""
     timezone: str = "UTC"

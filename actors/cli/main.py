@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -11,6 +13,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from actors.cli import monitor
 from actors.cli.beat import beat as beat_command
 from actors.cli.beat import schedule_cli
 from actors.cli.loading import open_app
@@ -18,6 +21,7 @@ from actors.cli.output import fail, print_table
 from actors.cli.processes import WorkerOptions, run_processes, run_worker
 from actors.cli.remote import control_cli, inspect_cli
 from actors.client.control import Control
+from actors.client.workers import live_workers
 from actors.config import Settings
 from actors.errors import ActorsError
 from actors.log import configure_logging
@@ -65,13 +69,25 @@ def run(
     beat: Annotated[
         bool, typer.Option(help="Also run beat (periodic tasks) in the worker.")
     ] = False,
+    events: Annotated[
+        bool | None,
+        typer.Option(
+            "--events/--no-events",
+            "-E",
+            help="Publish task and worker events (default: the `events` setting).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker. Starts a local nats-server when none is configured or reachable."""
     configure_logging(log_level, log_format)
+    if events is not None:  # through the environment, so that every worker process sees it
+        os.environ["ACTORS_EVENTS"] = "1" if events else "0"
     try:
         loaded, server = open_app(app)
     except ActorsError as exc:
         fail(exc)
+    if events is not None:
+        loaded.conf.events = events
     options = WorkerOptions(
         app_path=app,
         actors=tuple(a.strip() for a in (actors or "").split(",") if a.strip()),
@@ -148,6 +164,41 @@ def revoke(
 
     _with_broker(nats_url, action)
     typer.echo(f"revoked {len(task_ids)} task(s)" + (" (terminate)" if terminate else ""))
+
+
+@cli.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Live workers, one line each (from the actors_workers registry). Exit 1: none."""
+    records = _with_broker(nats_url, live_workers, topology=False)
+    if not records and not as_json:
+        fail("no live workers", 1)
+    monitor.print_workers(records, as_json)
+    if not records:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def events(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Replay stored events from then: 10m, 2h, 1d or an RFC 3339 time."),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep printing new events (--no-follow: stop at the last).")
+    ] = True,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Task and worker events (ACTORS_EVENTS), oldest first; Ctrl-C stops."""
+    try:
+        start = monitor.parse_since(since) if since else None
+    except ActorsError as exc:
+        fail(exc)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a live tail: not an error
+        _with_broker(nats_url, lambda b: monitor.tail(b, start, as_json, follow), topology=False)
 
 
 @cli.command()

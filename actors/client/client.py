@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from actors.client.background_loop import BackgroundLoop
+from actors.client.events import publish_sent
 from actors.client.result_waiter import ResultWaiter
 from actors.config import Settings
 from actors.errors import EncodeError, MessageTooLarge
@@ -39,6 +40,8 @@ class Connection:
         ack = await self.broker.publish(subject, body, headers)
         if expect_result and ack.duplicate:
             self.results.resent(message.id)
+        if self.broker.settings.task_send_sent_event:
+            await publish_sent(self.broker, [message])
 
     async def send_many(self, messages: list[TaskMessage]) -> None:
         """Publish task messages pipelined (workflows); each is stored once by its task id."""
@@ -47,6 +50,8 @@ class Connection:
             if message.ignore_result is not True:
                 self.results.sent(message.id)
         await self.broker.publish_many(wired)
+        if self.broker.settings.task_send_sent_event:
+            await publish_sent(self.broker, messages)
 
     def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
         try:

@@ -95,6 +95,21 @@ def stream_configs(settings: Settings) -> list[api.StreamConfig]:
             storage=api.StorageType.FILE,
             duplicate_window=120.0,
         ),
+        # Events: bounded by age and bytes, oldest dropped first, so that a monitor started
+        # later replays recent history and the stream never fills the disk.
+        api.StreamConfig(
+            name=topology.EVENTS_STREAM,
+            subjects=[topology.EVENT_PREFIX + ">"],
+            retention=api.RetentionPolicy.LIMITS,
+            discard=api.DiscardPolicy.OLD,
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            max_age=settings.events_max_age,
+            max_bytes=settings.events_max_bytes,
+            allow_direct=True,
+        ),
+        # A worker's record lives three heartbeats unless refreshed (docs/protocol.md).
+        bucket_config(topology.WORKERS_BUCKET, replicas, 3 * settings.worker_heartbeat),
     ]
 
 

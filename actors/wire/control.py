@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from actors.backoff import parse_rate
@@ -29,14 +28,6 @@ COMMANDS = INSPECT_COMMANDS + CHANGE_COMMANDS
 MAX_REQUEST_BYTES = 16 * 1024
 """A larger request body is refused unread: no command needs more."""
 
-_NOT_TOKEN = re.compile(r"[\s\x00-\x1f\x7f*>.]")
-
-
-def worker_token(hostname: str) -> str:
-    """The subject token of a worker: its hostname with ``.``, ``*``, ``>``, spaces and
-    control characters replaced by ``_`` (``1234@web.example`` -> ``1234@web_example``)."""
-    return topology.subject_token(_NOT_TOKEN.sub("_", hostname) or "_")
-
 
 def control_subject(command: str, destination: str | None = None) -> str:
     """Subject of ``command`` for every worker, or for the worker named ``destination``."""
@@ -44,14 +35,14 @@ def control_subject(command: str, destination: str | None = None) -> str:
         raise ConfigurationError(f"unknown control command {command!r}; use one of {COMMANDS}")
     if destination is None:
         return topology.CONTROL_PREFIX + command
-    return f"{topology.CONTROL_PREFIX}{worker_token(destination)}.{command}"
+    return f"{topology.CONTROL_PREFIX}{topology.worker_token(destination)}.{command}"
 
 
 def worker_subjects(hostname: str) -> tuple[str, str]:
     """What a worker subscribes to: every broadcast command, and those aimed at it."""
     return (
         topology.CONTROL_PREFIX + "*",
-        f"{topology.CONTROL_PREFIX}{worker_token(hostname)}.*",
+        f"{topology.CONTROL_PREFIX}{topology.worker_token(hostname)}.*",
     )
 
 

@@ -159,6 +159,11 @@ def kv_subject(bucket: str, key: str) -> str:
     return f"$KV.{bucket}.{subject_tokens(key)}"
 
 
+def event_subject(kind: str) -> str:
+    """Subject of events of ``kind``: ``actors.event.<kind>``, e.g. ``actors.event.task-sent``."""
+    return EVENT_PREFIX + subject_token(kind)
+
+
 def chord_counter_subject(chord_id: str) -> str:
     """Counter subject (``Nats-Incr``) counting the finished members of a chord."""
     return CHORD_COUNTER_PREFIX + subject_token(chord_id)
@@ -170,3 +175,13 @@ _TASK_ID = re.compile(r"[A-Za-z0-9_\-=]{1,128}")
 def valid_task_id(task_id: object) -> bool:
     """Task ids are usable as one KV key token: letters, digits, ``-``, ``_``, ``=``."""
     return isinstance(task_id, str) and bool(_TASK_ID.fullmatch(task_id))
+
+
+_NOT_TOKEN = re.compile(r"[\s\x00-\x1f\x7f*>.]")
+
+
+def worker_token(hostname: str) -> str:
+    """A worker's id as one subject token: its hostname (``<pid>@<host>``) with ``.``, ``*``,
+    ``>``, whitespace and control characters replaced by ``_`` (``1234@web.example`` ->
+    ``1234@web_example``). Names its control subjects and its key in ``actors_workers``."""
+    return subject_token(_NOT_TOKEN.sub("_", hostname) or "_")

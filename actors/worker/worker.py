@@ -20,11 +20,14 @@ from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry
 from actors.wire.message import TaskMessage
 from actors.wire.record import STARTED, ResultRecord
+from actors.wire.registry import WorkerRecord
 from actors.worker import continuations
 from actors.worker.dead_letters import sweep_unrouted
+from actors.worker.events import TaskEvents
 from actors.worker.message_checks import Rejection, check_message, map_calls
 from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
+from actors.worker.presence import Presence
 from actors.worker.rate_limits import RateLimiter
 from actors.worker.remote_control import RemoteControl
 from actors.worker.retries import autoretry
@@ -73,6 +76,25 @@ class Worker:
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
         self.remote_control = RemoteControl(self)
+        self.failed = 0
+        self._active = 0
+        self.events = TaskEvents(self.hostname, self.settings.events)
+        self.presence = Presence.of(
+            self.hostname,
+            [a.name for a in self.actors],
+            self.concurrency,
+            self.settings.worker_heartbeat,
+            self._snapshot,
+            self.events,
+        )
+
+    @property
+    def active(self) -> int:
+        """Tasks running now."""
+        return self._active
+
+    def _snapshot(self, record: WorkerRecord) -> None:
+        record.active, record.processed, record.failed = self.active, self.processed, self.failed
 
     @property
     def broker(self) -> Broker:
@@ -115,7 +137,11 @@ class Worker:
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._sweep(), name="sweep-unrouted"),
             asyncio.create_task(self._watch_connection(), name="watch-connection"),
+            asyncio.create_task(self.presence.run(self._broker), name="presence"),
         ]
+        if self.events.enabled:
+            interval = self.settings.events_flush_interval
+            self._background.append(asyncio.create_task(self.events.run(self._broker, interval)))
         log.info(
             "worker.started",
             nats=redact_url(",".join(self.settings.nats_servers)),
@@ -149,6 +175,8 @@ class Worker:
         for task in self._background:
             task.cancel()
         await self.remote_control.stop()
+        if self._broker is not None and self._broker.connected:
+            await self.presence.leave(self._broker)
         if self._revocations is not None:
             await self._revocations.stop()
         if self._executor is not None:
@@ -222,10 +250,12 @@ class Worker:
             if checked.message is not None:  # its errbacks, chain and chord fail as well
                 message, reason = checked.message, checked.reason
                 await continuations.failed(self.app.client, message, ProtocolError(reason))
+            self.events.rejected(actor.name, checked.task_id, checked.reason)
             await self.outcomes.reject(
                 d, actor.name, checked.reason, checked.task_id, checked.error
             )
             return
+        self.events.received(checked)
         await self._run(actor, checked, d)
 
     async def _run(self, actor: Actor[Any, Any], message: TaskMessage, d: Delivery) -> None:
@@ -242,6 +272,7 @@ class Worker:
         skip = self._revocations.skip_reason(message)
         if skip is not None:
             log.info("task.revoked", reason=skip)
+            self.events.revoked(message, skip)
             await self.outcomes.revoked(message, skip, store)
             await d.ack()
             return
@@ -258,13 +289,17 @@ class Worker:
         if store and actor.track_started:
             await self.outcomes.put(ResultRecord(id=message.id, task=actor.name, status=STARTED))
         began = time.perf_counter()
+        self.events.started(message)
+        self._active += 1
         try:
             value = await self._call(actor, message)
         except Retry as requested:
+            self.events.retried(message, requested.exc, requested.when)
             await self.outcomes.retry(message, requested, store)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             again = autoretry(actor, message.retries, exc)
+            self._task_failed(message, runtime_ms / 1000, exc, again)
             if again is not None:
                 await self.outcomes.retry(message, again, store)
             elif isinstance(exc, Revoked):
@@ -278,10 +313,25 @@ class Worker:
         else:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             log.info("task.succeeded", runtime_ms=runtime_ms)
+            self.events.succeeded(message, runtime_ms / 1000, value)
             await self.outcomes.succeeded(actor, message, value, store)
+        finally:
+            self._active -= 1
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1
+
+    def _task_failed(
+        self, message: TaskMessage, runtime: float, exc: Exception, again: Retry | None
+    ) -> None:
+        """Count and record a run that raised: retried, revoked or failed."""
+        if again is not None:
+            self.events.retried(message, exc, again.when)
+        elif isinstance(exc, Revoked):
+            self.events.revoked(message, str(exc))
+        else:
+            self.failed += 1
+            self.events.failed(message, runtime, exc)
 
     async def _call(self, actor: Actor[Any, Any], message: TaskMessage) -> Any:
         assert self._executor is not None

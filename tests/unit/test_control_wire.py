@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from actors import App
 from actors.errors import ConfigurationError, ProtocolError
-from actors.wire import control
+from actors.wire import control, topology
 from actors.worker import Worker
 
 
@@ -35,7 +35,7 @@ def test_subjects() -> None:
 
 @pytest.mark.parametrize("hostname", ["1@a b", "1@a\r\nPUB x 1", "1@*", "1@>", "", "1@a.b.c"])
 def test_any_hostname_makes_one_safe_token(hostname: str) -> None:
-    token = control.worker_token(hostname)
+    token = topology.worker_token(hostname)
     assert token and not set(token) & set(" \r\n\t*>.")
 
 
