@@ -21,6 +21,7 @@ from actors.cli.loading import load_app, load_callable
 from actors.client.background_loop import new_event_loop
 from actors.log import configure_logging
 from actors.worker import Worker
+from actors.worker.health import serve_endpoints
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -42,6 +43,10 @@ class WorkerOptions:
     companions: tuple[str, ...] = ()
     """``module:function`` coroutines ``f(app, stop)`` run next to the worker (first process
     only), e.g. the beat for ``actors run --beat``. Given as paths so this layer imports none."""
+    metrics_port: int | None = None
+    health_port: int | None = None
+    """Ports of ``/metrics`` and ``/livez`` + ``/readyz``; process N of ``--processes`` adds N."""
+    http_host: str = "0.0.0.0"
 
 
 def run_worker(options: WorkerOptions) -> int:
@@ -65,6 +70,9 @@ def run_worker(options: WorkerOptions) -> int:
         loop = asyncio.get_running_loop()
         stop_on_signals(loop, stop, worker.settings.shutdown_grace + _STOP_MARGIN)
         await worker.start()  # companions then share the worker's connection
+        endpoints = await serve_endpoints(
+            worker, options.http_host, options.metrics_port, options.health_port
+        )
         try:
             await asyncio.gather(
                 worker.wait_stopped(stop), *(companion(app, stop) for companion in companions)
@@ -74,6 +82,8 @@ def run_worker(options: WorkerOptions) -> int:
                 _exit_if_stuck(worker.settings.shutdown_grace + _STOP_MARGIN)
             stop.set()
             await worker.stop()
+            for endpoint in endpoints:
+                await endpoint.stop()
 
     run_loop(main())
     return EXIT_CONNECTION_LOST if worker.lost_reason else 0
@@ -117,6 +127,20 @@ def _give_up(limit: float) -> None:
     os._exit(3)
 
 
+def _later_process(options: WorkerOptions, index: int) -> WorkerOptions:
+    """Options of process ``index`` > 0: no companions, its own HTTP ports."""
+
+    def shifted(port: int | None) -> int | None:
+        return None if port is None else port + index
+
+    return dataclasses.replace(
+        options,
+        companions=(),
+        metrics_port=shifted(options.metrics_port),
+        health_port=shifted(options.health_port),
+    )
+
+
 def _child(options: WorkerOptions, parent: int) -> None:
     _stop_when_orphaned(parent)
     sys.exit(run_worker(options))
@@ -155,7 +179,7 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
                 continue
             if child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
-            own = options if index == 0 else dataclasses.replace(options, companions=())
+            own = options if index == 0 else _later_process(options, index)
             children[index] = context.Process(target=_child, args=(own, os.getpid()), daemon=False)
             children[index].start()
         time.sleep(0.2)

@@ -71,6 +71,17 @@ class Worker:
         self.lost_reason: str | None = None
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
+        self.failed = 0
+
+    @property
+    def active(self) -> int:
+        """Messages in hand: running, or waiting for a slot or a rate limit."""
+        return len(self._tasks)
+
+    @property
+    def consumers(self) -> dict[str, PullConsumer]:
+        """The pull consumer of each served actor, by name (after :meth:`start`)."""
+        return dict(self._consumers)
 
     @property
     def broker(self) -> Broker:
@@ -270,6 +281,7 @@ class Worker:
             else:
                 log.error("task.failed", runtime_ms=runtime_ms, error=repr(exc), exc_info=exc)
             if again is None:
+                self.failed += 1
                 await self.outcomes.failed(actor, message, exc, store)
         else:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
