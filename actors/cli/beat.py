@@ -35,14 +35,16 @@ def beat(
     grace: Annotated[
         float, typer.Option(help="A tick later than this counts as missed (catch-up).")
     ] = 2.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")
+    ] = "info",
     log_format: Annotated[
         str | None, typer.Option(help="console or json (default: console on a TTY).")
     ] = None,
 ) -> None:
     """Run beat: publish the app's periodic tasks. Run several for high availability."""
-    configure_logging(log_level, log_format)
     try:
+        configure_logging(log_level, log_format)
         loaded, server = open_app(app)
     except ActorsError as exc:
         fail(exc)

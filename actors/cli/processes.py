@@ -19,7 +19,7 @@ import structlog
 
 from actors.cli.loading import load_app, load_callable
 from actors.client.background_loop import new_event_loop
-from actors.log import configure_logging
+from actors.log import configure_logging, share_output_lock
 from actors.worker import Worker
 from actors.worker.health import serve_endpoints
 
@@ -141,7 +141,8 @@ def _later_process(options: WorkerOptions, index: int) -> WorkerOptions:
     )
 
 
-def _child(options: WorkerOptions, parent: int) -> None:
+def _child(options: WorkerOptions, parent: int, log_lock: Any) -> None:
+    share_output_lock(log_lock)
     _stop_when_orphaned(parent)
     sys.exit(run_worker(options))
 
@@ -164,6 +165,8 @@ def _stop_when_orphaned(parent: int) -> None:
 def run_processes(options: WorkerOptions, processes: int) -> int:
     """Run ``processes`` worker processes, restart any that crash, stop them all on SIGTERM."""
     context = multiprocessing.get_context("spawn")
+    log_lock = context.Lock()  # one log line at a time across the processes
+    share_output_lock(log_lock)
     children: list[Any] = [None] * processes
     stopping = False
 
@@ -180,7 +183,9 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
             if child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
             own = options if index == 0 else _later_process(options, index)
-            children[index] = context.Process(target=_child, args=(own, os.getpid()), daemon=False)
+            children[index] = context.Process(
+                target=_child, args=(own, os.getpid(), log_lock), daemon=False
+            )
             children[index].start()
         time.sleep(0.2)
     for child in children:
