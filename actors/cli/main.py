@@ -14,6 +14,7 @@ from actors.cli import ops
 from actors.cli.beat import beat as beat_command
 from actors.cli.beat import schedule_cli
 from actors.cli.connect import connection_options, with_broker
+from actors.cli.exporter import exporter
 from actors.cli.loading import open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import WorkerOptions, run_processes, run_worker
@@ -44,6 +45,7 @@ dead = typer.Typer(
 )
 cli.add_typer(dead, name="dead")
 ops.register(cli)
+cli.command("exporter")(exporter)
 
 
 def _print_version(show: bool) -> None:

@@ -18,10 +18,7 @@ def check_run_options(
     ports: dict[str, int | None] | None = None,
 ) -> None:
     """Exit 2 with ``error: ...`` on the first option that cannot work."""
-    if logging.getLevelNamesMapping().get(log_level.upper()) is None:
-        fail(f"unknown --log-level {log_level!r}: use debug, info, warning or error")
-    if log_format is not None and log_format not in LOG_FORMATS:
-        fail(f"unknown --log-format {log_format!r}: use console or json")
+    check_log_options(log_level, log_format)
     if concurrency is not None and concurrency < 1:
         fail(f"--concurrency must be at least 1, got {concurrency}")
     if processes < 1:
@@ -29,6 +26,14 @@ def check_run_options(
     for option, port in (ports or {}).items():
         if port is not None and not 0 < port < 65536:
             fail(f"{option} must be a TCP port (1-65535), got {port}")
+
+
+def check_log_options(log_level: str, log_format: str | None) -> None:
+    """Exit 2 on an unknown log level or format."""
+    if logging.getLevelNamesMapping().get(log_level.upper()) is None:
+        fail(f"unknown --log-level {log_level!r}: use debug, info, warning or error")
+    if log_format is not None and log_format not in LOG_FORMATS:
+        fail(f"unknown --log-format {log_format!r}: use console or json")
 
 
 def check_metrics_installed() -> None:

@@ -121,3 +121,23 @@ def _message_id(stored: StoredMessage) -> object:
     except ProtocolError:  # not ours to judge here: the worker dead-letters it
         return None
     return body.get("id") if isinstance(body, dict) else None
+
+
+async def live_keys(broker: Broker, bucket: str) -> int:
+    """Keys of KV ``bucket`` holding a value (not deleted nor expired); 0 if there is none.
+
+    For the worker registry (``actors_workers``): one key per live worker.
+    """
+    stream, prefix = f"KV_{bucket}", f"$KV.{bucket}."
+    try:
+        info = await broker.js.stream_info(stream, subjects_filter=prefix + ">")
+    except nats.js.errors.NotFoundError:
+        return 0
+    except NATS_ERRORS as exc:
+        raise BrokerUnavailable(f"cannot read bucket {bucket}: {exc!r}") from exc
+    live = 0
+    for subject in info.state.subjects or {}:
+        last = await broker.last_message(stream, subject)
+        if last is not None and last[1].get("KV-Operation") not in ("DEL", "PURGE"):
+            live += 1
+    return live
