@@ -78,6 +78,6 @@ def test_version() -> None:
 
 
 def test_every_command_takes_the_connection_options() -> None:
-    for command in ("run", "queues", "purge", "result", "call", "revoke", "migrate"):
+    for command in ("run", "queues", "purge", "result", "call", "revoke", "migrate", "exporter"):
         result = runner.invoke(cli, [command, "--help"])
         assert "--nats-url" in result.output and "--nats-creds" in result.output, command
