@@ -21,7 +21,7 @@ from actors.cli.loading import load_app, load_callable
 from actors.client.background_loop import new_event_loop
 from actors.log import configure_logging, share_output_lock
 from actors.worker import Worker
-from actors.worker.health import serve_endpoints
+from actors.worker.health import HttpEndpoints, serve_endpoints
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -70,10 +70,11 @@ def run_worker(options: WorkerOptions) -> int:
         loop = asyncio.get_running_loop()
         stop_on_signals(loop, stop, worker.settings.shutdown_grace + _STOP_MARGIN)
         await worker.start()  # companions then share the worker's connection
-        endpoints = await serve_endpoints(
-            worker, options.http_host, options.metrics_port, options.health_port
-        )
+        endpoints: list[HttpEndpoints] = []
         try:
+            endpoints = await serve_endpoints(
+                worker, options.http_host, options.metrics_port, options.health_port
+            )
             await asyncio.gather(
                 worker.wait_stopped(stop), *(companion(app, stop) for companion in companions)
             )

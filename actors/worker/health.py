@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import structlog
 
+from actors.errors import ConfigurationError
 from actors.worker.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -75,7 +76,13 @@ class HttpEndpoints:
 
     async def start(self) -> None:
         """Listen; port 0 picks a free one (read :attr:`port` after)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
+                "choose another port"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("http.listening", host=self.host, port=self.port, paths=sorted(self.routes))
 
@@ -131,6 +138,11 @@ async def serve_endpoints(
         routes["/livez"] = probe(lambda: liveness(worker))
         routes["/readyz"] = probe(lambda: readiness(worker))
     servers = [HttpEndpoints(routes, host, port) for port, routes in by_port.items()]
-    for server in servers:
-        await server.start()
+    try:
+        for server in servers:
+            await server.start()
+    except ConfigurationError:
+        for server in servers:
+            await server.stop()
+        raise
     return servers

@@ -75,9 +75,13 @@ class WorkerMetrics:
         # done_before is the first step of every run: the runtime is measured from there.
         @functools.wraps(method)
         async def timed(message: Any, *args: Any) -> bool:
-            if len(self._started) < _STARTED_LIMIT:
-                self._started[message.id] = time.perf_counter()
-            return await method(message, *args)
+            if len(self._started) >= _STARTED_LIMIT:
+                self._started.clear()  # runs that ended without an outcome (lost connection)
+            self._started[message.id] = time.perf_counter()
+            done = await method(message, *args)
+            if done:  # a redelivery of a finished run: no outcome follows
+                self._started.pop(message.id, None)
+            return done
 
         return timed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from actors.worker.health import serve_endpoints
 from tests.apps.basic import register
 from tests.conftest import free_port
 from tests.helpers import aeventually, eventually
+from tests.integration.cli_helper import actors_cli
 
 
 def get(url: str) -> tuple[int, str]:
@@ -101,3 +103,17 @@ async def test_livez_fails_when_nats_is_gone_past_max_disconnected(
         # Broker.close raises on a connection that is down: let the fixture close a live one.
         await asyncio.to_thread(nats_server.start)
         await aeventually(lambda: running.broker.connected, what="a reconnect", timeout=15)
+
+
+def test_a_port_in_use_is_one_clear_error(nats_server: EmbeddedServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        outcome = actors_cli(
+            "run", "tests.apps.basic:app", "--health-port", str(port), "--http-host",
+            "127.0.0.1", "--nats-url", nats_server.url, "--log-format", "json",
+        )  # fmt: skip
+    assert outcome.returncode == 2, outcome.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
