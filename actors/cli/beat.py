@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from actors.app import App
+from actors.cli.connect import connection_options
 from actors.cli.loading import load_app, open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import stop_on_signals
@@ -27,6 +28,7 @@ schedule_cli = typer.Typer(
 )
 
 
+@connection_options
 def beat(
     app: AppArg,
     lease: Annotated[
@@ -68,6 +70,7 @@ def beat(
 
 
 @schedule_cli.command("list")
+@connection_options
 def list_entries(
     app: AppArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -95,6 +98,7 @@ def list_entries(
 
 
 @schedule_cli.command()
+@connection_options
 def add(
     app: AppArg,
     name: NameArg,
@@ -133,6 +137,7 @@ def add(
 
 
 @schedule_cli.command()
+@connection_options
 def remove(app: AppArg, name: NameArg) -> None:
     """Delete a stored entry."""
     _call(app, lambda store: store.remove(name))
@@ -140,6 +145,7 @@ def remove(app: AppArg, name: NameArg) -> None:
 
 
 @schedule_cli.command()
+@connection_options
 def enable(app: AppArg, name: NameArg) -> None:
     """Enable an entry (from code or stored)."""
     _call(app, lambda store: store.enable(name))
@@ -147,6 +153,7 @@ def enable(app: AppArg, name: NameArg) -> None:
 
 
 @schedule_cli.command()
+@connection_options
 def disable(app: AppArg, name: NameArg) -> None:
     """Disable an entry (from code or stored)."""
     _call(app, lambda store: store.disable(name))

@@ -78,6 +78,8 @@ def test_version() -> None:
 
 
 def test_every_command_takes_the_connection_options() -> None:
-    for command in ("run", "queues", "purge", "result", "call", "revoke", "migrate", "exporter"):
-        result = runner.invoke(cli, [command, "--help"])
+    commands = ["run", "beat", "queues", "purge", "result", "call", "revoke", "migrate"]
+    commands += ["exporter", "dead list", "dead purge", "schedule list", "schedule add"]
+    for command in commands:
+        result = runner.invoke(cli, [*command.split(), "--help"])
         assert "--nats-url" in result.output and "--nats-creds" in result.output, command
