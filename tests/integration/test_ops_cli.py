@@ -74,6 +74,22 @@ def test_call_runs_a_task_and_result_prints_it(
     plain = actors_cli("result", task_id, "--nats-url", nats_server.url)
     assert "state: SUCCESS" in plain.stdout and "result: 42" in plain.stdout
 
+    later = actors_cli(
+        "call", "basic.add", "-a", "[1, 1]", "--countdown", "1", "--wait", "--json",
+        "--nats-url", nats_server.url,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout)["result"] == 2
+
+    running = actors_cli("call", "basic.sleep", "--args", "[30]", "--nats-url", nats_server.url)
+    assert running.returncode == 0, running.stderr
+    row = eventually(
+        lambda: queue_rows(nats_server.url).get("basic.sleep", {}),
+        until=lambda r: r.get("in_flight") == 1,
+        what="the running task in flight",
+    )
+    assert row["pending"] == 0 and row["consumers"] == 1
+
     failed = actors_cli(
         "call", "basic.boom", "--args", '["no"]', "--wait", "--nats-url", nats_server.url
     )
