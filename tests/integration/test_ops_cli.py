@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from actors import App
@@ -122,3 +123,17 @@ def test_revoke_of_an_unknown_id_fails(app: App, nats_server: EmbeddedServer) ->
     later = tasks["add"].apply_async((1, 2), countdown=60)
     scheduled = actors_cli("revoke", later.id, "--nats-url", nats_server.url)
     assert scheduled.returncode == 0, scheduled.stderr
+
+
+def test_the_credential_options_reach_nats(tmp_path: Path) -> None:
+    auth = ("--user", "alice", "--pass", "pw1")
+    with EmbeddedServer(tmp_path / "nats", extra_args=auth) as server:
+        url = ("--nats-url", server.url)
+        alice = ("--nats-user", "alice")
+        denied = actors_cli("queues", *url)
+        assert denied.returncode == 2 and "cannot connect to NATS" in denied.stderr
+        allowed = actors_cli("queues", "--json", *url, *alice, "--nats-password", "pw1")
+        assert allowed.returncode == 0, allowed.stderr
+        assert json.loads(allowed.stdout) == []
+        wrong = actors_cli("result", new_task_id(), *url, *alice, "--nats-password", "wr0ng")
+        assert wrong.returncode == 2 and "wr0ng" not in wrong.stderr + wrong.stdout
