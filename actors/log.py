@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -88,11 +89,23 @@ def get_task_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+_INHERITED = "ACTORS_LOG_INHERITED"
+"""``level:format`` for processes started from this one (``pool="process"`` children)."""
+
+
+def configure_inherited_logging() -> None:
+    """In a child process: log as the process that started it, if it configured logging."""
+    level, _, fmt = os.environ.get(_INHERITED, "").partition(":")
+    if level:
+        configure_logging(level, fmt or None)
+
+
 def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     """Console rendering on a TTY, JSON lines otherwise or when ``fmt == "json"``.
 
     stdlib ``logging`` (task code, libraries) goes through the same processors: timestamp,
     level, logger name and the task context (task, task_id, retries) bound for a run.
+    Child processes started later can log the same way (:func:`configure_inherited_logging`).
     """
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
@@ -100,6 +113,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     if fmt not in (None, "json", "console"):
         raise ConfigurationError(f"unknown log format {fmt!r}: use console or json")
     use_json = fmt == "json" or (fmt is None and not sys.stderr.isatty())
+    os.environ[_INHERITED] = f"{level}:{'json' if use_json else 'console'}"
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json

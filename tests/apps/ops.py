@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from actors import App, get_task_logger
 
@@ -24,3 +25,9 @@ def long_lines(index: int, lines: int = 3) -> int:
         fields = {f"field{n}": f"{index}-{line}-" + "x" * 900 for n in range(10)}
         app_log.info("long.line", index=index, line=line, **fields)
     return index
+
+
+@app.actor(name="ops.process_log", pool="process")
+def log_in_a_child(who: str) -> int:
+    stdlib_log.info("child says %s", who)
+    return os.getpid()

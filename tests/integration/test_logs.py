@@ -30,6 +30,18 @@ def test_stdlib_logging_in_a_task_carries_the_task_and_is_json(
     assert line["timestamp"].endswith("Z")
 
 
+def test_stdlib_logging_in_a_process_pool_child_is_json_with_the_task(
+    make_app: Callable[..., App], worker_process: Callable[..., Any]
+) -> None:
+    worker = worker_process("tests.apps.ops:app")
+    result = make_app("ops-client").send_task("ops.process_log", ["hi"])
+    assert result.get(timeout=30) != worker.pid
+    worker.wait_for_event("child says hi")
+    [line] = worker.events("child says hi")
+    assert line["task"] == "ops.process_log" and line["task_id"] == result.id
+    assert line["logger"] == "ops.tasks" and "timestamp" in line
+
+
 def test_json_lines_of_several_processes_never_interleave(
     make_app: Callable[..., App], nats_server: EmbeddedServer
 ) -> None:
