@@ -13,6 +13,7 @@ from actors.cli.connect import connection_options
 from actors.cli.loading import load_app, open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import stop_on_signals
+from actors.cli.run_checks import LogFormat, LogLevel
 from actors.errors import ActorsError
 from actors.log import configure_logging
 from schedulers.beat import Beat
@@ -37,12 +38,8 @@ def beat(
     grace: Annotated[
         float, typer.Option(help="A tick later than this counts as missed (catch-up).")
     ] = 2.0,
-    log_level: Annotated[
-        str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")
-    ] = "info",
-    log_format: Annotated[
-        str | None, typer.Option(help="console or json (default: console on a TTY).")
-    ] = None,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = None,
 ) -> None:
     """Run beat: publish the app's periodic tasks. Run several for high availability."""
     try:

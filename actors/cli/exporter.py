@@ -18,7 +18,7 @@ import typer
 from actors.cli.connect import connection_options
 from actors.cli.output import fail
 from actors.cli.processes import run_loop
-from actors.cli.run_checks import check_log_options
+from actors.cli.run_checks import LogFormat, LogLevel, check_log_options
 from actors.config import Settings
 from actors.errors import ActorsError
 from actors.log import configure_logging
@@ -83,12 +83,8 @@ def exporter(
     port: Annotated[int, typer.Option(help="Serve /metrics on this port.")] = 9808,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     interval: Annotated[float, typer.Option(help="Seconds between reads of NATS.")] = 5.0,
-    log_level: Annotated[
-        str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")
-    ] = "info",
-    log_format: Annotated[
-        str | None, typer.Option(help="console or json (default: console on a TTY).")
-    ] = None,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = None,
 ) -> None:
     """Serve cluster gauges for Prometheus: lag per actor, dead letters, workers online."""
     check_log_options(log_level, log_format)

@@ -18,7 +18,12 @@ from actors.cli.exporter import exporter
 from actors.cli.loading import open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import WorkerOptions, run_processes, run_worker
-from actors.cli.run_checks import check_metrics_installed, check_run_options
+from actors.cli.run_checks import (
+    LogFormat,
+    LogLevel,
+    check_metrics_installed,
+    check_run_options,
+)
 from actors.client.control import Control
 from actors.errors import ActorsError
 from actors.log import configure_logging
@@ -77,12 +82,8 @@ def run(
     actors: Annotated[
         str | None, typer.Option("--actors", help="Comma-separated task names to serve.")
     ] = None,
-    log_level: Annotated[
-        str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")
-    ] = "info",
-    log_format: Annotated[
-        str | None, typer.Option(help="console or json (default: console on a TTY).")
-    ] = None,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = None,
     beat: Annotated[
         bool, typer.Option(help="Also run beat (periodic tasks) in the worker.")
     ] = False,

@@ -1,13 +1,18 @@
-"""Checking ``actors run`` options up front, so a bad one gets one clear line, not a traceback."""
+"""Options shared by the long-running commands, checked up front: one clear line, no traceback."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+from typing import Annotated
+
+import typer
 
 from actors.cli.output import fail
 
 LOG_FORMATS = ("console", "json")
+LogLevel = Annotated[str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")]
+LogFormat = Annotated[str | None, typer.Option(help="console or json (default: console on a TTY).")]
 
 
 def check_run_options(
