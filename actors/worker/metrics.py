@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from actors.errors import ConfigurationError
+from actors.errors import ConfigurationError, Revoked
 from actors.worker.worker import Worker
 
 try:
@@ -99,7 +99,8 @@ class WorkerMetrics:
         @functools.wraps(method)
         async def counted(*args: Any, **kwargs: Any) -> None:
             message = args[position]
-            self.tasks.labels(message.task, outcome).inc()
+            terminated = outcome == "failed" and isinstance(args[2], Revoked)
+            self.tasks.labels(message.task, "revoked" if terminated else outcome).inc()
             began = self._started.pop(message.id, None)
             if began is not None:
                 self.runtime.labels(message.task).observe(time.perf_counter() - began)
