@@ -9,9 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from actors.app import App
+from actors.cli.connect import connection_options
 from actors.cli.loading import load_app, open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import stop_on_signals
+from actors.cli.run_checks import LogFormat, LogLevel
 from actors.errors import ActorsError
 from actors.log import configure_logging
 from schedulers.beat import Beat
@@ -27,6 +29,7 @@ schedule_cli = typer.Typer(
 )
 
 
+@connection_options
 def beat(
     app: AppArg,
     lease: Annotated[
@@ -35,14 +38,12 @@ def beat(
     grace: Annotated[
         float, typer.Option(help="A tick later than this counts as missed (catch-up).")
     ] = 2.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    log_format: Annotated[
-        str | None, typer.Option(help="console or json (default: console on a TTY).")
-    ] = None,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = None,
 ) -> None:
     """Run beat: publish the app's periodic tasks. Run several for high availability."""
-    configure_logging(log_level, log_format)
     try:
+        configure_logging(log_level, log_format)
         loaded, server = open_app(app)
     except ActorsError as exc:
         fail(exc)
@@ -66,6 +67,7 @@ def beat(
 
 
 @schedule_cli.command("list")
+@connection_options
 def list_entries(
     app: AppArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -93,6 +95,7 @@ def list_entries(
 
 
 @schedule_cli.command()
+@connection_options
 def add(
     app: AppArg,
     name: NameArg,
@@ -131,6 +134,7 @@ def add(
 
 
 @schedule_cli.command()
+@connection_options
 def remove(app: AppArg, name: NameArg) -> None:
     """Delete a stored entry."""
     _call(app, lambda store: store.remove(name))
@@ -138,6 +142,7 @@ def remove(app: AppArg, name: NameArg) -> None:
 
 
 @schedule_cli.command()
+@connection_options
 def enable(app: AppArg, name: NameArg) -> None:
     """Enable an entry (from code or stored)."""
     _call(app, lambda store: store.enable(name))
@@ -145,6 +150,7 @@ def enable(app: AppArg, name: NameArg) -> None:
 
 
 @schedule_cli.command()
+@connection_options
 def disable(app: AppArg, name: NameArg) -> None:
     """Disable an entry (from code or stored)."""
     _call(app, lambda store: store.disable(name))

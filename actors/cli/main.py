@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from actors.cli import monitor
+from actors.cli import monitor, ops
 from actors.cli.beat import beat as beat_command
 from actors.cli.beat import schedule_cli
+from actors.cli.connect import connection_options, with_broker
+from actors.cli.exporter import exporter
 from actors.cli.loading import open_app
 from actors.cli.output import fail, print_table
 from actors.cli.processes import WorkerOptions, run_processes, run_worker
 from actors.cli.remote import control_cli, inspect_cli
+from actors.cli.run_checks import (
+    LogFormat,
+    LogLevel,
+    check_metrics_installed,
+    check_run_options,
+)
 from actors.client.control import Control
 from actors.client.workers import live_workers
-from actors.config import Settings
 from actors.errors import ActorsError
 from actors.log import configure_logging
-from actors.nats import migration
+from actors.nats import migration, queues
 from actors.nats.broker import Broker
+from actors.nats.bucket import Bucket
 from actors.nats.server import EmbeddedServer
+from actors.wire import topology
+from actors.wire.record import ResultRecord
 from actors.worker import dead_letters
 
 # Never print local variables in a traceback: settings and URLs may hold passwords.
@@ -46,13 +55,30 @@ dead = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 cli.add_typer(dead, name="dead")
-T = TypeVar("T")
-NatsUrl = Annotated[
-    str | None, typer.Option("--nats-url", help="NATS URL(s) (default: $ACTORS_NATS_URL).")
-]
+ops.register(cli)
+cli.command("exporter")(exporter)
+
+
+def _print_version(show: bool) -> None:
+    if show:
+        typer.echo(f"actors {package_version('actors')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """actors: distributed tasks on NATS JetStream."""
 
 
 @cli.command()
+@connection_options
 def run(
     app: Annotated[str, typer.Argument(help="The app to serve, as MODULE:ATTRIBUTE.")],
     concurrency: Annotated[
@@ -62,13 +88,21 @@ def run(
     actors: Annotated[
         str | None, typer.Option("--actors", help="Comma-separated task names to serve.")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    log_format: Annotated[
-        str | None, typer.Option(help="console or json (default: console on a TTY).")
-    ] = None,
+    log_level: LogLevel = "info",
+    log_format: LogFormat = None,
     beat: Annotated[
         bool, typer.Option(help="Also run beat (periodic tasks) in the worker.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus /metrics here (needs the metrics extra)."),
+    ] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve /livez and /readyz here (Kubernetes probes).")
+    ] = None,
+    http_host: Annotated[
+        str, typer.Option(help="Address the metrics and health ports listen on.")
+    ] = "0.0.0.0",
     events: Annotated[
         bool | None,
         typer.Option(
@@ -78,7 +112,19 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run a worker. Starts a local nats-server when none is configured or reachable."""
+    """Run a worker. Starts a local nats-server when none is configured or reachable.
+
+    With --processes N, process i serves metrics and health on the given ports + i.
+    """
+    check_run_options(
+        log_level,
+        log_format,
+        concurrency,
+        processes,
+        {"--metrics-port": metrics_port, "--health-port": health_port},
+    )
+    if metrics_port is not None:
+        check_metrics_installed()
     configure_logging(log_level, log_format)
     if events is not None:  # through the environment, so that every worker process sees it
         os.environ["ACTORS_EVENTS"] = "1" if events else "0"
@@ -96,6 +142,9 @@ def run(
         log_format=log_format,
         nats_url=server.url if server else None,
         companions=("schedulers.beat:serve",) if beat else (),
+        metrics_port=metrics_port,
+        health_port=health_port,
+        http_host=http_host,
     )
     try:
         for name in options.actors:
@@ -130,49 +179,62 @@ def server(
     embedded.stop()
 
 
-def _with_broker(
-    url: str | None, action: Callable[[Broker], Awaitable[T]], topology: bool = True
-) -> T:
-    configure_logging("error")
-
-    async def run() -> T:
-        settings = Settings.build({"nats_url": url} if url else {})
-        broker = await Broker.connect(settings, "actors-cli")
-        try:
-            if topology:
-                await broker.streams.ensure_topology()
-            return await action(broker)
-        finally:
-            await broker.close()
-
-    try:
-        return asyncio.run(run())
-    except ActorsError as exc:
-        fail(exc)
-
-
 @cli.command()
+@connection_options
 def revoke(
     task_ids: Annotated[list[str], typer.Argument(help="Task id(s) to revoke.")],
     terminate: Annotated[bool, typer.Option(help="Also stop them where they run.")] = False,
-    nats_url: NatsUrl = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Revoke ids not known yet too (sent later).")
+    ] = False,
 ) -> None:
-    """Revoke tasks: workers skip them (state REVOKED); --terminate stops running ones."""
+    """Revoke tasks: workers skip them (state REVOKED); --terminate stops running ones.
 
-    async def action(broker: Broker) -> None:
-        await Control.store_revocations(broker, task_ids, terminate)
+    Exit 1 when an id is unknown (no result, not queued, not scheduled) or already finished;
+    the other ids are revoked.
+    """
+    for task_id in task_ids:
+        if not topology.valid_task_id(task_id):
+            fail(f"{task_id!r} is not a task id")
 
-    _with_broker(nats_url, action)
-    typer.echo(f"revoked {len(task_ids)} task(s)" + (" (terminate)" if terminate else ""))
+    async def action(broker: Broker) -> dict[str, str | None]:
+        found = {task_id: await _revocable(broker, task_id) for task_id in task_ids}
+        chosen = [i for i, problem in found.items() if problem is None or force]
+        await Control.store_revocations(broker, chosen, terminate)
+        return found
+
+    found = with_broker(action)
+    revoked = [i for i, problem in found.items() if problem is None or force]
+    for problem in found.values():
+        if problem is not None:
+            typer.echo(f"{'warning' if force else 'error'}: {problem}", err=True)
+    if revoked:
+        typer.echo(f"revoked {len(revoked)} task(s)" + (" (terminate)" if terminate else ""))
+    if len(revoked) < len(task_ids):
+        raise typer.Exit(1)
+
+
+async def _revocable(broker: Broker, task_id: str) -> str | None:
+    """None if ``task_id`` may still run, else why revoking it does nothing."""
+    data = await Bucket(broker, topology.RESULTS_BUCKET).get(task_id)
+    if data is not None:
+        record = ResultRecord.from_bytes(data)
+        return f"task {task_id} already finished ({record.status})" if record.ready else None
+    if await queues.is_scheduled(broker, task_id) or await queues.is_queued(broker, task_id):
+        return None
+    return (
+        f"no task {task_id} is known (no result, not queued, not scheduled); "
+        "--force revokes it anyway"
+    )
 
 
 @cli.command()
+@connection_options
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Live workers, one line each (from the actors_workers registry). Exit 1: none."""
-    records = _with_broker(nats_url, live_workers, topology=False)
+    records = with_broker(live_workers, topology=False)
     if not records and not as_json:
         fail("no live workers", 1)
     monitor.print_workers(records, as_json)
@@ -181,6 +243,7 @@ def status(
 
 
 @cli.command()
+@connection_options
 def events(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     since: Annotated[
@@ -190,7 +253,6 @@ def events(
     follow: Annotated[
         bool, typer.Option(help="Keep printing new events (--no-follow: stop at the last).")
     ] = True,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Task and worker events (ACTORS_EVENTS), oldest first; Ctrl-C stops."""
     try:
@@ -198,23 +260,24 @@ def events(
     except ActorsError as exc:
         fail(exc)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a live tail: not an error
-        _with_broker(nats_url, lambda b: monitor.tail(b, start, as_json, follow), topology=False)
+        with_broker(lambda b: monitor.tail(b, start, as_json, follow), topology=False)
 
 
 @cli.command()
-def migrate(nats_url: NatsUrl = None) -> None:
+@connection_options
+def migrate() -> None:
     """Move the task stream of an older actors to the current streams. Stop workers first."""
-    moved = _with_broker(nats_url, migration.migrate, topology=False)
+    moved = with_broker(migration.migrate, topology=False)
     typer.echo(f"streams are current; moved {moved} message(s)")
 
 
 @dead.command("list")
+@connection_options
 def dead_list(
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 100,
-    nats_url: NatsUrl = None,
 ) -> None:
     """One line per dead letter: SEQ, time, task, task id, reason."""
-    letters = _with_broker(nats_url, lambda b: dead_letters.list_dead(b, limit))
+    letters = with_broker(lambda b: dead_letters.list_dead(b, limit))
     if not letters:
         typer.echo("no dead letters")
         return
@@ -234,12 +297,12 @@ def dead_list(
 
 
 @dead.command("show")
+@connection_options
 def dead_show(
     seq: Annotated[int, typer.Argument(help="Sequence number from `actors dead list`.")],
-    nats_url: NatsUrl = None,
 ) -> None:
     """Headers and body of one dead letter."""
-    letter = _with_broker(nats_url, lambda b: dead_letters.get_dead(b, seq))
+    letter = with_broker(lambda b: dead_letters.get_dead(b, seq))
     if letter is None:
         fail(f"no dead letter {seq}", 1)
     typer.echo(f"seq: {letter.seq}\ntime: {letter.time.isoformat()}\ntask: {letter.task}")
@@ -250,24 +313,25 @@ def dead_show(
 
 
 @dead.command("replay")
+@connection_options
 def dead_replay(
     seq: Annotated[int | None, typer.Argument(help="Sequence number to replay.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Publish dead letters again to their task subjects, and remove them."""
     if (seq is None) == (not all_):
         fail("give a sequence number or --all (not both)")
-    count = _with_broker(nats_url, lambda b: dead_letters.replay_many(b, seq))
+    count = with_broker(lambda b: dead_letters.replay_many(b, seq))
     if seq is not None and count == 0:
         fail(f"no dead letter {seq}", 1)
     typer.echo(f"replayed {count} message(s)")
 
 
 @dead.command("purge")
-def dead_purge(nats_url: NatsUrl = None) -> None:
+@connection_options
+def dead_purge() -> None:
     """Delete every dead letter."""
-    count = _with_broker(nats_url, dead_letters.purge)
+    count = with_broker(dead_letters.purge)
     typer.echo(f"purged {count} dead letter(s)")
 
 

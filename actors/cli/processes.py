@@ -19,8 +19,9 @@ import structlog
 
 from actors.cli.loading import load_app, load_callable
 from actors.client.background_loop import new_event_loop
-from actors.log import configure_logging
+from actors.log import configure_logging, share_output_lock
 from actors.worker import Worker
+from actors.worker.health import HttpEndpoints, serve_endpoints
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -42,6 +43,10 @@ class WorkerOptions:
     companions: tuple[str, ...] = ()
     """``module:function`` coroutines ``f(app, stop)`` run next to the worker (first process
     only), e.g. the beat for ``actors run --beat``. Given as paths so this layer imports none."""
+    metrics_port: int | None = None
+    health_port: int | None = None
+    """Ports of ``/metrics`` and ``/livez`` + ``/readyz``; process N of ``--processes`` adds N."""
+    http_host: str = "0.0.0.0"
 
 
 def run_worker(options: WorkerOptions) -> int:
@@ -65,7 +70,11 @@ def run_worker(options: WorkerOptions) -> int:
         loop = asyncio.get_running_loop()
         stop_on_signals(loop, stop, worker.settings.shutdown_grace + _STOP_MARGIN)
         await worker.start()  # companions then share the worker's connection
+        endpoints: list[HttpEndpoints] = []
         try:
+            endpoints = await serve_endpoints(
+                worker, options.http_host, options.metrics_port, options.health_port
+            )
             await asyncio.gather(
                 worker.wait_stopped(stop), *(companion(app, stop) for companion in companions)
             )
@@ -74,6 +83,8 @@ def run_worker(options: WorkerOptions) -> int:
                 _exit_if_stuck(worker.settings.shutdown_grace + _STOP_MARGIN)
             stop.set()
             await worker.stop()
+            for endpoint in endpoints:
+                await endpoint.stop()
 
     run_loop(main())
     return EXIT_CONNECTION_LOST if worker.lost_reason else 0
@@ -117,7 +128,22 @@ def _give_up(limit: float) -> None:
     os._exit(3)
 
 
-def _child(options: WorkerOptions, parent: int) -> None:
+def _later_process(options: WorkerOptions, index: int) -> WorkerOptions:
+    """Options of process ``index`` > 0: no companions, its own HTTP ports."""
+
+    def shifted(port: int | None) -> int | None:
+        return None if port is None else port + index
+
+    return dataclasses.replace(
+        options,
+        companions=(),
+        metrics_port=shifted(options.metrics_port),
+        health_port=shifted(options.health_port),
+    )
+
+
+def _child(options: WorkerOptions, parent: int, log_lock: Any) -> None:
+    share_output_lock(log_lock)
     _stop_when_orphaned(parent)
     sys.exit(run_worker(options))
 
@@ -141,6 +167,8 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
     """Run ``processes`` worker processes, restart any that crash, stop them all on SIGTERM
     or once one of them stops cleanly (asked to, by ``actors control shutdown``)."""
     context = multiprocessing.get_context("spawn")
+    log_lock = context.Lock()  # one log line at a time across the processes
+    share_output_lock(log_lock)
     children: list[Any] = [None] * processes
     stopping = False
 
@@ -161,8 +189,10 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
                 break
             if child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
-            own = options if index == 0 else dataclasses.replace(options, companions=())
-            children[index] = context.Process(target=_child, args=(own, os.getpid()), daemon=False)
+            own = options if index == 0 else _later_process(options, index)
+            children[index] = context.Process(
+                target=_child, args=(own, os.getpid(), log_lock), daemon=False
+            )
             children[index].start()
         time.sleep(0.2)
     for child in children:

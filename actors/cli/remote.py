@@ -7,7 +7,6 @@ usage error.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,11 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
-from actors.cli.output import fail, print_table
+from actors.cli.connect import connection_options, with_broker
+from actors.cli.output import print_table
 from actors.client.control import DEFAULT_TIMEOUT, Control, Replies
-from actors.config import Settings
-from actors.errors import ActorsError
-from actors.log import configure_logging
 from actors.nats.broker import Broker
 
 inspect_cli = typer.Typer(
@@ -41,9 +38,6 @@ TimeoutOpt = Annotated[
     float, typer.Option("--timeout", "-t", min=0.01, help="Seconds to wait for replies.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the replies as JSON.")]
-NatsUrl = Annotated[
-    str | None, typer.Option("--nats-url", help="NATS URL(s) (default: $ACTORS_NATS_URL).")
-]
 
 
 def ask(
@@ -51,25 +45,14 @@ def ask(
     arguments: dict[str, Any] | None,
     destination: Sequence[str] | None,
     timeout: float,
-    nats_url: str | None,
 ) -> Replies:
     """Send one control request and return the replies; exit 2 when NATS cannot be reached."""
-    configure_logging("error")
 
-    async def run() -> Replies:
-        settings = Settings.build({"nats_url": nats_url} if nats_url else {})
-        broker = await Broker.connect(settings, "actors-cli")
-        try:
-            return await Control.request(
-                broker, command, arguments, list(destination) if destination else None, timeout
-            )
-        finally:
-            await broker.close()
+    async def request(broker: Broker) -> Replies:
+        aimed = list(destination) if destination else None
+        return await Control.request(broker, command, arguments, aimed, timeout)
 
-    try:
-        return asyncio.run(run())
-    except ActorsError as exc:
-        fail(exc)
+    return with_broker(request, topology=False)
 
 
 def finish(replies: Replies, as_json: bool, headers: Sequence[str], rows: list[list[str]]) -> None:
@@ -147,9 +130,8 @@ def _inspect(
     destination: Sequence[str] | None,
     timeout: float,
     as_json: bool,
-    nats_url: str | None,
 ) -> None:
-    replies = ask(command, None, destination, timeout, nats_url)
+    replies = ask(command, None, destination, timeout)
     items = _items(replies)
     if command in ("active", "reserved", "scheduled"):
         finish(replies, as_json, TASK_COLUMNS, _tasks(replies))
@@ -183,12 +165,11 @@ def _inspect_command(command: str, help_text: str) -> None:
         destination: DestinationOpt = None,
         timeout: TimeoutOpt = DEFAULT_TIMEOUT,
         as_json: JsonOpt = False,
-        nats_url: NatsUrl = None,
     ) -> None:
-        _inspect(command, destination, timeout, as_json, nats_url)
+        _inspect(command, destination, timeout, as_json)
 
     run.__doc__ = help_text
-    inspect_cli.command(command)(run)
+    inspect_cli.command(command)(connection_options(run))
 
 
 for _command, _help in (
@@ -209,29 +190,29 @@ def _change(
     destination: Sequence[str] | None,
     timeout: float,
     as_json: bool,
-    nats_url: str | None,
 ) -> None:
-    replies = ask(command, arguments, destination, timeout, nats_url)
+    replies = ask(command, arguments, destination, timeout)
     rows = [[worker, _status(reply)] for worker, reply in _items(replies)]
     finish(replies, as_json, ("WORKER", "REPLY"), rows)
 
 
 @control_cli.command("rate-limit")
+@connection_options
 def rate_limit(
     task: Annotated[str, typer.Argument(help="The actor's task name.")],
     rate: Annotated[str, typer.Argument(help="'10/s', '100/m', '1000/h'; 'none' removes it.")],
     destination: DestinationOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     as_json: JsonOpt = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Set an actor's rate limit on the running workers (until they restart)."""
     value = None if rate.lower() in ("none", "0", "") else rate
     arguments = {"task_name": task, "rate_limit": value}
-    _change("rate_limit", arguments, destination, timeout, as_json, nats_url)
+    _change("rate_limit", arguments, destination, timeout, as_json)
 
 
 @control_cli.command("time-limit")
+@connection_options
 def time_limit(
     task: Annotated[str, typer.Argument(help="The actor's task name.")],
     soft: Annotated[float | None, typer.Option(min=0, help="Soft limit, seconds.")] = None,
@@ -239,44 +220,43 @@ def time_limit(
     destination: DestinationOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     as_json: JsonOpt = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Set an actor's soft and hard time limits on the running workers (until they restart);
     a limit left out is removed."""
     arguments = {"task_name": task, "soft": soft, "hard": hard}
-    _change("time_limit", arguments, destination, timeout, as_json, nats_url)
+    _change("time_limit", arguments, destination, timeout, as_json)
 
 
 @control_cli.command("shutdown")
+@connection_options
 def shutdown(
     destination: DestinationOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     as_json: JsonOpt = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Stop workers gracefully, as SIGTERM does (all of them unless --destination)."""
-    _change("shutdown", None, destination, timeout, as_json, nats_url)
+    _change("shutdown", None, destination, timeout, as_json)
 
 
 @control_cli.command("add-consumer")
+@connection_options
 def add_consumer(
     actor: Annotated[str, typer.Argument(help="Task name to start serving.")],
     destination: DestinationOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     as_json: JsonOpt = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Make workers start serving an actor of their app."""
-    _change("add_consumer", {"actor": actor}, destination, timeout, as_json, nats_url)
+    _change("add_consumer", {"actor": actor}, destination, timeout, as_json)
 
 
 @control_cli.command("cancel-consumer")
+@connection_options
 def cancel_consumer(
     actor: Annotated[str, typer.Argument(help="Task name to stop serving.")],
     destination: DestinationOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     as_json: JsonOpt = False,
-    nats_url: NatsUrl = None,
 ) -> None:
     """Make workers stop fetching an actor's messages (running tasks finish)."""
-    _change("cancel_consumer", {"actor": actor}, destination, timeout, as_json, nats_url)
+    _change("cancel_consumer", {"actor": actor}, destination, timeout, as_json)

@@ -90,6 +90,16 @@ class PullConsumer:
         self._sub: Any = None
         self._inbox = ""
 
+    @property
+    def running(self) -> bool:
+        """True while the pull loop runs (started, not stopped, not ended by an error)."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the server last sent anything to this consumer (messages, heartbeats)."""
+        return time.monotonic() - self._last_seen
+
     async def start(self) -> None:
         """Subscribe to the inbox and begin pulling."""
         nc = self._broker.nc

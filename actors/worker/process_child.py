@@ -18,9 +18,12 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
+import structlog
+
 from actors.actor import Actor, Request, current_request
 from actors.app import App
 from actors.errors import SoftTimeLimitExceeded, TaskNotRegistered
+from actors.log import configure_inherited_logging
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
@@ -54,6 +57,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     """
     try:
         message = TaskMessage.from_wire(request["message"])
+        structlog.contextvars.bind_contextvars(
+            task=message.task, task_id=message.id, retries=message.retries
+        )
         actor = find_actor(request["module"], request["task"])
         current_request.set(Request.from_message(message, {"pool": "process"}))
         args = [actor, *message.args] if actor.options.bind else message.args
@@ -75,6 +81,7 @@ def main() -> None:
     """Entry point of the child process."""
     reply_to: BinaryIO = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # prints from the task must not corrupt the reply
+    configure_inherited_logging()
     request = decode(sys.stdin.buffer.read(), topology.MSGPACK)
     reply_to.write(encode(run(request)))
     reply_to.flush()

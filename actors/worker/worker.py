@@ -93,6 +93,11 @@ class Worker:
         """Tasks running now."""
         return self._active
 
+    @property
+    def consumers(self) -> dict[str, PullConsumer]:
+        """The pull consumer of each served actor, by name (after :meth:`start`)."""
+        return dict(self._consumers)
+
     def _snapshot(self, record: WorkerRecord) -> None:
         record.active, record.processed, record.failed = self.active, self.processed, self.failed
 

@@ -50,3 +50,37 @@ def test_fail_prints_the_error_and_exits_with_its_code() -> None:
     result = runner.invoke(app, [])
     assert result.exit_code == 1
     assert "error: no dead letter 9" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--log-level", "bogus"], "unknown --log-level 'bogus'"),
+        (["-l", "bogus"], "unknown --log-level 'bogus'"),
+        (["--log-format", "bogus"], "unknown --log-format 'bogus'"),
+        (["--concurrency", "-1"], "--concurrency must be at least 1, got -1"),
+        (["--concurrency", "0"], "--concurrency must be at least 1, got 0"),
+        (["--processes", "0"], "--processes must be at least 1, got 0"),
+        (["--health-port", "70000"], "--health-port must be a TCP port"),
+    ],
+)
+def test_run_refuses_a_bad_option_in_one_line(args: list[str], error: str) -> None:
+    result = runner.invoke(cli, ["run", "tests.apps.basic:app", *args])
+    assert result.exit_code == 2
+    assert result.output == f"error: {error}" + result.output.split(error, 1)[1]
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("actors ")
+
+
+def test_every_command_takes_the_connection_options() -> None:
+    commands = ["run", "beat", "queues", "purge", "result", "call", "revoke", "migrate"]
+    commands += ["exporter", "dead list", "dead purge", "schedule list", "schedule add"]
+    commands += ["status", "events", "inspect ping", "inspect active", "control shutdown"]
+    for command in commands:
+        result = runner.invoke(cli, [*command.split(), "--help"])
+        assert "--nats-url" in result.output and "--nats-creds" in result.output, command
