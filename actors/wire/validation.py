@@ -96,11 +96,27 @@ def _check_fields(values: Mapping[str, Any]) -> None:
         for index, link in enumerate(values.get(name, [])):
             _check_signature(link, f"{name}[{index}]", 1)
     steps = values.get("chain", [])
-    for index, step in enumerate(steps):
+    counts = [
         # The steps of a chord header member carry the chord along: they are in the header.
-        in_header = "chord" in values
-        followed = index < len(steps) - 1
-        _check_signature(step, f"chain[{index}]", 1, in_header=in_header, followed=followed)
+        _check_signature(
+            step, f"chain[{index}]", 1, in_header="chord" in values, followed=index < len(steps) - 1
+        )
+        for index, step in enumerate(steps)
+    ]
+    _check_group_followers(steps, counts, "chain", followed=False)
+
+
+def _check_group_followers(
+    steps: list[Any], counts: list[int], path: str, *, followed: bool
+) -> None:
+    """A group followed by more steps becomes a chord whose body is those steps: they must
+    hold a task (unless steps outside this chain, ``followed``, still come)."""
+    for index, step in enumerate(steps[:-1]):
+        if step.get("kind") == "group" and sum(counts[index + 1 :]) == 0 and not followed:
+            raise ProtocolError(
+                f"field '{path}[{index + 1}:]' holds no task: the steps after a group become "
+                "a chord body, which needs one"
+            )
 
 
 def _check_chord(chord: Mapping[str, Any]) -> None:
@@ -172,7 +188,7 @@ def _check_signature(
         )
     if not steps:
         raise ProtocolError(f"field '{path}.tasks' is empty: a chain needs at least one step")
-    count = sum(
+    counts = [
         _check_signature(
             step,
             f"{path}.tasks[{i}]",
@@ -181,7 +197,9 @@ def _check_signature(
             followed=followed or i < len(steps) - 1,
         )
         for i, step in enumerate(steps)
-    )
+    ]
+    _check_group_followers(steps, counts, f"{path}.tasks", followed=followed)
+    count = sum(counts)
     if in_header:
         _check_only_tasks(steps, f"{path}.tasks")
     if options.get("link"):

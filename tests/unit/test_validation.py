@@ -595,3 +595,25 @@ def test_task_names_over_200_characters_cannot_be_registered() -> None:
     assert topology.validate_task_name("x" * 200)
     with pytest.raises(ConfigurationError, match="at most 200 characters"):
         topology.validate_task_name("x" * 201)
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [{"kind": "group", "tasks": [{"task": "canvas.add"}]}, {"kind": "group", "tasks": []}],
+        [
+            {
+                "kind": "chain",
+                "tasks": [
+                    {"kind": "group", "tasks": [{"task": "canvas.add"}]},
+                    {"kind": "group", "tasks": []},
+                ],
+            }
+        ],
+    ],
+)
+def test_steps_after_a_group_must_hold_a_task(chain: list[Any]) -> None:
+    # Found by hypothesis: the steps after a group become a chord body, and an empty one
+    # was accepted here but refused when the worker built the body.
+    with pytest.raises(ProtocolError, match="holds no task"):
+        TaskMessage.from_wire({"id": "id-1", "task": "canvas.add", "chain": chain})
