@@ -157,6 +157,43 @@ class Cluster:
                         found[stream["name"]] = leader
         return found
 
+    def lagging(self) -> list[str]:
+        """``stream:node`` of every replica its leader does not report current (caught up),
+        and ``stream:no leader`` for a stream whose leader does not report, as the running
+        nodes' ``/jsz`` say (only a leader knows whether its followers are current)."""
+        streams: set[str] = set()
+        led: dict[str, list[dict[str, Any]]] = {}
+        for node in self.nodes:
+            if not node.running():
+                continue
+            for account in node.jsz("?streams=true").get("account_details") or []:
+                for stream in account.get("stream_detail") or []:
+                    streams.add(stream["name"])
+                    cluster = stream.get("cluster") or {}
+                    if cluster.get("leader") == node.name:
+                        led[stream["name"]] = cluster.get("replicas") or []
+        if not streams:
+            return ["no streams reported"]
+        behind = [f"{name}:no leader" for name in streams - set(led)]
+        behind += [
+            f"{name}:{replica.get('name')}"
+            for name, replicas in led.items()
+            for replica in replicas
+            if not replica.get("current")
+        ]
+        return sorted(behind)
+
+    def wait_current(self, timeout: float = 60.0) -> None:
+        """Wait until every stream has a leader and all its replicas are caught up."""
+        eventually(
+            self.lagging,
+            until=lambda behind: not behind,
+            what="every stream replica current",
+            timeout=timeout,
+            interval=0.2,
+            ignore=(OSError,),
+        )
+
     def leader_of(self, stream: str, timeout: float = 20.0) -> Node:
         """The running node that leads ``stream``, once one does."""
         running = {n.name for n in self.nodes if n.running()}
