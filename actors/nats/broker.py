@@ -29,7 +29,7 @@ from actors.nats.connection import (
     check_size,
     reply_status,
 )
-from actors.nats.retrying import RETRYABLE, NotReady, retry_request
+from actors.nats.retrying import RETRYABLE, NotReady, RetryEpisodes, retry_request
 from actors.nats.streams import Streams
 
 
@@ -73,6 +73,8 @@ class Broker:
         self.streams = Streams(self.js, settings)
         self._requests = ReplyInbox(nc)
         self._events = ConnectionEvents()
+        self.retries = RetryEpisodes()
+        """Logs when requests on this connection start and stop being re-sent."""
 
     @classmethod
     async def connect(cls, settings: Settings, name: str = "actors") -> Broker:
@@ -146,6 +148,7 @@ class Broker:
             f"publish to {subject}",
             lambda wait: self._publish_once(subject, body, headers, wait),
             self.settings.publish_timeout,
+            self.retries,
         )
 
     async def _publish_once(
@@ -193,9 +196,8 @@ class Broker:
             if todo:
                 raise NotReady(f"{len(todo)} of {len(messages)} messages not stored yet")
 
-        await retry_request(
-            f"publishing {len(messages)} messages", one_round, self.settings.publish_timeout
-        )
+        what = f"publishing {len(messages)} messages"
+        await retry_request(what, one_round, self.settings.publish_timeout, self.retries)
         if errors:
             raise BrokerUnavailable(f"{len(errors)} messages not stored, e.g. {errors[0]}")
         return stored
@@ -283,6 +285,7 @@ class Broker:
             what,
             lambda wait: self._request(what, subject, request, None, wait),
             self.settings.publish_timeout,
+            self.retries,
         )
 
     async def _request(

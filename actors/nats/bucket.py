@@ -114,6 +114,7 @@ class Bucket:
             f"reading {subject}",
             lambda wait: self._direct_batch_once(subject, seq, into, wait),
             self._broker.settings.publish_timeout,
+            self._broker.retries,
         )
 
     async def _direct_batch_once(
@@ -298,7 +299,7 @@ class Bucket:
 
         settings = self._broker.settings
         what = f"watching bucket {self.name}"
-        sub = await retry_request(what, subscribe, settings.publish_timeout)
+        sub = await retry_request(what, subscribe, settings.publish_timeout, self._broker.retries)
         if initial:
             # Keys may expire between the count and the subscription: do not wait for ever.
             wait = settings.publish_timeout if timeout is None else timeout

@@ -24,10 +24,13 @@ from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
+import structlog
 
 from actors.errors import BrokerUnavailable
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 
 class NotReady(BrokerUnavailable):
@@ -70,15 +73,53 @@ a new stream leader answers 4-9 s after the old one is SIGKILLed, so with the de
 ``publish_timeout`` of 10 s a request is tried about 8 times."""
 
 
+class RetryEpisodes:
+    """What an operator sees of the retries on one connection: ``jetstream.retrying`` (warning)
+    when a request is first re-sent, and ``jetstream.recovered`` once no request is being
+    re-sent any more, with how many were and for how long; not a line per request."""
+
+    def __init__(self) -> None:
+        self._retrying = 0
+        self._since = 0.0
+        self._requests = 0
+        self._failed = 0
+
+    def begin(self, what: str, error: BaseException) -> None:
+        """A request (``what``) failed with ``error`` and is being re-sent."""
+        if self._retrying == 0:
+            self._since, self._requests, self._failed = time.monotonic(), 0, 0
+            log.warning("jetstream.retrying", what=what, error=_cause(error))
+        self._retrying += 1
+        self._requests += 1
+
+    def end(self, ok: bool) -> None:
+        """A request being re-sent was answered (``ok``) or ran out of time."""
+        self._retrying -= 1
+        self._failed += not ok
+        if self._retrying == 0:
+            (log.warning if self._failed else log.info)(
+                "jetstream.recovered",
+                requests=self._requests,
+                failed=self._failed,
+                after_s=round(time.monotonic() - self._since, 1),
+            )
+
+
+def _cause(error: BaseException) -> str:
+    return "no reply" if isinstance(error, TimeoutError) else repr(error)
+
+
 async def retry_until(
     attempt: Callable[[float], Awaitable[T]],
     deadline: float,
     retry_on: tuple[type[BaseException], ...] = RETRYABLE,
     backoff: Backoff = REQUESTS,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """``await attempt(wait)`` until it returns, ``wait`` being the seconds it may wait for a
     reply; after an error in ``retry_on``, pause and try again while another attempt can
-    start before ``deadline`` (``time.monotonic()``).
+    start before ``deadline`` (``time.monotonic()``). ``on_retry(error)`` is called before
+    the first re-send.
 
     Other errors, and the last retried one, propagate. Pauses are jittered (half to all of
     ``backoff.pause``) so that many clients retrying after one election do not stay in step.
@@ -87,22 +128,43 @@ async def retry_until(
     while True:
         try:
             return await attempt(backoff.wait(n, deadline - time.monotonic()))
-        except retry_on:
+        except retry_on as exc:
             pause = backoff.pause(n) * random.uniform(0.5, 1.0)
             if time.monotonic() + pause >= deadline:
                 raise
+            if n == 0 and on_retry is not None:
+                on_retry(exc)
         n += 1
         await asyncio.sleep(pause)
 
 
-async def retry_request(what: str, attempt: Callable[[float], Awaitable[T]], timeout: float) -> T:
+async def retry_request(
+    what: str,
+    attempt: Callable[[float], Awaitable[T]],
+    timeout: float,
+    episodes: RetryEpisodes | None = None,
+) -> T:
     """:func:`retry_until` for ``timeout`` seconds with the request policy; once out of time,
-    BrokerUnavailable saying that ``what`` (e.g. "publish to <subject>") got no answer."""
+    BrokerUnavailable saying that ``what`` (e.g. "publish to <subject>") got no answer.
+    ``episodes`` (the connection's) logs when requests start and stop being re-sent."""
+    retried = False
+
+    def begin(error: BaseException) -> None:
+        nonlocal retried
+        retried = True
+        if episodes is not None:
+            episodes.begin(what, error)
+
+    ok = False
     try:
-        return await retry_until(attempt, time.monotonic() + timeout)
+        result = await retry_until(attempt, time.monotonic() + timeout, on_retry=begin)
+        ok = True
+        return result
     except RETRYABLE as exc:
-        cause = "no reply" if isinstance(exc, TimeoutError) else repr(exc)
         raise BrokerUnavailable(
-            f"{what}: JetStream did not answer within {timeout:g}s (last attempt: {cause}); "
-            "is a stream leader elected? Raise publish_timeout to wait longer"
+            f"{what}: JetStream did not answer within {timeout:g}s (last attempt: "
+            f"{_cause(exc)}); is a stream leader elected? Raise publish_timeout to wait longer"
         ) from exc
+    finally:
+        if retried and episodes is not None:
+            episodes.end(ok)

@@ -93,6 +93,8 @@ EVENTS = (
     "nats.reconnected",
     "pull.reset",
     "chord.fired",
+    "jetstream.retrying",
+    "jetstream.recovered",
 )
 
 

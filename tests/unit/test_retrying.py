@@ -3,15 +3,24 @@ the pauses between attempts, and the deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import nats.errors
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from actors.errors import BrokerUnavailable
-from actors.nats.retrying import REQUESTS, Backoff, NotReady, retry_request, retry_until
+from actors.nats.retrying import (
+    REQUESTS,
+    Backoff,
+    NotReady,
+    RetryEpisodes,
+    retry_request,
+    retry_until,
+)
 
 FAST = Backoff(first_wait=0.05, first_pause=0.01, max_pause=0.01)
 
@@ -107,3 +116,29 @@ def test_waits_and_pauses_are_bounded(n: int, left: float) -> None:
     assert 0 <= REQUESTS.wait(n, left) <= left
     assert REQUESTS.wait(n, left) >= min(left, REQUESTS.first_wait)
     assert REQUESTS.first_pause <= REQUESTS.pause(n) <= REQUESTS.max_pause
+
+
+async def test_an_operator_sees_one_line_when_retries_begin_and_one_when_they_end() -> None:
+    episodes = RetryEpisodes()
+    answered = asyncio.Event()
+
+    async def attempt(wait: float) -> str:
+        if not answered.is_set():
+            raise nats.errors.NoRespondersError
+        return "stored"
+
+    with capture_logs() as logs:
+        requests = [
+            asyncio.ensure_future(retry_request(f"publish to s.{i}", attempt, 5, episodes))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0.2)
+        answered.set()
+        assert await asyncio.gather(*requests) == ["stored"] * 3
+        await retry_request("publish to s.3", attempt, 5, episodes)  # no retry: no line
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("jetstream.retrying", "warning"),
+        ("jetstream.recovered", "info"),
+    ]
+    assert logs[0]["what"] == "publish to s.0" and "NoRespondersError" in logs[0]["error"]
+    assert logs[1]["requests"] == 3 and logs[1]["failed"] == 0 and logs[1]["after_s"] >= 0.1
