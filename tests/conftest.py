@@ -24,6 +24,7 @@ import pytest
 from actors import App
 from actors.nats.server import EmbeddedServer
 from actors.worker import Worker
+from tests.cluster import Cluster, build_cluster
 from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,17 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Three nats-servers from the shipped configs, on loopback, with a JetStream meta leader."""
+    cluster = build_cluster(tmp_path)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import structlog
 
 from actors.errors import ProtocolError, ResultTimeout
 from actors.nats.bucket import Bucket, Watch
-from actors.nats.retrying import retry_until
+from actors.nats.retrying import Backoff, retry_until
 from actors.nats.timeout_heap import TimeoutHeap
 from actors.wire import topology
 from actors.wire.record import ResultRecord
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _REREAD_PATIENCE = 60.0  # seconds to keep trying the re-read after a reconnect
-_REREAD_PAUSE = 1.0
+_REREAD_BACKOFF = Backoff(first_pause=1.0, max_pause=1.0)
 
 
 class ResultWaiter:
@@ -93,7 +93,9 @@ class ResultWaiter:
         # JetStream may answer a little after the reconnect: try those again for a while.
         deadline = time.monotonic() + _REREAD_PATIENCE
         try:
-            await retry_until(read_all, deadline, _REREAD_PAUSE, retry_on=(Exception,))
+            await retry_until(
+                lambda _wait: read_all(), deadline, retry_on=(Exception,), backoff=_REREAD_BACKOFF
+            )
         except Exception as exc:
             log.warning("results.reread_failed", ids=len(task_ids), error=str(exc))
 
@@ -126,9 +128,11 @@ class ResultWaiter:
         return list(await asyncio.gather(*(self.fetch(task_id) for task_id in task_ids)))
 
     async def _start_watch(self) -> None:
-        if self._watch is None:
-            self._watch = asyncio.ensure_future(self._results.watch(self._on_change))
-        await asyncio.shield(self._watch)
+        watch = self._watch
+        if watch is None or (watch.done() and (watch.cancelled() or watch.exception())):
+            # First wait, or the watch could not start (JetStream did not answer): start it.
+            watch = self._watch = asyncio.ensure_future(self._results.watch(self._on_change))
+        await asyncio.shield(watch)
         self._live = True
 
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -30,10 +29,8 @@ from actors.nats.connection import (
     check_size,
     reply_status,
 )
-from actors.nats.retrying import NotReady, retry_until
+from actors.nats.retrying import RETRYABLE, NotReady, RetryEpisodes, retry_request
 from actors.nats.streams import Streams
-
-_RETRY_PAUSE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +73,8 @@ class Broker:
         self.streams = Streams(self.js, settings)
         self._requests = ReplyInbox(nc)
         self._events = ConnectionEvents()
+        self.retries = RetryEpisodes()
+        """Logs when requests on this connection start and stop being re-sent."""
 
     @classmethod
     async def connect(cls, settings: Settings, name: str = "actors") -> Broker:
@@ -134,42 +133,28 @@ class Broker:
     # -- publishing -------------------------------------------------------------------------
 
     async def publish(
-        self,
-        subject: str,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        *,
-        retry: bool = True,
+        self, subject: str, body: bytes, headers: dict[str, str] | None = None
     ) -> PublishAck:
         """Publish to JetStream and wait for the server to store it; return its answer.
 
-        While a stream has no leader (an election after a node died) the server answers "no
-        responders": retried until ``publish_timeout`` (with ``retry`` False, raised at once).
-        Our messages carry a ``Nats-Msg-Id`` or are idempotent writes, so a retry never
-        stores twice. A message larger than the server's ``max_payload`` (headers counted)
-        raises MessageTooLarge; nothing is sent. A refusal raises PublishRefused.
+        Rides out a leader election (actors.nats.retrying): re-sent on "no responders", "no
+        leader" or no reply until ``publish_timeout``, then BrokerUnavailable. A re-send
+        stores nothing twice: our messages carry a ``Nats-Msg-Id`` (the server answers a
+        repeat as a duplicate) or are writes of the same value. A message larger than the
+        server's ``max_payload`` (headers counted) raises MessageTooLarge; nothing is sent.
+        A refusal raises PublishRefused.
         """
-        deadline = time.monotonic() + self.settings.publish_timeout
-
-        async def attempt() -> PublishAck:
-            return await self._publish_once(subject, body, headers, deadline)
-
-        try:
-            return await (retry_until(attempt, deadline, _RETRY_PAUSE) if retry else attempt())
-        except nats.errors.NoRespondersError as exc:
-            raise BrokerUnavailable(f"publish to {subject}: no stream answers") from exc
+        return await retry_request(
+            f"publish to {subject}",
+            lambda wait: self._publish_once(subject, body, headers, wait),
+            self.settings.publish_timeout,
+            self.retries,
+        )
 
     async def _publish_once(
-        self, subject: str, body: bytes, headers: dict[str, str] | None, deadline: float
+        self, subject: str, body: bytes, headers: dict[str, str] | None, wait: float
     ) -> PublishAck:
-        try:
-            reply = await self._requests.request(
-                subject, body, headers, max(0.1, deadline - time.monotonic())
-            )
-        except nats.errors.NoRespondersError:
-            raise
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+        reply = await self._request(f"publish to {subject}", subject, body, headers, wait)
         try:
             ack = json.loads(reply.data)
         except ValueError as exc:
@@ -192,7 +177,10 @@ class Broker:
         """Publish many messages to JetStream pipelined, and wait until all are answered.
 
         One reply subscription for the batch instead of a request per message: several times
-        faster than awaiting each publish. Returns per message True (stored) or False (refused
+        faster than awaiting each publish. Messages without an answer ("no responders", no
+        leader, no reply) are re-sent as :meth:`publish` does; each must carry a
+        ``Nats-Msg-Id`` or be a write of the same value, so a re-send stores nothing twice.
+        Returns per message True (stored, or a duplicate of a stored one) or False (refused
         with a JetStream error code in ``tolerate``, e.g. WRONG_LAST_SEQUENCES for a
         create-only KV key that exists); any other refusal raises BrokerUnavailable.
         """
@@ -201,18 +189,15 @@ class Broker:
         stored = [True] * len(messages)
         errors: list[str] = []
         todo = list(range(len(messages)))
-        deadline = time.monotonic() + self.settings.publish_timeout
 
-        async def one_round() -> None:
+        async def one_round(wait: float) -> None:
             nonlocal todo
-            todo = await self._publish_round(messages, todo, deadline, stored, errors, tolerate)
+            todo = await self._publish_round(messages, todo, wait, stored, errors, tolerate)
             if todo:
-                raise NotReady(f"{len(todo)} messages found no stream leader in time")
+                raise NotReady(f"{len(todo)} of {len(messages)} messages not stored yet")
 
-        try:
-            await retry_until(one_round, deadline, _RETRY_PAUSE)
-        except NotReady as exc:
-            errors.append(str(exc))
+        what = f"publishing {len(messages)} messages"
+        await retry_request(what, one_round, self.settings.publish_timeout, self.retries)
         if errors:
             raise BrokerUnavailable(f"{len(errors)} messages not stored, e.g. {errors[0]}")
         return stored
@@ -221,22 +206,25 @@ class Broker:
         self,
         messages: list[tuple[str, bytes, dict[str, str]]],
         todo: list[int],
-        deadline: float,
+        wait: float,
         stored: list[bool],
         errors: list[str],
         tolerate: Collection[int],
     ) -> list[int]:
-        """Publish ``todo`` once; the indices to try again (no responders / no leader)."""
+        """Publish ``todo`` once and wait up to ``wait`` seconds for the answers; return the
+        indices to send again (no responders, no leader, or no answer in time)."""
         inbox = self.nc.new_inbox()
-        left = len(todo)
+        unanswered = set(todo)
         again: list[int] = []
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         unavailable = f'"err_code":{JS_UNAVAILABLE}'.encode()
         tolerated = [f'"err_code":{code}'.encode() for code in tolerate]
 
         async def on_ack(msg: Msg) -> None:
-            nonlocal left
             index = int(msg.subject.rsplit(".", 1)[-1])
+            if index not in unanswered:
+                return
+            unanswered.discard(index)
             status = (msg.headers or {}).get("Status")
             if status == "503" or unavailable in msg.data:
                 again.append(index)
@@ -244,8 +232,7 @@ class Broker:
                 stored[index] = False
                 if not any(code in msg.data for code in tolerated):
                     errors.append(f"{messages[index][0]}: {msg.data[:200]!r} {msg.headers}")
-            left -= 1
-            if left == 0 and not done.done():
+            if not unanswered and not done.done():
                 done.set_result(None)
 
         try:
@@ -254,24 +241,20 @@ class Broker:
                 for index in todo:
                     subject, body, headers = messages[index]
                     await self.nc.publish(subject, body, reply=f"{inbox}.{index}", headers=headers)
-                await asyncio.wait_for(done, max(0.1, deadline - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done, wait)
             finally:
                 await sub.unsubscribe()
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"publishing {len(todo)} messages failed: {exc!r}") from exc
-        return again
+        return again + sorted(unanswered)
 
     # -- direct reads -----------------------------------------------------------------------
 
     async def stored_message(self, stream: str, subject: str, after: int) -> StoredMessage | None:
         """The first message on ``subject`` with sequence > ``after``, or None."""
         request = json.dumps({"next_by_subj": subject, "seq": after + 1}).encode()
-        try:
-            reply = await self._requests.request(
-                f"$JS.API.DIRECT.GET.{stream}", request, None, self.settings.publish_timeout
-            )
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"reading {stream} failed: {exc!r}") from exc
+        reply = await self._direct_get(f"reading {stream}", f"$JS.API.DIRECT.GET.{stream}", request)
         headers = reply.headers or {}
         if reply_status(reply):
             return None
@@ -286,19 +269,35 @@ class Broker:
 
     async def last_message(self, stream: str, subject: str) -> tuple[bytes, dict[str, str]] | None:
         """Body and headers of the last message on ``subject`` (a direct get), or None."""
-        try:
-            reply = await self._requests.request(
-                f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", None, self.settings.publish_timeout
-            )
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"reading {stream}/{subject} failed: {exc!r}") from exc
+        what = f"reading {stream}/{subject}"
+        reply = await self._direct_get(what, f"$JS.API.DIRECT.GET.{stream}.{subject}", b"")
         headers = reply.headers or {}
         status = reply_status(reply)
         if status == "404":
             return None
         if status:
-            raise BrokerUnavailable(f"reading {stream}/{subject} failed: {status} {headers}")
+            raise BrokerUnavailable(f"{what} failed: {status} {headers}")
         return bytes(reply.data), headers
+
+    async def _direct_get(self, what: str, subject: str, request: bytes) -> Msg:
+        """A direct get, re-sent like a publish while no replica answers."""
+        return await retry_request(
+            what,
+            lambda wait: self._request(what, subject, request, None, wait),
+            self.settings.publish_timeout,
+            self.retries,
+        )
+
+    async def _request(
+        self, what: str, subject: str, payload: bytes, headers: dict[str, str] | None, wait: float
+    ) -> Msg:
+        """One request over the reply inbox; RETRYABLE errors as they are, others wrapped."""
+        try:
+            return await self._requests.request(subject, payload, headers, wait)
+        except RETRYABLE:
+            raise
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"{what} failed: {exc!r}") from exc
 
     async def delete_message(self, stream: str, seq: int) -> bool:
         """Delete one message by sequence; False if it was already gone."""

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
@@ -24,9 +26,11 @@ from actors.errors import BrokerUnavailable
 from actors.nats.broker import Broker, PublishRefused
 from actors.nats.codes import WRONG_LAST_SEQUENCES
 from actors.nats.connection import NATS_ERRORS, reply_status
+from actors.nats.retrying import RETRYABLE, retry_request
 from actors.wire import topology
 
 _EXPECTED = "Nats-Expected-Last-Subject-Sequence"
+_MSG_ID = "Nats-Msg-Id"
 _DELETES = ("DEL", "PURGE")
 _SCAN_BATCH = 10_000
 
@@ -104,7 +108,18 @@ class Bucket:
     async def _direct_batch(
         self, subject: str, seq: int, into: dict[str, bytes]
     ) -> tuple[int, int]:
-        """One batched direct get from ``seq``; return (messages still pending, next seq)."""
+        """One batched direct get from ``seq``, re-sent while no replica answers; return
+        (messages still pending, next seq)."""
+        return await retry_request(
+            f"reading {subject}",
+            lambda wait: self._direct_batch_once(subject, seq, into, wait),
+            self._broker.settings.publish_timeout,
+            self._broker.retries,
+        )
+
+    async def _direct_batch_once(
+        self, subject: str, seq: int, into: dict[str, bytes], wait: float
+    ) -> tuple[int, int]:
         nc = self._broker.nc
         inbox = nc.new_inbox()
         done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
@@ -114,22 +129,30 @@ class Bucket:
             nonlocal last
             headers = msg.headers or {}
             status = reply_status(msg)
+            if done.done():
+                return
             if status is None:
                 last = int(headers["Nats-Sequence"])
                 if not _deleted(headers):
                     into[headers["Nats-Subject"]] = bytes(msg.data)
-            elif not done.done():
+            elif status in ("204", "404"):  # end of the batch; nothing (more) found
                 pending = int(headers.get("Nats-Num-Pending", "0")) if status == "204" else 0
                 done.set_result((pending, last + 1))
+            elif status == "503":  # no replica answers (yet): not the end of the keys
+                done.set_exception(nats.errors.NoRespondersError())
+            else:
+                done.set_exception(BrokerUnavailable(f"reading {subject}: {status} {headers}"))
 
         request = json.dumps({"seq": seq, "next_by_subj": subject, "batch": _SCAN_BATCH}).encode()
         try:
             sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=-1)
             try:
                 await nc.publish(f"$JS.API.DIRECT.GET.{self.stream}", request, reply=inbox)
-                return await asyncio.wait_for(done, self._broker.settings.publish_timeout)
+                return await asyncio.wait_for(done, wait)
             finally:
                 await sub.unsubscribe()
+        except RETRYABLE:
+            raise
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"reading {subject} failed: {exc!r}") from exc
 
@@ -144,26 +167,17 @@ class Bucket:
 
         Returns the new revision, or None when the key has a value.
         """
-        subject = self._subject(key)
-        revision = await self._write(subject, value, 0)
-        return await self._create_over_delete(subject, value) if revision is None else revision
-
-    async def _create_over_delete(self, subject: str, value: bytes) -> int | None:
-        """Write ``value`` if the key's last message is a delete marker (a create-only write
-        is refused then: the server compares with the last message, whatever it is)."""
-        last = await self._broker.last_message(self.stream, subject)
-        if last is None or not _deleted(last[1]):
-            return None
-        return await self._write(subject, value, int(last[1]["Nats-Sequence"]))
+        return await self._write(self._subject(key), value, 0)
 
     async def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Create-only writes of many keys, pipelined; per key True (stored) or False (the
         key has a value)."""
-        writes = [(self._subject(key), value, {_EXPECTED: "0"}) for key, value in items]
+        writes = [(self._subject(key), value, _conditional(0)) for key, value in items]
         stored = await self._broker.publish_many(writes, tolerate=WRONG_LAST_SEQUENCES)
-        for index, (subject, value, _) in enumerate(writes):
+        for index, (subject, value, headers) in enumerate(writes):
             if not stored[index]:
-                stored[index] = await self._create_over_delete(subject, value) is not None
+                refused = await self._refused(subject, value, headers[_MSG_ID], 0)
+                stored[index] = refused is not None
         return stored
 
     async def update(self, key: str, value: bytes, revision: int) -> int | None:
@@ -172,15 +186,41 @@ class Bucket:
         return await self._write(self._subject(key), value, revision)
 
     async def _write(self, subject: str, value: bytes, expected: int) -> int | None:
+        """A compare-and-set write (``expected`` 0: create-only); the new revision or None.
+
+        Its ``Nats-Msg-Id`` is unique to this call and the same on each attempt: when an
+        attempt was stored but its reply lost, the next is answered as a duplicate (or, where
+        the server checks the revision first, refused; see :meth:`_refused`).
+        """
+        headers = _conditional(expected)
         try:
-            ack = await self._broker.publish(
-                subject, value, {_EXPECTED: str(expected)}, retry=False
-            )
+            ack = await self._broker.publish(subject, value, headers)
         except PublishRefused as exc:
             if exc.code in WRONG_LAST_SEQUENCES:
-                return None
+                return await self._refused(subject, value, headers[_MSG_ID], expected)
             raise
         return ack.seq
+
+    async def _refused(self, subject: str, value: bytes, msg_id: str, expected: int) -> int | None:
+        """After a compare-and-set write was refused: the revision it has if an earlier
+        attempt of it was stored after all; else, for a create-only write whose key's last
+        message is a delete marker, the revision of writing over it; else None.
+
+        A single server checks the revision before the ``Nats-Msg-Id`` and refuses the repeat
+        of a stored write (an R3 stream answers it as a duplicate): the key's last message
+        then carries this write's id.
+        """
+        last = await self._broker.last_message(self.stream, subject)
+        if last is None:
+            return None
+        headers = last[1]
+        if headers.get(_MSG_ID) == msg_id:
+            return int(headers["Nats-Sequence"])
+        if expected != 0 or not _deleted(headers):
+            return None
+        # A create-only write is refused over a delete marker too: the server compares with
+        # the key's last message, whatever it is.
+        return await self._write(subject, value, int(headers["Nats-Sequence"]))
 
     async def delete(self, key: str) -> None:
         """Delete ``key`` (a delete marker: watchers see it, reads find nothing)."""
@@ -191,14 +231,14 @@ class Bucket:
     async def add(self, key: str, amount: int = 1, msg_id: str | None = None) -> int | None:
         """Add to the ``Nats-Incr`` counter ``key``; the new total. With ``msg_id`` the
         addition counts once per id, and a repeat returns None."""
-        headers = {"Nats-Incr": f"{amount:+d}"}
-        if msg_id is not None:
-            headers["Nats-Msg-Id"] = msg_id
-        ack = await self._broker.publish(self._subject(key), b"", headers, retry=False)
+        subject = self._subject(key)
+        headers = {"Nats-Incr": f"{amount:+d}", _MSG_ID: msg_id or _unique_id()}
+        ack = await self._broker.publish(subject, b"", headers)
         if ack.duplicate:
-            return None
+            # With our own id the repeat is of an attempt of this very call, which counted.
+            return None if msg_id is not None else await self.total(key)
         if ack.total is None:
-            raise BrokerUnavailable(f"counting on {self._subject(key)} failed: no total in answer")
+            raise BrokerUnavailable(f"counting on {subject} failed: no total in answer")
         return ack.total
 
     async def total(self, key: str) -> int:
@@ -234,42 +274,60 @@ class Bucket:
             if initial and not loaded.is_set() and msg.metadata.num_pending == 0:
                 loaded.set()
 
-        js = self._broker.js
-        try:
-            if initial and await self._is_empty(filter_subject if prefix else None):
-                loaded.set()
-            sub = await js.subscribe(
-                filter_subject,
-                stream=self.stream,
-                cb=on_msg,
-                ordered_consumer=True,
-                # Notice a lost consumer (its server died) within seconds and re-create it.
-                idle_heartbeat=2.0,
-                deliver_policy=(
-                    api.DeliverPolicy.LAST_PER_SUBJECT if initial else api.DeliverPolicy.NEW
-                ),
-                pending_msgs_limit=-1,
-                pending_bytes_limit=-1,
-            )
-        except NATS_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot watch bucket {self.name}: {exc!r}") from exc
+        async def subscribe(wait: float) -> Any:
+            js = self._broker.nc.jetstream(timeout=wait)
+            try:
+                if initial and await _is_empty(js, self.stream, filter_subject if prefix else None):
+                    loaded.set()
+                return await js.subscribe(
+                    filter_subject,
+                    stream=self.stream,
+                    cb=on_msg,
+                    ordered_consumer=True,
+                    # Notice a lost consumer (its server died) within seconds and re-create it.
+                    idle_heartbeat=2.0,
+                    deliver_policy=(
+                        api.DeliverPolicy.LAST_PER_SUBJECT if initial else api.DeliverPolicy.NEW
+                    ),
+                    pending_msgs_limit=-1,
+                    pending_bytes_limit=-1,
+                )
+            except RETRYABLE:
+                raise
+            except NATS_ERRORS as exc:
+                raise BrokerUnavailable(f"cannot watch bucket {self.name}: {exc!r}") from exc
+
+        settings = self._broker.settings
+        what = f"watching bucket {self.name}"
+        sub = await retry_request(what, subscribe, settings.publish_timeout, self._broker.retries)
         if initial:
             # Keys may expire between the count and the subscription: do not wait for ever.
-            wait = self._broker.settings.publish_timeout if timeout is None else timeout
+            wait = settings.publish_timeout if timeout is None else timeout
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(loaded.wait(), wait)
         return Watch(sub, loaded.is_set())
 
-    async def _is_empty(self, subjects: str | None) -> bool:
-        """True when the bucket (or, given a filter, its keys matching ``subjects``) has no
-        messages."""
-        if subjects is None:
-            info = await self._broker.js.stream_info(self.stream)
-            return bool(info.state.messages == 0)
-        info = await self._broker.js.stream_info(self.stream, subjects_filter=subjects)
-        return not info.state.subjects
+
+async def _is_empty(js: Any, stream: str, subjects: str | None) -> bool:
+    """True when ``stream`` (or, given a filter, its subjects matching ``subjects``) has no
+    messages."""
+    if subjects is None:
+        info = await js.stream_info(stream)
+        return bool(info.state.messages == 0)
+    info = await js.stream_info(stream, subjects_filter=subjects)
+    return not info.state.subjects
 
 
 def _deleted(headers: Mapping[str, str]) -> bool:
     """True for a delete or purge marker, or a server marker of a removed key."""
     return headers.get("KV-Operation") in _DELETES or "Nats-Marker-Reason" in headers
+
+
+def _conditional(expected: int) -> dict[str, str]:
+    """Headers of a compare-and-set write, with a ``Nats-Msg-Id`` unique to it."""
+    return {_EXPECTED: str(expected), _MSG_ID: _unique_id()}
+
+
+def _unique_id() -> str:
+    # uuid4, not a counter: forked task processes must not repeat each other's ids.
+    return uuid.uuid4().hex

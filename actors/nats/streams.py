@@ -13,13 +13,12 @@ from actors.config import Settings
 from actors.errors import BrokerUnavailable, ConfigurationError
 from actors.nats.codes import STREAM_NAME_IN_USE
 from actors.nats.connection import NATS_ERRORS
-from actors.nats.retrying import NOT_READY, retry_until
+from actors.nats.retrying import RETRYABLE, Backoff, retry_until
 from actors.wire import topology
 
 _SETUP_PATIENCE = 30.0  # seconds to wait for JetStream to answer stream set-up
-_SETUP_PAUSE = 1.0
-# Set-up also waits out requests nobody answers in time: a meta leader election.
-_SETUP_RETRY: tuple[type[BaseException], ...] = (*NOT_READY, TimeoutError)
+# Set-up waits out a meta leader election: nats-py's own timeout per attempt, then a second.
+_SETUP_BACKOFF = Backoff(first_pause=1.0, max_pause=1.0)
 
 
 def stream_configs(settings: Settings) -> list[api.StreamConfig]:
@@ -181,12 +180,11 @@ class Streams:
         # requests late or not at all for a while: keep trying for a bounded time.
         try:
             await retry_until(
-                lambda: self._create_or_update_stream(config, update),
+                lambda _wait: self._create_or_update_stream(config, update),
                 time.monotonic() + _SETUP_PATIENCE,
-                _SETUP_PAUSE,
-                retry_on=_SETUP_RETRY,
+                backoff=_SETUP_BACKOFF,
             )
-        except _SETUP_RETRY as exc:
+        except RETRYABLE as exc:
             raise BrokerUnavailable(
                 f"cannot create stream {config.name}: JetStream did not answer for "
                 f"{_SETUP_PATIENCE:g}s ({exc!r}); is JetStream enabled, does the "
