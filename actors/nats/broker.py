@@ -92,7 +92,10 @@ class Broker:
             return
         with contextlib.suppress(*NATS_ERRORS):
             await self.nc.flush(timeout=2)
-        await self.nc.close()
+        # With the server gone, nats-py's close still tries to write what it buffered and
+        # fails (ConnectionResetError; RuntimeError on uvloop): the connection is closed then.
+        with contextlib.suppress(*NATS_ERRORS, RuntimeError):
+            await self.nc.close()
 
     def on_reconnected(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after each reconnect to NATS."""

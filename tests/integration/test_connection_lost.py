@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actors import App
 from actors.cli.processes import EXIT_CONNECTION_LOST
+from actors.config import Settings
+from actors.nats.broker import Broker
 from actors.nats.server import EmbeddedServer
 from actors.worker import Worker
 from tests.apps.basic import register
+from tests.helpers import aeventually
 
 
 @pytest.mark.timeout(60)
@@ -51,3 +56,21 @@ async def test_a_closed_connection_ends_the_serve_wait(make_app: Callable[..., A
     assert stop.is_set()
     assert worker.lost_reason is not None and "connection closed" in worker.lost_reason
     await worker.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_closing_a_broker_while_nats_is_down_does_not_raise(tmp_path: Path) -> None:
+    # nats-py still holds data buffered while the server is gone; closing must not raise
+    # (uvloop's RuntimeError, ConnectionResetError), or a worker's stop would crash.
+    server = EmbeddedServer(tmp_path / "nats")
+    server.start()
+    try:
+        broker = await Broker.connect(Settings.build({"nats_url": server.url}))
+        server.stop()
+        await aeventually(lambda: not broker.connected, what="the broker to see NATS gone")
+        with contextlib.suppress(Exception):
+            await broker.nc.publish("actors.test", b"x" * 1000)  # buffered for a reconnect
+        await asyncio.wait_for(broker.close(), 10)
+        assert broker.nc.is_closed
+    finally:
+        server.stop()
