@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from actors import App
 from actors.nats.server import EmbeddedServer
 from actors.wire.ids import new_task_id
@@ -125,6 +127,7 @@ def test_revoke_of_an_unknown_id_fails(app: App, nats_server: EmbeddedServer) ->
     assert scheduled.returncode == 0, scheduled.stderr
 
 
+@pytest.mark.slow
 def test_the_credential_options_reach_nats(tmp_path: Path) -> None:
     auth = ("--user", "alice", "--pass", "pw1")
     with EmbeddedServer(tmp_path / "nats", extra_args=auth) as server:

@@ -100,6 +100,7 @@ def test_rate_limit_at_run_time_slows_the_actor(app: App, worker_process) -> Non
     }
 
 
+@pytest.mark.slow
 def test_bad_requests_get_an_error_and_the_worker_carries_on(app: App, worker_process) -> None:
     proc = worker_process("tests.apps.basic:app")
     me = hostname(proc.pid)
@@ -156,6 +157,7 @@ def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return actors_cli(*args, "--nats-url", url)
 
 
+@pytest.mark.slow
 def test_cli_inspect_and_control(
     app: App, worker_process, nats_server: EmbeddedServer, tmp_path: Path
 ) -> None:
@@ -189,6 +191,7 @@ def test_cli_inspect_and_control(
     assert usage.returncode == 2
 
 
+@pytest.mark.slow
 def test_cli_shutdown_cancel_and_add_consumer(
     app: App, worker_process, nats_server: EmbeddedServer
 ) -> None:
@@ -212,6 +215,7 @@ def test_cli_shutdown_cancel_and_add_consumer(
     assert proc.count("worker.stopped") == 1
 
 
+@pytest.mark.slow
 def test_inspect_scheduled_lists_a_countdown_task(app: App, worker_process) -> None:
     tasks = register(app)
     proc = worker_process("tests.apps.basic:app", "--actors", "basic.add")
@@ -224,6 +228,7 @@ def test_inspect_scheduled_lists_a_countdown_task(app: App, worker_process) -> N
     assert entry["eta"] and other.id not in json.dumps(scheduled)
 
 
+@pytest.mark.slow
 def test_time_limit_at_run_time_stops_a_long_task(app: App, worker_process) -> None:
     tasks = register(app)
     proc = worker_process("tests.apps.basic:app")
@@ -237,6 +242,7 @@ def test_time_limit_at_run_time_stops_a_long_task(app: App, worker_process) -> N
     assert tasks["asleep"].delay(0.6).get(timeout=20) == 0.6
 
 
+@pytest.mark.slow
 def test_shutdown_stops_a_node_of_several_processes(app: App, worker_process) -> None:
     node = worker_process("tests.apps.basic:app", "--processes", "2")
     replies = eventually(
