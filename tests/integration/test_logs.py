@@ -14,6 +14,7 @@ from typing import Any
 from actors import App
 from actors.nats.server import EmbeddedServer
 from tests.conftest import ROOT
+from tests.helpers import eventually
 
 
 def test_stdlib_logging_in_a_task_carries_the_task_and_is_json(
@@ -58,6 +59,13 @@ def test_json_lines_of_several_processes_never_interleave(
     reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
     reader.start()
     try:
+        # All three must serve, or the lines would come from fewer writers than claimed.
+        eventually(
+            lambda: sum(b'"worker.started"' in line for line in list(lines)),
+            until=lambda started: started == 3,
+            what="three worker processes to start",
+            timeout=60,
+        )
         client = make_app("ops-client")
         results = [client.send_task("ops.long_lines", [n]) for n in range(60)]
         assert sorted(r.get(timeout=60) for r in results) == list(range(60))
