@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from actors.errors import ProtocolError, ResultTimeout
+from actors.errors import BrokerUnavailable, ProtocolError, ResultTimeout
 from actors.nats.bucket import Bucket, Watch
-from actors.nats.retrying import Backoff, retry_until
+from actors.nats.retrying import RETRYABLE, Backoff, retry_until
 from actors.nats.timeout_heap import TimeoutHeap
 from actors.wire import topology
 from actors.wire.record import ResultRecord
@@ -135,6 +135,21 @@ class ResultWaiter:
         await asyncio.shield(watch)
         self._live = True
 
+    async def _start_watch_within(self, timeout: float | None) -> None:
+        """Start the watch, trying again while JetStream does not answer (a leader election
+        can outlast ``publish_timeout``) for as long as the wait may last."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                await self._start_watch()
+                return
+            except BrokerUnavailable as exc:
+                unanswered = isinstance(exc.__cause__, RETRYABLE)
+                if not unanswered or (deadline is not None and loop.time() >= deadline):
+                    raise
+                log.warning("results.watch_retrying", error=str(exc))
+
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
         return (await self.wait_many([task_id], timeout))[0]
@@ -145,7 +160,7 @@ class ResultWaiter:
         Raises ResultTimeout after ``timeout`` seconds.
         """
         if not self._live:
-            await self._start_watch()
+            await self._start_watch_within(timeout)
         loop = asyncio.get_running_loop()
         futures: dict[str, asyncio.Future[ResultRecord]] = {}
         unknown: list[str] = []
