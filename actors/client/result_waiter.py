@@ -118,9 +118,10 @@ class ResultWaiter:
             else:
                 future.set_result(outcome)
 
-    async def fetch(self, task_id: str) -> ResultRecord | None:
-        """The stored record, or None when there is none (PENDING)."""
-        data = await self._results.get(task_id)
+    async def fetch(self, task_id: str, *, fresh: bool = False) -> ResultRecord | None:
+        """The stored record, or None when there is none (PENDING); ``fresh``: read from the
+        stream leader, not from a replica that may lag (Bucket.get)."""
+        data = await self._results.get(task_id, fresh=fresh)
         return ResultRecord.from_bytes(data) if data is not None else None
 
     async def fetch_many(self, task_ids: Sequence[str]) -> list[ResultRecord | None]:

@@ -205,7 +205,8 @@ class Outcomes:
         and do not run the task again. Links, chain steps and chord joins are idempotent."""
         connection = await self.client.connection()
         try:
-            record = await connection.results.fetch(message.id)
+            # From the leader: a lagging replica's "no record" would run a finished task again.
+            record = await connection.results.fetch(message.id, fresh=True)
         except ProtocolError:
             return False  # a malformed record proves nothing: run the task
         if record is None or not record.ready or record.retries != message.retries:
