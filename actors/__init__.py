@@ -1,5 +1,6 @@
 """actors: Celery's programming model as an actor system on NATS JetStream."""
 
+from actors import signals
 from actors.actor import Actor, Request
 from actors.app import App
 from actors.canvas import Signature, chain, chord, chunks, group, signature
@@ -24,8 +25,10 @@ from actors.errors import (
     WorkerLost,
 )
 from actors.log import get_task_logger
+from actors.middleware import Middleware
 from actors.options import ActorOptions, SendOptions
 from actors.retry import Retry
+from actors.task_class import Task
 
 __all__ = [
     "Actor",
@@ -42,6 +45,7 @@ __all__ = [
     "GroupResult",
     "MaxRetriesExceeded",
     "MessageTooLarge",
+    "Middleware",
     "ProtocolError",
     "Request",
     "ResultTimeout",
@@ -50,6 +54,7 @@ __all__ = [
     "SendOptions",
     "Signature",
     "SoftTimeLimitExceeded",
+    "Task",
     "TaskFailed",
     "TaskNotRegistered",
     "TimeLimitExceeded",
@@ -59,5 +64,6 @@ __all__ = [
     "chunks",
     "get_task_logger",
     "group",
+    "signals",
     "signature",
 ]

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, NoReturn, ParamSpec, TypeVar, Unpack
 
 from actors.canvas import chunks
 from actors.client.results import AsyncResult
@@ -85,6 +85,9 @@ class Actor(Generic[P, R]):
     result (for an ``async def``, what it returns once awaited): ``add.delay("x")`` for
     ``def add(x: int, y: int) -> int`` is a type error, and ``add.delay(2, 2).get()`` an int.
     """
+
+    has_handlers: ClassVar[bool] = False
+    """True for task classes (:class:`actors.Task`), whose handlers the worker calls."""
 
     def __init__(
         self, app: AppLike, fn: Callable[..., Any], name: str, options: ActorOptions

@@ -19,7 +19,7 @@ from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry
 from actors.wire.message import TaskMessage
-from actors.wire.record import STARTED, ResultRecord
+from actors.wire.record import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, ResultRecord
 from actors.wire.registry import WorkerRecord
 from actors.worker import continuations
 from actors.worker.dead_letters import sweep_unrouted
@@ -78,7 +78,10 @@ class Worker:
         self.remote_control = RemoteControl(self)
         self.failed = 0
         self._active = 0
-        self.events = TaskEvents(self.hostname, self.settings.events)
+        # The one observer: events, and the middleware hooks (signals, task class handlers).
+        self.events = TaskEvents(
+            self.hostname, self.settings.events, app.client.hooks, app.registry.get
+        )
         self.presence = Presence.of(
             self.hostname,
             [a.name for a in self.actors],
@@ -87,6 +90,7 @@ class Worker:
             self._snapshot,
             self.events,
         )
+        self.events.hooks.call(lambda m: m.worker_init(self), "worker_init")
 
     @property
     def active(self) -> int:
@@ -154,6 +158,7 @@ class Worker:
             concurrency=self.concurrency,
             hostname=self.hostname,
         )
+        self.events.hooks.call(lambda m: m.worker_ready(self), "worker_ready")
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop fetching, let in-flight tasks finish for ``grace`` seconds, then close.
@@ -189,6 +194,7 @@ class Worker:
         if self._broker is not None:
             await self._broker.close()
         log.info("worker.stopped", processed=self.processed)
+        self.events.hooks.call(lambda m: m.worker_shutdown(self), "worker_shutdown")
 
     async def run(self, stop: asyncio.Event, grace: float | None = None) -> None:
         """Start, serve until ``stop`` is set, then stop gracefully.
@@ -255,7 +261,7 @@ class Worker:
             if checked.message is not None:  # its errbacks, chain and chord fail as well
                 message, reason = checked.message, checked.reason
                 await continuations.failed(self.app.client, message, ProtocolError(reason))
-            self.events.rejected(actor.name, checked.task_id, checked.reason)
+            self.events.rejected(actor.name, checked.task_id, checked.reason, checked.unknown)
             await self.outcomes.reject(
                 d, actor.name, checked.reason, checked.task_id, checked.error
             )
@@ -296,15 +302,18 @@ class Worker:
         began = time.perf_counter()
         self.events.started(message)
         self._active += 1
+        ended: tuple[str, Any] = (SUCCESS, None)  # for the after_return hooks
         try:
             value = await self._call(actor, message)
         except Retry as requested:
-            self.events.retried(message, requested.exc, requested.when)
+            ended = (RETRY, requested.exc or requested)
+            self.events.retried(message, requested.exc or requested, requested.when)
             await self.outcomes.retry(message, requested, store)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             again = autoretry(actor, message.retries, exc)
             self._task_failed(message, runtime_ms / 1000, exc, again)
+            ended = (RETRY if again else REVOKED if isinstance(exc, Revoked) else FAILURE, exc)
             if again is not None:
                 await self.outcomes.retry(message, again, store)
             elif isinstance(exc, Revoked):
@@ -320,8 +329,10 @@ class Worker:
             log.info("task.succeeded", runtime_ms=runtime_ms)
             self.events.succeeded(message, runtime_ms / 1000, value)
             await self.outcomes.succeeded(actor, message, value, store)
+            ended = (SUCCESS, value)
         finally:
             self._active -= 1
+        self.events.finished(message, *ended)
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1

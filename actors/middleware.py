@@ -1,0 +1,269 @@
+"""Middleware: typed hooks around publishing and running tasks (Dramatiq's style).
+
+Every hook of :class:`Middleware` is a no-op; subclass it and override the hooks you need, then
+``app.add_middleware(MyMiddleware())``. Every App starts with :class:`SignalMiddleware`, which
+sends the Celery-named signals of :mod:`actors.signals`: signals and middleware are one
+mechanism. A hook that raises is logged and never breaks the publish, the task or the worker.
+
+Where the hooks run (docs/signals.md): publish hooks in the publishing client, on its event loop;
+task hooks in the worker, on its event loop, from the worker's one observer
+(:class:`actors.worker.events.TaskEvents`), in the order received, before_start, one of
+success/failure/retry/revoked, after_return. ``actor`` is the :class:`actors.Actor` (typed
+``Any`` here because this module sits below it); ``message`` the task's
+:class:`~actors.wire.message.TaskMessage`.
+
+This module and :mod:`actors.signals` are part of the foundation: they import only
+:mod:`actors.wire`, so the client layer can call the publish hooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback as tb
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from actors import signals
+from actors.wire.message import TaskMessage
+
+log = structlog.get_logger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    """An exception with its traceback, as Celery's ``einfo``."""
+
+    exception: BaseException
+    type: type[BaseException]
+    tb: TracebackType | None
+    traceback: str
+    """The formatted traceback."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ExceptionInfo:
+        """Describe ``exc``."""
+        return cls(exc, type(exc), exc.__traceback__, "".join(tb.format_exception(exc)))
+
+
+class Middleware:
+    """Hooks around publishing and running tasks; each is a no-op until overridden."""
+
+    # -- publishing (the client) -------------------------------------------------------------
+
+    def before_publish(self, message: TaskMessage, subject: str) -> None:
+        """``message`` is about to be encoded and published on ``subject``; changes to it
+        (``message.headers``) go on the wire."""
+
+    def after_publish(self, message: TaskMessage, subject: str) -> None:
+        """``message`` was published (the server stored it)."""
+
+    # -- a task's run (the worker) -------------------------------------------------------------
+
+    def task_received(self, actor: Any, message: TaskMessage) -> None:
+        """A delivered message passed its checks; it runs next unless revoked."""
+
+    def before_start(self, actor: Any, message: TaskMessage) -> None:
+        """The task function is about to be called."""
+
+    def on_success(self, actor: Any, message: TaskMessage, value: Any) -> None:
+        """The task returned ``value``."""
+
+    def on_failure(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        """The task raised and will not be retried."""
+
+    def on_retry(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        """The task will run again (``einfo.exception`` is the Retry or the error retried)."""
+
+    def on_revoked(self, actor: Any, message: TaskMessage, reason: str) -> None:
+        """The task was revoked: ``reason`` is "revoked", "expired" or "terminated"."""
+
+    def after_return(self, actor: Any, message: TaskMessage, state: str, value: Any) -> None:
+        """The run ended in ``state`` (SUCCESS, FAILURE, RETRY, REVOKED) with ``value``
+        (the return value or the exception), its outcome stored and its workflow continued."""
+
+    def on_rejected(self, task: str, task_id: str | None, reason: str, unknown: bool) -> None:
+        """A message that cannot run was dead-lettered; ``unknown`` when it names a task the
+        worker does not serve on that subject."""
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def worker_init(self, worker: Any) -> None:
+        """A Worker was created (not yet connected)."""
+
+    def worker_ready(self, worker: Any) -> None:
+        """The worker is connected and consuming."""
+
+    def worker_shutdown(self, worker: Any) -> None:
+        """The worker stopped."""
+
+    def worker_process_init(self) -> None:
+        """A child process of the process pool started, before it runs its task."""
+
+    def beat_init(self, beat: Any) -> None:
+        """A beat replica started."""
+
+
+class SignalMiddleware(Middleware):
+    """Sends the signals of :mod:`actors.signals`; each hook does nothing while its signal has
+    no receiver."""
+
+    def before_publish(self, message: TaskMessage, subject: str) -> None:
+        if signals.before_task_publish.receivers:
+            signals.before_task_publish.send(
+                message.task,
+                body=message,
+                exchange="",
+                routing_key=subject,
+                headers=message.headers,
+                properties={"correlation_id": message.id},
+            )
+
+    def after_publish(self, message: TaskMessage, subject: str) -> None:
+        if signals.after_task_publish.receivers:
+            signals.after_task_publish.send(
+                message.task,
+                body=message,
+                exchange="",
+                routing_key=subject,
+                headers=message.headers,
+            )
+
+    def task_received(self, actor: Any, message: TaskMessage) -> None:
+        if signals.task_received.receivers:
+            signals.task_received.send(actor, request=message)
+
+    def before_start(self, actor: Any, message: TaskMessage) -> None:
+        if signals.task_prerun.receivers:
+            signals.task_prerun.send(
+                actor, task_id=message.id, task=actor, args=message.args, kwargs=message.kwargs
+            )
+
+    def on_success(self, actor: Any, message: TaskMessage, value: Any) -> None:
+        if signals.task_success.receivers:
+            signals.task_success.send(actor, result=value)
+
+    def on_failure(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        if signals.task_failure.receivers:
+            signals.task_failure.send(
+                actor,
+                task_id=message.id,
+                exception=einfo.exception,
+                args=message.args,
+                kwargs=message.kwargs,
+                traceback=einfo.tb,
+                einfo=einfo,
+            )
+
+    def on_retry(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        if signals.task_retry.receivers:
+            signals.task_retry.send(actor, request=message, reason=einfo.exception, einfo=einfo)
+
+    def on_revoked(self, actor: Any, message: TaskMessage, reason: str) -> None:
+        if signals.task_revoked.receivers:
+            signals.task_revoked.send(
+                actor,
+                request=message,
+                terminated=reason == "terminated",
+                signum=None,
+                expired=reason == "expired",
+            )
+
+    def after_return(self, actor: Any, message: TaskMessage, state: str, value: Any) -> None:
+        if signals.task_postrun.receivers:
+            signals.task_postrun.send(
+                actor,
+                task_id=message.id,
+                task=actor,
+                args=message.args,
+                kwargs=message.kwargs,
+                retval=value,
+                state=state,
+            )
+
+    def on_rejected(self, task: str, task_id: str | None, reason: str, unknown: bool) -> None:
+        if unknown and signals.task_unknown.receivers:
+            signals.task_unknown.send(None, name=task, id=task_id, message=reason, exc=None)
+        elif not unknown and signals.task_rejected.receivers:
+            signals.task_rejected.send(None, message=reason, exc=None)
+
+    def worker_init(self, worker: Any) -> None:
+        signals.worker_init.send(worker)
+
+    def worker_ready(self, worker: Any) -> None:
+        signals.worker_ready.send(worker)
+
+    def worker_shutdown(self, worker: Any) -> None:
+        signals.worker_shutdown.send(worker)
+
+    def worker_process_init(self) -> None:
+        signals.worker_process_init.send(None)
+
+    def beat_init(self, beat: Any) -> None:
+        signals.beat_init.send(beat)
+
+
+class TaskClassMiddleware(Middleware):
+    """Calls the handlers of task classes (:class:`actors.Task`: ``before_start``,
+    ``on_success``, ``on_failure``, ``on_retry``, ``after_return``) with Celery's arguments."""
+
+    def before_start(self, actor: Any, message: TaskMessage) -> None:
+        if actor.has_handlers:
+            actor.before_start(message.id, message.args, message.kwargs)
+
+    def on_success(self, actor: Any, message: TaskMessage, value: Any) -> None:
+        if actor.has_handlers:
+            actor.on_success(value, message.id, message.args, message.kwargs)
+
+    def on_failure(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        if actor.has_handlers:
+            exc = einfo.exception
+            actor.on_failure(exc, message.id, message.args, message.kwargs, einfo)
+
+    def on_retry(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        if actor.has_handlers:
+            exc = einfo.exception
+            actor.on_retry(exc, message.id, message.args, message.kwargs, einfo)
+
+    def after_return(self, actor: Any, message: TaskMessage, state: str, value: Any) -> None:
+        if actor.has_handlers:
+            einfo = ExceptionInfo.of(value) if isinstance(value, BaseException) else None
+            actor.after_return(state, value, message.id, message.args, message.kwargs, einfo)
+
+
+class Hooks:
+    """The middleware of one App, called in the order added; a failing hook is logged.
+
+    It starts with :class:`SignalMiddleware` and :class:`TaskClassMiddleware`.
+    """
+
+    def __init__(self) -> None:
+        self.middleware: list[Middleware] = [SignalMiddleware(), TaskClassMiddleware()]
+
+    def add(self, middleware: Middleware) -> None:
+        """Add ``middleware`` after those already there."""
+        self.middleware = [*self.middleware, middleware]
+
+    def call(self, hook: Callable[[Middleware], object], name: str) -> None:
+        """Call ``hook(middleware)`` for each middleware, logging a failure and going on."""
+        for middleware in self.middleware:
+            try:
+                hook(middleware)
+            except Exception as exc:
+                log.error(
+                    "middleware.failed",
+                    middleware=type(middleware).__qualname__,
+                    hook=name,
+                    error=repr(exc),
+                    exc_info=exc,
+                )
+
+    def before_publish(self, message: TaskMessage, subject: str) -> None:
+        """See :meth:`Middleware.before_publish`."""
+        self.call(lambda m: m.before_publish(message, subject), "before_publish")
+
+    def after_publish(self, message: TaskMessage, subject: str) -> None:
+        """See :meth:`Middleware.after_publish`."""
+        self.call(lambda m: m.after_publish(message, subject), "after_publish")
