@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from actors.client.client import Client
 from actors.client.control import Control
+from actors.client.progress import OnMessage, follow
 from actors.wire.record import (
     FAILURE,
     PENDING,
@@ -75,7 +76,8 @@ class AsyncResult(Generic[R]):
 
     @property
     def result(self) -> Any:
-        """The return value, the exception for a failure, or None while not ready."""
+        """The return value, the exception of a failure (or retry), the ``meta`` of a custom
+        state (PROGRESS), or None."""
         record = self.client.run_blocking(self._aload())
         return _outcome(record) if record else None
 
@@ -101,19 +103,37 @@ class AsyncResult(Generic[R]):
         """Async twin of :meth:`revoke`."""
         await Control(self.client).arevoke(self.id, terminate=terminate)
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        on_message: OnMessage | None = None,
+    ) -> R:
         """Wait for the result and return it; re-raise the task's exception if ``propagate``.
 
         Raises ResultTimeout after ``timeout`` seconds (None: wait for ever). With
         ``propagate=False`` a failure's exception is returned in place of the value.
+        ``on_message`` is called with Celery's meta map (``status``, ``result``, ...) of each
+        update the task stores (``update_state``), then of the final record, from the
+        connection's one KV watch (in sync code: on the client's background thread).
         """
-        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
+        return self.client.run_blocking(self.aget(timeout, propagate, on_message))
 
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+    wait = get
+
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        on_message: OnMessage | None = None,
+    ) -> R:
         """Async twin of :meth:`get`."""
         if self._record is None or not self._record.ready:
             connection = await self.client.connection()
-            self._record = await connection.results.wait(self.id, timeout)
+            if on_message is not None:
+                self._record = await follow(connection.results, self.id, timeout, on_message)
+            else:
+                self._record = await connection.results.wait(self.id, timeout)
         outcome = _outcome(self._record)
         if propagate and isinstance(outcome, BaseException):
             raise outcome
@@ -125,7 +145,7 @@ def _outcome(record: ResultRecord) -> Any:
         return record.result
     if record.error is not None:
         return rebuild_exception(record.error, record.traceback)
-    return None
+    return record.result  # a custom state's meta (PROGRESS); None for STARTED
 
 
 class GroupResult:
