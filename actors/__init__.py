@@ -5,7 +5,8 @@ from actors.actor import Actor, Request
 from actors.app import App
 from actors.canvas import Signature, chain, chord, chunks, group, signature
 from actors.client.client import Client
-from actors.client.results import AsyncResult, GroupResult
+from actors.client.result_set import GroupResult, ResultSet
+from actors.client.results import AsyncResult
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -48,6 +49,7 @@ __all__ = [
     "Middleware",
     "ProtocolError",
     "Request",
+    "ResultSet",
     "ResultTimeout",
     "Retry",
     "Revoked",

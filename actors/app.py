@@ -9,6 +9,7 @@ from actors.actor import Actor, P, R
 from actors.client import results
 from actors.client.client import Client
 from actors.client.control import Control
+from actors.client.result_set import GroupResults
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
 from actors.middleware import Middleware
@@ -199,6 +200,11 @@ class App:
     def AsyncResult(self, task_id: str) -> results.AsyncResult[Any]:
         """A handle to the result of ``task_id``."""
         return results.AsyncResult(task_id, self.client)
+
+    @property
+    def GroupResult(self) -> GroupResults:  # Celery's name
+        """``app.GroupResult(id, results)`` and ``app.GroupResult.restore(id)``."""
+        return GroupResults(self.client)
 
     def send_task(
         self,

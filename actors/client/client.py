@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from actors.client import children
 from actors.client.background_loop import BackgroundLoop
 from actors.client.events import publish_sent
 from actors.client.result_waiter import ResultWaiter
@@ -43,6 +44,7 @@ class Connection:
         if expect_result and ack.duplicate:
             self.results.resent(message.id)
         self.hooks.after_publish(message, subject)
+        children.add(message.id)
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, [message])
 
@@ -55,6 +57,7 @@ class Connection:
         await self.broker.publish_many(wired)
         for message, (subject, _, _) in zip(messages, wired, strict=True):
             self.hooks.after_publish(message, subject)
+            children.add(message.id)
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, messages)
 

@@ -13,6 +13,7 @@ import structlog
 
 from actors.actor import Actor, Request, current_request
 from actors.app import App
+from actors.client import children
 from actors.config import redact_url
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
@@ -297,6 +298,7 @@ class Worker:
             {"subject": d.subject, "stream_seq": d.stream_seq, "delivered": d.delivered},
         )
         current_request.set(request)
+        children.begin()  # the tasks it sends are stored as its children
         if store and actor.track_started:
             await self.outcomes.put(ResultRecord(id=message.id, task=actor.name, status=STARTED))
         began = time.perf_counter()
