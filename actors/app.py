@@ -12,7 +12,7 @@ from actors.client.control import Control
 from actors.client.result_set import GroupResults
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
-from actors.middleware import Middleware
+from actors.middleware import Middleware, TaskClassMiddleware
 from actors.options import actor_options
 from actors.task_class import Task, class_task, task_class
 from actors.wire import topology
@@ -104,6 +104,8 @@ class App:
         The name defaults to ``module.function`` (``<app name>.function`` in ``__main__``).
         """
         kind = task_class(options.pop("base", None))  # base=MyTask: a Task subclass
+        if kind is not Actor:
+            self.client.hooks.ensure(TaskClassMiddleware)  # calls the handlers of task classes
         parsed = actor_options({"bind": bind, **options})
 
         def register(function: Callable[..., Any]) -> Actor[Any, Any]:

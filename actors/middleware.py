@@ -22,7 +22,7 @@ import dataclasses
 import traceback as tb
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 
@@ -50,6 +50,11 @@ class ExceptionInfo:
 
 class Middleware:
     """Hooks around publishing and running tasks; each is a no-op until overridden."""
+
+    def wants(self, hook: str) -> bool:
+        """Whether ``hook`` (overridden here) is called now; the chain asks again whenever a
+        signal receiver is connected or disconnected."""
+        return True
 
     # -- publishing (the client) -------------------------------------------------------------
 
@@ -107,8 +112,30 @@ class Middleware:
 
 
 class SignalMiddleware(Middleware):
-    """Sends the signals of :mod:`actors.signals`; each hook does nothing while its signal has
-    no receiver."""
+    """Sends the signals of :mod:`actors.signals`; a hook whose signals have no receiver is not
+    called at all (see :meth:`wants`)."""
+
+    SENDS: ClassVar[dict[str, tuple[signals.Signal, ...]]] = {
+        "before_publish": (signals.before_task_publish,),
+        "after_publish": (signals.after_task_publish,),
+        "task_received": (signals.task_received,),
+        "before_start": (signals.task_prerun,),
+        "on_success": (signals.task_success,),
+        "on_failure": (signals.task_failure,),
+        "on_retry": (signals.task_retry,),
+        "on_revoked": (signals.task_revoked,),
+        "after_return": (signals.task_postrun,),
+        "on_rejected": (signals.task_rejected, signals.task_unknown),
+        "worker_init": (signals.worker_init,),
+        "worker_ready": (signals.worker_ready,),
+        "worker_shutdown": (signals.worker_shutdown,),
+        "worker_process_init": (signals.worker_process_init,),
+        "beat_init": (signals.beat_init,),
+    }
+
+    def wants(self, hook: str) -> bool:
+        """True while a signal this hook sends has a receiver."""
+        return any(signal.receivers for signal in self.SENDS.get(hook, ()))
 
     def before_publish(self, message: TaskMessage, subject: str) -> None:
         if signals.before_task_publish.receivers:
@@ -233,37 +260,80 @@ class TaskClassMiddleware(Middleware):
             actor.after_return(state, value, message.id, message.args, message.kwargs, einfo)
 
 
+HOOKS = (
+    "before_publish",
+    "after_publish",
+    "task_received",
+    "before_start",
+    "on_success",
+    "on_failure",
+    "on_retry",
+    "on_revoked",
+    "after_return",
+    "on_rejected",
+    "worker_init",
+    "worker_ready",
+    "worker_shutdown",
+    "worker_process_init",
+    "beat_init",
+)
+
+
 class Hooks:
     """The middleware of one App, called in the order added; a failing hook is logged.
 
-    It starts with :class:`SignalMiddleware` and :class:`TaskClassMiddleware`.
+    It starts with :class:`SignalMiddleware` (``middleware`` replaces that default). Each hook
+    calls only the middleware that override it and want it now (:meth:`Middleware.wants`),
+    indexed when one is added or a signal receiver comes or goes: a signal without receivers
+    costs one dict lookup per hook (bench/signals.py).
     """
 
-    def __init__(self) -> None:
-        self.middleware: list[Middleware] = [SignalMiddleware(), TaskClassMiddleware()]
+    def __init__(self, middleware: list[Middleware] | None = None) -> None:
+        self.middleware: list[Middleware] = []
+        self._index: dict[str, tuple[Callable[..., object], ...]] = {}
+        for added in [SignalMiddleware()] if middleware is None else middleware:
+            self.add(added)
+        signals.on_change(self._reindex)
 
     def add(self, middleware: Middleware) -> None:
         """Add ``middleware`` after those already there."""
         self.middleware = [*self.middleware, middleware]
+        self._reindex()
 
-    def call(self, hook: Callable[[Middleware], object], name: str) -> None:
-        """Call ``hook(middleware)`` for each middleware, logging a failure and going on."""
-        for middleware in self.middleware:
+    def ensure(self, kind: type[Middleware]) -> None:
+        """Add a ``kind()`` unless one is there already."""
+        if not any(type(m) is kind for m in self.middleware):
+            self.add(kind())
+
+    def _reindex(self) -> None:
+        self._index = {
+            hook: tuple(
+                getattr(m, hook)
+                for m in self.middleware
+                if getattr(type(m), hook) is not getattr(Middleware, hook) and m.wants(hook)
+            )
+            for hook in HOOKS
+        }
+
+    def call(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` (a name in HOOKS) of each middleware overriding it, with ``args``;
+        a failure is logged and the next one is called."""
+        for method in self._index.get(hook, ()):
             try:
-                hook(middleware)
+                method(*args)
             except Exception as exc:
                 log.error(
                     "middleware.failed",
-                    middleware=type(middleware).__qualname__,
-                    hook=name,
+                    middleware=type(getattr(method, "__self__", method)).__qualname__,
+                    hook=hook,
                     error=repr(exc),
                     exc_info=exc,
                 )
 
     def before_publish(self, message: TaskMessage, subject: str) -> None:
         """See :meth:`Middleware.before_publish`."""
-        self.call(lambda m: m.before_publish(message, subject), "before_publish")
+        self.call("before_publish", message, subject)
 
     def after_publish(self, message: TaskMessage, subject: str) -> None:
         """See :meth:`Middleware.after_publish`."""
-        self.call(lambda m: m.after_publish(message, subject), "after_publish")
+        self.call("after_publish", message, subject)

@@ -11,6 +11,7 @@ every App has; see docs/signals.md for each signal's arguments and where it diff
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,23 @@ import structlog
 log = structlog.get_logger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+
+def on_change(callback: Callable[[], None]) -> None:
+    """Call the bound method ``callback`` whenever a receiver is connected or disconnected
+    (held weakly): the middleware chains re-index, so a signal without receivers costs nothing."""
+    _watchers.append(weakref.WeakMethod(callback))
+
+
+def _changed() -> None:
+    alive = [w for w in _watchers if w() is not None]
+    _watchers[:] = alive
+    for watcher in alive:
+        callback = watcher()
+        if callback is not None:
+            callback()
 
 
 class Signal:
@@ -44,6 +62,7 @@ class Signal:
         def connect(fn: F) -> F:
             if (fn, sender) not in self.receivers:
                 self.receivers = [*self.receivers, (fn, sender)]  # a copy: sends may be running
+                _changed()
             return fn
 
         return connect(receiver) if receiver is not None else connect
@@ -53,6 +72,8 @@ class Signal:
         kept = [pair for pair in self.receivers if pair != (receiver, sender)]
         found = len(kept) != len(self.receivers)
         self.receivers = kept
+        if found:
+            _changed()
         return found
 
     def send(self, sender: Any = None, **named: Any) -> list[tuple[Callable[..., Any], Any]]:

@@ -96,7 +96,7 @@ class Beat:
         self._uptime = Uptime(_now(), self.policy.pause)
         self._pulse = asyncio.create_task(self._keep_pulse(), name="beat:pulse")
         self._apply()
-        self.app.client.hooks.call(lambda m: m.beat_init(self), "beat_init")
+        self.app.client.hooks.call("beat_init", self)
         log.info(
             "beat.started",
             replica=self.replica,
