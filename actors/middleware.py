@@ -279,8 +279,9 @@ HOOKS = (
 )
 
 
-class Hooks:
-    """The middleware of one App, called in the order added; a failing hook is logged.
+class Hooks(Middleware):
+    """The middleware of one App, called in the order added; a failing hook is logged. It has
+    every hook of :class:`Middleware`, typed the same, and calls each on the chain.
 
     It starts with :class:`SignalMiddleware` (``middleware`` replaces that default). Each hook
     calls only the middleware that override it and want it now (:meth:`Middleware.wants`),
@@ -289,10 +290,11 @@ class Hooks:
     """
 
     def __init__(self, middleware: list[Middleware] | None = None) -> None:
-        self.middleware: list[Middleware] = []
         self._index: dict[str, tuple[Callable[..., object], ...]] = {}
-        for added in [SignalMiddleware()] if middleware is None else middleware:
-            self.add(added)
+        self.middleware: list[Middleware] = (
+            [SignalMiddleware()] if middleware is None else list(middleware)
+        )
+        self._reindex()
         signals.on_change(self._reindex)
 
     def add(self, middleware: Middleware) -> None:
@@ -315,10 +317,8 @@ class Hooks:
             for hook in HOOKS
         }
 
-    def call(self, hook: str, *args: Any) -> None:
-        """Call ``hook`` (a name in HOOKS) of each middleware overriding it, with ``args``;
-        a failure is logged and the next one is called."""
-        for method in self._index.get(hook, ()):
+    def _call(self, hook: str, *args: Any) -> None:
+        for method in self._index[hook]:
             try:
                 method(*args)
             except Exception as exc:
@@ -330,10 +330,64 @@ class Hooks:
                     exc_info=exc,
                 )
 
+    # Each hook calls the middleware indexed for it, in order; a failure is logged.
+
     def before_publish(self, message: TaskMessage, subject: str) -> None:
-        """See :meth:`Middleware.before_publish`."""
-        self.call("before_publish", message, subject)
+        if self._index["before_publish"]:
+            self._call("before_publish", message, subject)
 
     def after_publish(self, message: TaskMessage, subject: str) -> None:
-        """See :meth:`Middleware.after_publish`."""
-        self.call("after_publish", message, subject)
+        if self._index["after_publish"]:
+            self._call("after_publish", message, subject)
+
+    def task_received(self, actor: Any, message: TaskMessage) -> None:
+        if self._index["task_received"]:
+            self._call("task_received", actor, message)
+
+    def before_start(self, actor: Any, message: TaskMessage) -> None:
+        if self._index["before_start"]:
+            self._call("before_start", actor, message)
+
+    def on_success(self, actor: Any, message: TaskMessage, value: Any) -> None:
+        if self._index["on_success"]:
+            self._call("on_success", actor, message, value)
+
+    def on_failure(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        if self._index["on_failure"]:
+            self._call("on_failure", actor, message, einfo)
+
+    def on_retry(self, actor: Any, message: TaskMessage, einfo: ExceptionInfo) -> None:
+        if self._index["on_retry"]:
+            self._call("on_retry", actor, message, einfo)
+
+    def on_revoked(self, actor: Any, message: TaskMessage, reason: str) -> None:
+        if self._index["on_revoked"]:
+            self._call("on_revoked", actor, message, reason)
+
+    def after_return(self, actor: Any, message: TaskMessage, state: str, value: Any) -> None:
+        if self._index["after_return"]:
+            self._call("after_return", actor, message, state, value)
+
+    def on_rejected(self, task: str, task_id: str | None, reason: str, unknown: bool) -> None:
+        if self._index["on_rejected"]:
+            self._call("on_rejected", task, task_id, reason, unknown)
+
+    def worker_init(self, worker: Any) -> None:
+        if self._index["worker_init"]:
+            self._call("worker_init", worker)
+
+    def worker_ready(self, worker: Any) -> None:
+        if self._index["worker_ready"]:
+            self._call("worker_ready", worker)
+
+    def worker_shutdown(self, worker: Any) -> None:
+        if self._index["worker_shutdown"]:
+            self._call("worker_shutdown", worker)
+
+    def worker_process_init(self) -> None:
+        if self._index["worker_process_init"]:
+            self._call("worker_process_init")
+
+    def beat_init(self, beat: Any) -> None:
+        if self._index["beat_init"]:
+            self._call("beat_init", beat)

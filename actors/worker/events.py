@@ -55,7 +55,7 @@ class TaskEvents:
     def received(self, message: TaskMessage) -> None:
         """A delivered message passed its checks and will run (or be skipped as revoked)."""
         actor = self._actor(message.task)
-        self.hooks.call("task_received", actor, message)
+        self.hooks.task_received(actor, message)
         if self.enabled:
             extra = {"args": repr(message.args)[:_REPR], "kwargs": repr(message.kwargs)[:_REPR]}
             if message.eta:
@@ -67,14 +67,14 @@ class TaskEvents:
     def started(self, message: TaskMessage) -> None:
         """The task function is about to be called."""
         actor = self._actor(message.task)
-        self.hooks.call("before_start", actor, message)
+        self.hooks.before_start(actor, message)
         if self.enabled:
             self._task(events.TASK_STARTED, message, None)
 
     def succeeded(self, message: TaskMessage, runtime: float, value: Any) -> None:
         """The task returned ``value`` after ``runtime`` seconds."""
         actor = self._actor(message.task)
-        self.hooks.call("on_success", actor, message, value)
+        self.hooks.on_success(actor, message, value)
         if self.enabled:
             extra = {"runtime": runtime, "result": repr(value)[:_REPR]}
             self._task(events.TASK_SUCCEEDED, message, extra)
@@ -82,7 +82,7 @@ class TaskEvents:
     def failed(self, message: TaskMessage, runtime: float, exc: BaseException) -> None:
         """The task raised ``exc`` and will not be retried."""
         actor, einfo = self._actor(message.task), ExceptionInfo.of(exc)
-        self.hooks.call("on_failure", actor, message, einfo)
+        self.hooks.on_failure(actor, message, einfo)
         if self.enabled:
             extra = {"runtime": runtime, "exception": repr(exc)[:_REPR]}
             self._task(events.TASK_FAILED, message, extra)
@@ -91,7 +91,7 @@ class TaskEvents:
         """The task asked for (or was given) another attempt."""
         if exc is not None:
             actor, einfo = self._actor(message.task), ExceptionInfo.of(exc)
-            self.hooks.call("on_retry", actor, message, einfo)
+            self.hooks.on_retry(actor, message, einfo)
         if self.enabled:
             extra = {"eta": _text(eta)}
             if exc is not None:
@@ -101,18 +101,18 @@ class TaskEvents:
     def revoked(self, message: TaskMessage, reason: str) -> None:
         """The task was revoked: skipped, or terminated while it ran."""
         actor = self._actor(message.task)
-        self.hooks.call("on_revoked", actor, message, reason)
+        self.hooks.on_revoked(actor, message, reason)
         if self.enabled:
             self._task(events.TASK_REVOKED, message, {"reason": reason})
 
     def finished(self, message: TaskMessage, state: str, value: Any) -> None:
         """The run ended in ``state`` with ``value``, its outcome stored (hooks only)."""
         actor = self._actor(message.task)
-        self.hooks.call("after_return", actor, message, state, value)
+        self.hooks.after_return(actor, message, state, value)
 
     def rejected(self, task: str, task_id: str | None, reason: str, unknown: bool = False) -> None:
         """A message that cannot run was dead-lettered (``unknown``: it names another task)."""
-        self.hooks.call("on_rejected", task, task_id, reason, unknown)
+        self.hooks.on_rejected(task, task_id, reason, unknown)
         if self.enabled:
             self.add(events.TASK_REJECTED, uuid=task_id, name=task, reason=reason)
 

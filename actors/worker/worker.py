@@ -91,7 +91,7 @@ class Worker:
             self._snapshot,
             self.events,
         )
-        self.events.hooks.call("worker_init", self)
+        self.events.hooks.worker_init(self)
 
     @property
     def active(self) -> int:
@@ -159,7 +159,7 @@ class Worker:
             concurrency=self.concurrency,
             hostname=self.hostname,
         )
-        self.events.hooks.call("worker_ready", self)
+        self.events.hooks.worker_ready(self)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop fetching, let in-flight tasks finish for ``grace`` seconds, then close.
@@ -195,7 +195,7 @@ class Worker:
         if self._broker is not None:
             await self._broker.close()
         log.info("worker.stopped", processed=self.processed)
-        self.events.hooks.call("worker_shutdown", self)
+        self.events.hooks.worker_shutdown(self)
 
     async def run(self, stop: asyncio.Event, grace: float | None = None) -> None:
         """Start, serve until ``stop`` is set, then stop gracefully.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -278,3 +279,24 @@ def test_base_must_be_a_task_class(app: App) -> None:
         app.actor(name="bad.base", base=dict)(lambda: None)
     with pytest.raises(ConfigurationError, match="not a task class"):
         app.register_task(Task)
+
+
+async def test_worker_process_init_in_a_process_pool_child(app: App, worker) -> None:
+    from tests.apps.hooks import register
+
+    child_heard = register(app)
+    await worker(app)
+    pids = await (await child_heard.adelay()).aget(timeout=20)
+    assert len(pids) == 1 and pids[0] != os.getpid()
+
+
+async def test_beat_init(make_app, heard) -> None:
+    from schedulers import Beat
+
+    app = make_app("beating")
+    beat = Beat(app)
+    await beat.start()
+    try:
+        assert [s for n, s, _ in heard if n == "beat_init"] == [beat]
+    finally:
+        await beat.stop()

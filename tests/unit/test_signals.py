@@ -55,11 +55,31 @@ def test_a_signal_without_receivers_is_not_dispatched() -> None:
     assert hooks._index["before_start"] == ()  # nothing at all is called per task
     signals.task_prerun.connect(receiver)
     try:
-        hooks.call("before_start", None, message)
+        hooks.before_start(None, message)
         assert calls == ["prerun"]
     finally:
         signals.task_prerun.disconnect(receiver)
     assert hooks._index["before_start"] == ()
     hooks.add(Spy())
-    hooks.call("before_start", None, message)
+    hooks.before_start(None, message)
     assert calls == ["prerun", "spy"]
+
+
+def test_a_failing_hook_is_logged_and_the_next_one_runs() -> None:
+    calls: list[str] = []
+
+    class Broken(Middleware):
+        def before_publish(self, message: TaskMessage, subject: str) -> None:
+            raise RuntimeError("hook bug")
+
+    class After(Middleware):
+        def before_publish(self, message: TaskMessage, subject: str) -> None:
+            calls.append(subject)
+
+    hooks = Hooks([Broken(), After()])
+    with capture_logs() as logs:
+        hooks.before_publish(TaskMessage(id="t1", task="tasks.add"), "actors.task.tasks.add")
+    assert calls == ["actors.task.tasks.add"]
+    assert [(e["event"], e["middleware"].split(".")[-1], e["hook"]) for e in logs] == [
+        ("middleware.failed", "Broken", "before_publish")
+    ]
