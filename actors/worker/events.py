@@ -87,10 +87,18 @@ class TaskEvents:
             extra = {"runtime": runtime, "exception": repr(exc)[:_REPR]}
             self._task(events.TASK_FAILED, message, extra)
 
-    def retried(self, message: TaskMessage, exc: BaseException | None, eta: Any) -> None:
-        """The task asked for (or was given) another attempt."""
-        if exc is not None:
-            actor, einfo = self._actor(message.task), ExceptionInfo.of(exc)
+    def retried(
+        self,
+        message: TaskMessage,
+        exc: BaseException | None,
+        eta: Any,
+        signal: BaseException | None = None,
+    ) -> None:
+        """The task asked for (or was given) another attempt: ``exc`` is the error retried,
+        ``signal`` the Retry the task raised (the hooks get ``exc``, else ``signal``)."""
+        cause = exc if exc is not None else signal
+        if cause is not None:
+            actor, einfo = self._actor(message.task), ExceptionInfo.of(cause)
             self.hooks.on_retry(actor, message, einfo)
         if self.enabled:
             extra = {"eta": _text(eta)}

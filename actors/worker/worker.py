@@ -304,12 +304,12 @@ class Worker:
         began = time.perf_counter()
         self.events.started(message)
         self._active += 1
-        ended: tuple[str, Any] = (SUCCESS, None)  # for the after_return hooks
+        ended: tuple[str, Any]  # state and return value or exception, for after_return
         try:
             value = await self._call(actor, message)
         except Retry as requested:
             ended = (RETRY, requested.exc or requested)
-            self.events.retried(message, requested.exc or requested, requested.when)
+            self.events.retried(message, requested.exc, requested.when, requested)
             await self.outcomes.retry(message, requested, store)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
