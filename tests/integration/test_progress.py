@@ -47,3 +47,16 @@ def test_reserved_or_malformed_states_are_refused(app: App, thread_worker, state
     thread_worker(app)
     with pytest.raises(ValueError, match="state"):
         bad.delay(state).get(timeout=10)
+
+
+async def test_a_plain_wait_skips_progress_records(app: App, worker) -> None:
+    @app.actor(name="prog.quick", bind=True)
+    async def quick(self: Any, steps: int) -> int:
+        for step in range(steps):
+            await self.aupdate_state(state="PROGRESS", meta={"step": step})
+        return steps
+
+    await worker(app)
+    result = await quick.adelay(5)
+    assert await result.aget(timeout=10) == 5
+    assert await result.astate() == "SUCCESS"
