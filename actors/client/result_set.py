@@ -219,7 +219,7 @@ class GroupResult(ResultSet):
     @classmethod
     def restore(cls, id: str, app: Any = None, client: Client | None = None) -> GroupResult | None:
         """The saved group ``id`` (None when none is stored), read through ``app``'s client."""
-        reader = client or app.client
+        reader = _reader(app, client)
         return reader.run_blocking(cls.arestore(id, client=reader))
 
     @classmethod
@@ -227,7 +227,7 @@ class GroupResult(ResultSet):
         cls, id: str, app: Any = None, client: Client | None = None
     ) -> GroupResult | None:
         """Async twin of :meth:`restore`."""
-        reader: Client = client or app.client
+        reader = _reader(app, client)
         connection = await reader.connection()
         data = await Bucket(connection.broker, topology.RESULTS_BUCKET).get(saved_key(id))
         if data is None:
@@ -235,6 +235,14 @@ class GroupResult(ResultSet):
         raw = decode(data, topology.MSGPACK)
         counted = [0]
         return _rebuild(raw, reader, counted, 0)
+
+
+def _reader(app: Any, client: Client | None) -> Client:
+    if client is not None:
+        return client
+    if app is None:
+        raise ActorsError("GroupResult.restore needs app= (or use app.GroupResult.restore(id))")
+    return app.client  # type: ignore[no-any-return]
 
 
 def saved_key(group_id: str) -> str:
