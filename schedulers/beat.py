@@ -96,6 +96,7 @@ class Beat:
         self._uptime = Uptime(_now(), self.policy.pause)
         self._pulse = asyncio.create_task(self._keep_pulse(), name="beat:pulse")
         self._apply()
+        self.app.client.hooks.beat_init(self)
         log.info(
             "beat.started",
             replica=self.replica,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -43,6 +43,7 @@ class ResultWaiter:
         self._live = False
         self._deadlines = TimeoutHeap()
         self._rereads: set[asyncio.Task[None]] = set()
+        self._listeners: dict[str, list[Callable[[ResultRecord], None]]] = {}
         broker.on_reconnected(self._on_reconnected)
 
     def sent(self, task_id: str) -> None:
@@ -215,9 +216,35 @@ class ResultWaiter:
                     del self._waiting[task_id]
         return [futures[task_id].result() for task_id in task_ids]
 
+    def listen(self, task_id: str, callback: Callable[[ResultRecord], None]) -> Callable[[], None]:
+        """Call ``callback`` with each record of ``task_id`` that arrives through the watch
+        (PROGRESS, STARTED, RETRY ... and the final one); returns the function that stops it.
+
+        Call it after a wait started the watch. A failing callback is logged and ignored.
+        """
+        self._listeners.setdefault(task_id, []).append(callback)
+
+        def stop() -> None:
+            listeners = self._listeners.get(task_id, [])
+            if callback in listeners:
+                listeners.remove(callback)
+            if not listeners:
+                self._listeners.pop(task_id, None)
+
+        return stop
+
+    def _tell(self, key: str, record: ResultRecord) -> None:
+        for callback in list(self._listeners.get(key, ())):
+            try:
+                callback(record)
+            except Exception as exc:
+                log.error("results.on_message_failed", id=key, error=repr(exc), exc_info=exc)
+
     async def _on_change(self, key: str, value: bytes | None) -> None:
         futures = self._waiting.get(key)
-        if (not futures and key not in self._expected) or value is None:
+        if (not futures and key not in self._expected and key not in self._listeners) or (
+            value is None
+        ):
             return
         try:
             record = ResultRecord.from_bytes(value)
@@ -227,6 +254,8 @@ class ResultWaiter:
             log.warning("results.malformed_record", id=key, error=str(exc))
             self._settle(key, exc)
             return
+        if key in self._listeners:
+            self._tell(key, record)
         if not record.ready:
             return
         if futures:

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from actors.actor import Actor
+from actors.client import children
 from actors.client.client import Client
 from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, ProtocolError, Revoked
 from actors.nats.broker import Broker
@@ -50,6 +51,7 @@ class Outcomes:
         """Store the result of a task that returned (callbacks and workflows hook in here)."""
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
+            record.children = [*children.sent(), *continuations.following_ids(message)]
             await self.store(record)
         await continuations.succeeded(self.client, message, value)
 
@@ -62,6 +64,7 @@ class Outcomes:
             record = ResultRecord.failure(
                 message.id, actor.name, exc, status=status, retries=message.retries
             )
+            record.children = children.sent()
             await self.store(record)
         await continuations.failed(self.client, message, exc)
 
