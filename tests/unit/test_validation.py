@@ -378,7 +378,7 @@ def task_signatures(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str
         {"task": NAMES},
         optional={
             # What a decoder can produce: msgpack's integers (JSON's are held to the same range).
-        "args": mostly(st.lists(st.integers(-(2**63), 2**64 - 1), max_size=2)),
+            "args": mostly(st.lists(st.integers(-(2**63), 2**64 - 1), max_size=2)),
             "kwargs": mostly(st.just({})),
             "options": mostly(options(inner)),
             "immutable": mostly(st.booleans()),
