@@ -92,6 +92,8 @@ class MonitorData:
             return None
         out: dict[str, Any] = {"id": task_id, "task": view.to_json() if view else None}
         out["result"] = None
+        revoked = await Bucket(await self.broker(), topology.REVOKED_BUCKET).get(task_id)
+        out["revoked"] = revoked is not None
         if data is not None:
             try:
                 out["result"] = _record(ResultRecord.from_bytes(data))

@@ -71,7 +71,7 @@ def workflow_graph(tasks: Sequence[Mapping[str, Any]], focus: str) -> dict[str, 
         chord = by_id[parent].get("chord") or ""
         sources = members[chord] if chord and task.get("chord") != chord else [parent]
         for source in sources:
-            edges.append(_edge(place[source], place[task["id"]], dashed=source != parent))
+            edges.append(_edge(place[source], place[task["id"]], dashed=len(sources) > 1))
     width = (max(rows, default=0) + 1) * _COLUMN
     height = max(rows.values(), default=1) * _ROW + 10
     return {"nodes": nodes, "edges": edges, "width": width, "height": height}
