@@ -33,7 +33,7 @@ def monitor_command(
     ] = "127.0.0.1",
     max_tasks: Annotated[
         int, typer.Option(help="Tasks kept in memory at most (oldest forgotten first).")
-    ] = 200_000,
+    ] = 100_000,
     log_level: LogLevel = "info",
     log_format: LogFormat = None,
 ) -> None:

@@ -32,7 +32,7 @@ class MonitorSettings:
     user: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
     token: str | None = dataclasses.field(default=None, repr=False)
-    max_tasks: int = 200_000
+    max_tasks: int = 100_000
     """Tasks the index keeps at most (the oldest first seen are forgotten first)."""
 
     @classmethod
@@ -40,7 +40,7 @@ class MonitorSettings:
         cls,
         address: str = "127.0.0.1",
         port: int = 5555,
-        max_tasks: int = 200_000,
+        max_tasks: int = 100_000,
         env: Mapping[str, str] | None = None,
     ) -> MonitorSettings:
         """Settings from the arguments and ``ACTORS_MONITOR_USER``, ``ACTORS_MONITOR_PASSWORD``

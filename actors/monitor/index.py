@@ -9,6 +9,7 @@ at most ``max_tasks`` tasks (the oldest first seen is forgotten first), at most
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -122,7 +123,7 @@ class TaskFilter:
 class TaskIndex:
     """Tasks by id in the order first seen, with per-minute outcome counts."""
 
-    def __init__(self, max_tasks: int = 200_000) -> None:
+    def __init__(self, max_tasks: int = 100_000) -> None:
         self.max_tasks = max_tasks
         self.tasks: dict[str, TaskView] = {}
         self.events_seen = 0
@@ -159,8 +160,9 @@ class TaskIndex:
 
     def _apply(self, task: TaskView, kind: str, stamp: float, event: Mapping[str, Any]) -> None:
         text = {k: _text(v) for k, v in event.items() if k not in ("timestamp", "clock")}
-        task.name = text.get("name") or task.name
-        hostname = text.get("hostname", "")
+        # Names and hostnames repeat across tasks: one copy each (a quarter of the memory).
+        task.name = sys.intern(text["name"]) if text.get("name") else task.name
+        hostname = sys.intern(text.get("hostname", ""))
         retries = event.get("retries")
         if isinstance(retries, int) and not isinstance(retries, bool):
             task.retries = max(task.retries, retries)
@@ -188,7 +190,7 @@ class TaskIndex:
             self._states[task.state] -= 1
             task.state, task.state_at = state, stamp
             self._states[state] += 1
-        step = {"type": kind, "timestamp": stamp, "hostname": hostname}
+        step: dict[str, Any] = {"type": kind, "timestamp": stamp, "hostname": hostname}
         for field in ("runtime", "exception", "reason", "eta", "retries"):
             if field in event:
                 step[field] = event[field] if field in ("runtime", "retries") else text[field]
