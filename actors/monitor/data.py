@@ -110,15 +110,19 @@ class MonitorData:
         if record is None:
             return None
         inspect = self.app.control.inspect(hostname)
+        serving = [
+            name
+            for name in ((await inspect.aregistered()) or {}).get(hostname) or []
+            if isinstance(name, str)
+        ]
+        # What it could serve: what it started with, and the actors of the monitor's app.
+        known = {*record["actors"], *serving, *self.app.registry}
         return {
             "record": record,
             "stats": ((await inspect.astats()) or {}).get(hostname),
             "active": ((await inspect.aactive()) or {}).get(hostname, []),
-            "registered": [
-                str(name)
-                for name in ((await inspect.aregistered()) or {}).get(hostname) or []
-                if isinstance(name, str)
-            ],
+            "serving": serving,
+            "actors": sorted(name for name in known if not name.startswith("actors.")),
         }
 
     async def dead(self, limit: int) -> list[dict[str, Any]]:

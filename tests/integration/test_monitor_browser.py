@@ -38,7 +38,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-USER, PASSWORD = "admin", "s3cret-pass"
+USER, PASSWORD, TOKEN = "admin", "s3cret-pass", "t0ken-for-scripts"
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
@@ -57,6 +57,7 @@ class Monitor:
             log_file,
             ACTORS_MONITOR_USER=USER,
             ACTORS_MONITOR_PASSWORD=PASSWORD,
+            ACTORS_MONITOR_TOKEN=TOKEN,
         )
         eventually(
             lambda: self.get("/healthz", auth=False)[0] == 200,
@@ -69,12 +70,12 @@ class Monitor:
         return self.request("GET", path, None, auth)
 
     def request(
-        self, method: str, path: str, form: dict[str, str] | None, auth: bool
+        self, method: str, path: str, form: dict[str, str] | None, auth: bool | str
     ) -> tuple[int, Any]:
         body = "&".join(f"{k}={v}" for k, v in (form or {}).items()).encode() if form else None
         request = urllib.request.Request(self.base + path, data=body, method=method)
         if auth:
-            request.add_header("Authorization", basic_auth())
+            request.add_header("Authorization", auth if isinstance(auth, str) else basic_auth())
         if body is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
@@ -241,3 +242,32 @@ def test_actions_need_credentials_and_a_csrf_token(monitor: Monitor) -> None:
     assert monitor.get("/api/tasks?state=NOPE")[0] == 400
     assert monitor.get("/api/tasks?per_page=100000")[0] == 400
     assert monitor.get("/api/tasks?q=..%2F..")[0] == 400
+
+
+def test_worker_control_and_the_json_api_with_a_bearer_token(monitor: Monitor) -> None:
+    bearer = f"Bearer {TOKEN}"
+    status, workers = monitor.request("GET", "/api/workers", None, bearer)
+    assert status == 200 and len(workers) == 1
+    hostname = workers[0]["hostname"]
+    assert "mon.boom" in workers[0]["actors"]
+    path = f"/actions/workers/{hostname}"
+    status, body = monitor.request(
+        "POST", f"{path}/rate-limit", {"actor": "mon.add", "rate": "10/s"}, bearer
+    )
+    assert status == 200 and "rate limit" in body["ok"], body
+    status, body = monitor.request(
+        "POST", f"{path}/rate-limit", {"actor": "mon.add", "rate": "x"}, bearer
+    )
+    assert status == 400 and "rate" in body["error"]
+    status, body = monitor.request("POST", f"{path}/cancel-consumer", {"actor": "mon.boom"}, bearer)
+    assert status == 200 and "no longer consuming from mon.boom" in body["ok"], body
+    status, detail = monitor.request("GET", f"/api/workers/{hostname}", None, bearer)
+    assert status == 200 and "mon.boom" not in detail["serving"]
+    assert "mon.boom" in detail["actors"]  # it may serve it again (add-consumer)
+    status, body = monitor.request("POST", f"{path}/time-limit", {"actor": "mon.add"}, bearer)
+    assert status == 404 and "no worker command" in body["error"]
+    status, body = monitor.request("POST", "/actions/workers/9@nowhere/shutdown", {}, bearer)
+    assert status == 404
+    assert monitor.request("GET", "/api/periodic", None, bearer) == (200, [])
+    status, metrics = monitor.request("GET", "/metrics", None, bearer)
+    assert status == 200 and "actors_monitor_workers_online 1.0" in metrics
