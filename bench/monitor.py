@@ -139,10 +139,11 @@ def main() -> None:
                 time.sleep(0.2)
             loaded = time.monotonic() - started
             print(f"history: {options.tasks:,} tasks ({expected:,} events) read in {loaded:.1f} s")
-            for path in _PAGES:
+            newest = json.loads(get(base, "/api/tasks?per_page=1")[1])["tasks"][0]["id"]
+            for path in (*_PAGES, f"/tasks/{newest}"):
                 times = [get(base, path)[0] * 1000 for _ in range(20)]
                 print(
-                    f"  {path:40} median {percentile(times, 0.5):6.1f} ms"
+                    f"  {path[:40]:40} median {percentile(times, 0.5):6.1f} ms"
                     f"  p95 {percentile(times, 0.95):6.1f} ms"
                 )
             before = events_seen(base)

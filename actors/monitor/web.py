@@ -219,9 +219,11 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         try:
-            await data.broker()
+            broker = await data.broker()
         except ActorsError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=503)
+        if not broker.connected:
+            return JSONResponse({"ok": False, "error": "NATS connection lost"}, status_code=503)
         body = {"ok": True, "events_reader": data.feed.running, "error": data.feed.error}
         return JSONResponse(body | {"tasks": len(data.index)})
 
