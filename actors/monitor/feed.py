@@ -83,7 +83,8 @@ class EventFeed:
         if task is not None:
             self.version += 1
             self.changes.append((self.version, task.id))
-            self._wake.set()
+            wake, self._wake = self._wake, asyncio.Event()  # wakes every waiter, once
+            wake.set()
 
     def changed_since(self, version: int) -> list[str]:
         """Ids of the tasks changed after ``version`` (as many as are remembered)."""
@@ -96,7 +97,6 @@ class EventFeed:
 
     async def wait(self, timeout: float) -> None:
         """Return when a task changed, or after ``timeout`` seconds."""
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

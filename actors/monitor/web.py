@@ -85,6 +85,7 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
             "where": where,
             "query": "&".join(f"{quote(k)}={quote(v)}" for k, v in query.items()),
             "states": STATES,
+            "last": checks.number(params, "last", 0, 0, 60 * 24 * 366),
             "live": "all",
         }
 

@@ -7,6 +7,7 @@ from typing import Any
 from actors import App
 
 app = App("monitored")
+app.conf.beat_schedule = {"hourly-add": {"task": "mon.add", "schedule": 3600.0, "args": (1, 1)}}
 
 
 @app.actor(name="mon.add")

@@ -1,8 +1,8 @@
-"""``actors monitor`` in a real browser (Debian's chromium through Selenium and chromedriver):
-a worker and the monitor run as subprocesses against the test's nats-server, and what a user
-does on the pages is checked in the page itself.
+"""``actors monitor`` against a real worker and nats-server, both run as subprocesses like the
+monitor itself: in a real browser (Debian's chromium driven by Selenium and chromedriver) what
+a user does on the pages, and over HTTP the JSON API, the actions and their credentials.
 
-Screenshots go to the test's tmp dir (``monitor-*.png``).
+Screenshots of the browser test go to its tmp dir (``monitor-*.png``).
 """
 
 from __future__ import annotations
@@ -268,6 +268,43 @@ def test_worker_control_and_the_json_api_with_a_bearer_token(monitor: Monitor) -
     assert status == 404 and "no worker command" in body["error"]
     status, body = monitor.request("POST", "/actions/workers/9@nowhere/shutdown", {}, bearer)
     assert status == 404
-    assert monitor.request("GET", "/api/periodic", None, bearer) == (200, [])
+    status, entries = monitor.request("GET", "/api/periodic", None, bearer)
+    assert [(e["name"], e["source"], e["enabled"]) for e in entries] == [
+        ("hourly-add", "code", True)
+    ]
+    status, body = monitor.request("POST", "/actions/periodic/hourly-add/disable", {}, bearer)
+    assert (status, body) == (200, {"ok": "disabled hourly-add"})
+    assert not monitor.request("GET", "/api/periodic", None, bearer)[1][0]["enabled"]
+    status, body = monitor.request("POST", "/actions/periodic/nope/enable", {}, bearer)
+    assert status == 404
     status, metrics = monitor.request("GET", "/metrics", None, bearer)
     assert status == 200 and "actors_monitor_workers_online 1.0" in metrics
+
+
+def test_a_restarted_monitor_knows_the_tasks_run_before(
+    monitor: Monitor, nats_server: EmbeddedServer, tmp_path: Path
+) -> None:
+    app = tasks.app
+    app.conf.nats_url = nats_server.url
+    try:
+        failing = tasks.boom.delay("before the restart")
+        with pytest.raises(ValueError):
+            failing.get(timeout=10)
+    finally:
+        app.close()
+    eventually(
+        lambda: monitor.get(f"/api/tasks/{failing.id}")[1],
+        until=lambda found: (found.get("task") or {}).get("state") == "FAILURE",
+        what="the failure in the first monitor",
+    )
+    monitor.process.close()
+    again = Monitor(nats_server.url, tmp_path / "monitor-again.log")
+    try:
+        eventually(
+            lambda: again.get(f"/api/tasks/{failing.id}")[1],
+            until=lambda found: (found.get("task") or {}).get("state") == "FAILURE",
+            what="the failure in the restarted monitor",
+        )
+        assert "before the restart" in again.get(f"/api/tasks/{failing.id}")[1]["task"]["args"]
+    finally:
+        again.process.close()
