@@ -7,10 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
+
 from actors.app import App
 from actors.client.control import Replies
 from actors.client.workers import live_workers
-from actors.errors import ProtocolError
+from actors.errors import ActorsError, ProtocolError
 from actors.monitor.feed import EventFeed
 from actors.monitor.index import TaskFilter, TaskIndex
 from actors.nats import queues
@@ -21,6 +23,7 @@ from actors.wire.record import ResultRecord
 from actors.worker import dead_letters
 from schedulers.store import ScheduleStore
 
+log = structlog.get_logger(__name__)
 _FRESH = 1.0  # seconds a reading of the registry and the queues is reused
 WORKER_COMMANDS = ("rate_limit", "shutdown", "add_consumer", "cancel_consumer")
 
@@ -55,7 +58,11 @@ class MonitorData:
 
     async def queues(self) -> list[dict[str, Any]]:
         """Per actor: pending, in flight, dead letters, consumers; and the finish rate."""
-        rows = await self._fresh("queues", queues.queue_stats)
+        try:
+            rows = await self._fresh("queues", queues.queue_stats)
+        except ActorsError as exc:  # no task stream yet: no worker ever ran here
+            log.info("monitor.queues_unreadable", error=str(exc))
+            rows = []
         rates = self.index.rates(time.time())
         out = [{**_fields(row), "rate": rates.pop(row.actor, 0.0)} for row in rows]
         return out + [{"actor": name, "rate": rate} for name, rate in rates.items()]

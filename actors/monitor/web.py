@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from actors.errors import ActorsError
+from actors.errors import ActorsError, ConfigurationError
 from actors.monitor import checks, drawing
 from actors.monitor.auth import CSRF_FIELD, CSRF_HEADER, MonitorSettings
 from actors.monitor.checks import BadInput
@@ -56,7 +56,7 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
     templates.env.globals["auth_enabled"] = settings.auth_enabled
 
     def page(path: str, api: str, read: Page) -> list[Route]:
-        async def html(request: Request) -> Response:
+        async def as_html(request: Request) -> Response:
             template, context = await read(request)
             context["csrf_token"] = settings.csrf_token() if settings.auth_enabled else ""
             context["notice"] = request.query_params.get("notice", "")[:300]
@@ -64,9 +64,11 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
 
         async def as_json(request: Request) -> Response:
             _, context = await read(request)
-            return JSONResponse(context["data"])
+            # default=repr: a value decoded from NATS may be bytes, which JSON cannot carry.
+            body = json.dumps(context["data"], default=repr)
+            return Response(body, media_type="application/json")
 
-        return [Route(path, html), Route(api, as_json)]
+        return [Route(path, as_html), Route(api, as_json)]
 
     async def dashboard(request: Request) -> tuple[str, dict[str, Any]]:
         found = await data.dashboard()
@@ -106,7 +108,7 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
         found = await data.worker(hostname)
         if found is None:
             raise NotFound(f"no live worker {hostname}")
-        return "worker.html", {"data": found, "commands": WORKER_COMMANDS}
+        return "worker.html", {"data": found}
 
     async def dead(request: Request) -> tuple[str, dict[str, Any]]:
         limit = checks.number(request.query_params, "limit", 100, 1, 1000)
@@ -233,6 +235,8 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
             return _error(request, 400, str(exc))
         if isinstance(exc, NotFound):
             return _error(request, 404, str(exc))
+        if isinstance(exc, ConfigurationError):  # e.g. a beat entry changed meanwhile
+            return _error(request, 409, str(exc))
         log.warning("monitor.nats_error", path=request.url.path, error=str(exc))
         return _error(request, 503, f"NATS: {exc}")
 
