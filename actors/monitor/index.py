@@ -38,6 +38,7 @@ _STATE_OF = {
 }
 # Events of one flush share a timestamp's neighbourhood: on a tie the later step wins.
 _RANK = {state: rank for rank, state in enumerate(STATES)}
+_FINAL = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
 _OUTCOMES = {events.TASK_SUCCEEDED: "succeeded", events.TASK_FAILED: "failed"}
 _OUTCOMES[events.TASK_RETRIED] = "retried"
 _MAX_TIMELINE = 32
@@ -186,7 +187,7 @@ class TaskIndex:
             task.result = text.get("result", task.result)
             task.exception = text.get("exception", task.exception)
             task.reason = text.get("reason", task.reason)
-        if (stamp, _RANK[state]) >= (task.state_at, _RANK[task.state]):
+        if _moves(task, state, stamp):
             self._states[task.state] -= 1
             task.state, task.state_at = state, stamp
             self._states[state] += 1
@@ -197,7 +198,7 @@ class TaskIndex:
         task.timeline.append(step)
         if len(task.timeline) > _MAX_TIMELINE:
             del task.timeline[1]  # keep the first step (received or sent) and the latest ones
-        task.timeline.sort(key=lambda s: s["timestamp"])
+        task.timeline.sort(key=_step_order)
 
     def _forget_oldest(self) -> None:
         while len(self.tasks) > self.max_tasks:
@@ -277,6 +278,26 @@ class TaskIndex:
             roots |= more_roots
             chords |= more_chords
         return found[:200]
+
+
+def _moves(task: TaskView, state: str, stamp: float) -> bool:
+    """True when an event bringing ``state`` at ``stamp`` changes the task's state.
+
+    Clocks of different hosts disagree: a client's ``task-sent`` may carry a later time than
+    the worker's ``task-succeeded``. So time decides only between steps of the same kind:
+    sent never replaces anything, a final state is replaced only by a later final one, and
+    any final state replaces a step still under way (a retry goes on with new steps)."""
+    if state == PENDING:
+        return task.state == PENDING
+    if task.state in _FINAL:
+        return state in _FINAL and stamp >= task.state_at
+    if state in _FINAL or task.state == PENDING:
+        return True
+    return (stamp, _RANK[state]) >= (task.state_at, _RANK[task.state])
+
+
+def _step_order(step: dict[str, Any]) -> tuple[bool, float]:
+    return step["type"] != events.TASK_SENT, step["timestamp"]
 
 
 def _text(value: Any) -> str:

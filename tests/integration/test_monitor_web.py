@@ -32,7 +32,10 @@ from tests.conftest import ActorsProcess, free_port
 from tests.helpers import eventually
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -133,9 +136,29 @@ def wait_for(driver: Any, condition: Callable[[], Any], what: str, timeout: floa
         raise AssertionError(message) from None
 
 
+# Live pages swap their content while the test reads them: read with one script each (atomic
+# in the page), and retry a click whose button was just replaced.
+
+
 def cell(driver: Any, task_id: str, column: int) -> str:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'tr[data-id="{task_id}"] td')
-    return str(rows[column].text) if len(rows) > column else ""
+    script = "const c = document.querySelectorAll(arguments[0]); return c[arguments[1]]?.innerText"
+    return str(driver.execute_script(script, f'tr[data-id="{task_id}"] td', column) or "")
+
+
+def texts(driver: Any, selector: str) -> list[str]:
+    script = "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)"
+    return list(driver.execute_script(script, selector))
+
+
+def click(driver: Any, xpath: str) -> None:
+    def clicked() -> bool:
+        try:
+            driver.find_element(By.XPATH, xpath).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_for(driver, clicked, f"a click on {xpath}")
 
 
 def put_dead_letter(url: str, message: TaskMessage) -> None:
@@ -183,28 +206,21 @@ def test_monitor_in_a_browser(
 
         # A task's detail: its timeline and its chord.
         browser.get(f"{monitor.base}/tasks/{joined.id}")
-        steps = browser.find_elements(By.CSS_SELECTOR, "#timeline li")
-        assert [s.text.split()[2] for s in steps] == [
-            "task-received",
-            "task-started",
-            "task-succeeded",
-        ]
-        nodes = browser.find_elements(By.CSS_SELECTOR, "#workflow g.node")
-        assert len(nodes) == 4  # three chord members and the body
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#workflow line.join")) == 3
+        steps = texts(browser, "#timeline li b")
+        assert steps == ["task-received", "task-started", "task-succeeded"]
+        assert len(texts(browser, "#workflow g.node")) == 4  # three chord members and the body
+        assert len(texts(browser, "#workflow line.join")) == 3
         browser.save_screenshot(str(tmp_path / "monitor-task.png"))
 
         # Revoke a countdown task from its page: it never runs, its state becomes REVOKED.
         later = tasks.add.apply_async((1, 1), countdown=3)
         browser.get(f"{monitor.base}/tasks/{later.id}")
-        wait_for(browser, lambda: "PENDING" in browser.find_element(By.ID, "state").text, "sent")
-        browser.find_element(By.XPATH, "//button[text()='Revoke']").click()
-        wait_for(browser, lambda: browser.find_elements(By.ID, "notice"), "the revoke notice")
-        assert f"revoked {later.id}" in browser.find_element(By.ID, "notice").text
+        wait_for(browser, lambda: texts(browser, "#state") == ["PENDING"], "the task sent")
+        click(browser, "//button[text()='Revoke']")
+        wait_for(browser, lambda: texts(browser, "#notice"), "the revoke notice")
+        assert texts(browser, "#notice") == [f"revoked {later.id}"]
         wait_for(
-            browser,
-            lambda: "REVOKED" in browser.find_element(By.ID, "state").text,
-            "the task to become REVOKED",
+            browser, lambda: texts(browser, "#state") == ["REVOKED"], "the task to become REVOKED"
         )
         assert later.state == "REVOKED"
 

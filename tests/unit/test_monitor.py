@@ -39,6 +39,20 @@ def test_a_late_event_does_not_turn_a_finished_task_back() -> None:
     assert index.states()["SUCCESS"] == 1
 
 
+def test_a_late_task_sent_from_a_client_with_a_fast_clock_changes_nothing() -> None:
+    index = TaskIndex()
+    index.add(event(events.TASK_RECEIVED, "a", 10.0))
+    index.add(event(events.TASK_SUCCEEDED, "a", 10.1))
+    index.add(event(events.TASK_SENT, "a", 10.2))
+    task = index.get("a")
+    assert task is not None and task.state == "SUCCESS"
+    assert task.timeline[0]["type"] == events.TASK_SENT
+    index.add(event(events.TASK_SENT, "b", 10.0))
+    index.add(event(events.TASK_RETRIED, "b", 9.0))
+    index.add(event(events.TASK_RECEIVED, "b", 9.5))
+    assert index.get("b").state == "RECEIVED"  # type: ignore[union-attr]
+
+
 def test_the_index_forgets_the_oldest_tasks_beyond_its_bound() -> None:
     index = TaskIndex(max_tasks=3)
     for n in range(5):
