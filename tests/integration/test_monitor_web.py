@@ -2,7 +2,9 @@
 monitor itself: in a real browser (Debian's chromium driven by Selenium and chromedriver) what
 a user does on the pages, and over HTTP the JSON API, the actions and their credentials.
 
-Screenshots of the browser test go to its tmp dir (``monitor-*.png``).
+The browser test is marked slow (a browser and two processes take 9-25 s on a shared
+machine); the HTTP tests stay in the main suite. Screenshots of the browser test go to its
+tmp dir (``monitor-*.png``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 USER, PASSWORD, TOKEN = "admin", "s3cret-pass", "t0ken-for-scripts"
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
 )
@@ -180,6 +182,8 @@ def put_dead_letter(url: str, message: TaskMessage) -> None:
     asyncio.run(run())
 
 
+@needs_chromium
+@pytest.mark.slow  # 9-25 s on the shared CI machine: run after the main suite
 def test_monitor_in_a_browser(
     monitor: Monitor, browser: Any, nats_server: EmbeddedServer, tmp_path: Path
 ) -> None:
