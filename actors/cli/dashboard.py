@@ -43,7 +43,8 @@ def monitor_command(
     or ACTORS_MONITOR_TOKEN (bearer); without them it is read-only and loopback only.
     """
     check_log_options(log_level, log_format)
-    missing = [m for m in ("starlette", "uvicorn", "jinja2") if importlib.util.find_spec(m) is None]
+    needed = ("starlette", "uvicorn", "jinja2", "multipart", "prometheus_client")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
         fail(f"actors monitor needs {', '.join(missing)}: pip install 'actors[monitor]'")
     from actors.monitor.auth import MonitorSettings
