@@ -250,7 +250,7 @@ class TaskIndex:
         return rows
 
     def rates(self, now: float, minutes: int = 5) -> dict[str, float]:
-        """Per task name, tasks finished (succeeded or failed) per second over the last
+        """Per task name, runs that ended (succeeded, failed or retried) per second over the last
         ``minutes`` full minutes and the current one."""
         last = int(now // 60)
         total: Counter[str] = Counter()

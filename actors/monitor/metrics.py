@@ -17,7 +17,7 @@ _QUEUE = (  # field of a queue row, metric, help
     ("pending", "actors_monitor_queue_lag", "Messages waiting for an actor, not yet delivered."),
     ("in_flight", "actors_monitor_queue_in_flight", "Messages delivered, not acked yet."),
     ("dead", "actors_monitor_dead_letters", "Dead letters of an actor."),
-    ("rate", "actors_monitor_task_rate", "Tasks of an actor finished per second (5 minutes)."),
+    ("rate", "actors_monitor_task_rate", "Runs of an actor ended per second (5 minutes)."),
 )
 
 
