@@ -62,6 +62,13 @@ class TaskEvents:
                 extra["eta"] = message.eta
             if message.expires:
                 extra["expires"] = message.expires
+            # The workflow around the task, for monitors (only what is set: a plain task
+            # adds nothing).
+            for name in ("root_id", "parent_id", "group_id"):
+                if getattr(message, name):
+                    extra[name] = getattr(message, name)
+            if message.chord:
+                extra["chord"] = str(message.chord.get("id"))
             self._task(events.TASK_RECEIVED, message, extra)
 
     def started(self, message: TaskMessage) -> None:
