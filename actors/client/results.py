@@ -45,6 +45,9 @@ class AsyncResult(Generic[R]):
 
     async def _aload(self) -> ResultRecord | None:
         if self._record is None or not self._record.ready:
+            failed = self.client.publish_failure(self.id)
+            if failed is not None:
+                raise failed
             connection = await self.client.connection()
             self._record = await connection.results.fetch(self.id)
         return self._record
@@ -109,9 +112,15 @@ class AsyncResult(Generic[R]):
         """
         return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
 
+    wait = get
+
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
-        """Async twin of :meth:`get`."""
+        """Async twin of :meth:`get`.
+
+        Raises PublishFailed when the task's pipelined publish failed (see ``app.flush``).
+        """
         if self._record is None or not self._record.ready:
+            await self.client.confirmed(self.id)
             connection = await self.client.connection()
             self._record = await connection.results.wait(self.id, timeout)
         outcome = _outcome(self._record)
