@@ -16,6 +16,7 @@ from actors.config import Settings
 from actors.errors import BrokerUnavailable, EncodeError, MessageTooLarge, PublishFailed
 from actors.nats.broker import Broker
 from actors.wire.message import TaskMessage, encode
+from actors.wire.record import ResultRecord
 from actors.wire.timing import destination
 
 T = TypeVar("T")
@@ -191,6 +192,12 @@ class Client:
             await pipeline.confirmed(task_id)
         elif (failed := pipeline.failure(task_id)) is not None:
             raise failed
+
+    def arrived(self, task_id: str) -> ResultRecord | None:
+        """The ready record of ``task_id`` if it already reached the sync path's connection
+        (sent from here, stored since); from any thread, without waiting."""
+        pipeline = self._pipeline
+        return None if pipeline is None else pipeline.results.take_arrived(task_id)
 
     def publish_failure(self, task_id: str) -> PublishFailed | None:
         """The error the pipelined publish of ``task_id`` failed with, if it did."""

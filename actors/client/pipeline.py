@@ -32,6 +32,7 @@ from actors.wire.message import TaskMessage
 
 if TYPE_CHECKING:
     from actors.client.client import Connection
+    from actors.client.result_waiter import ResultWaiter
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +119,11 @@ class Pipeline:
                 return
             self._wake_pending = True
         self._loop.call_soon_threadsafe(self._take)
+
+    @property
+    def results(self) -> ResultWaiter:
+        """The result waiter of the pipeline's connection."""
+        return self._connection.results
 
     def failure(self, task_id: str) -> PublishFailed | None:
         """The error the publish of ``task_id`` ended with, if it failed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class ResultWaiter:
         self._expected: dict[str, ResultRecord | None] = {}
         self._watch: asyncio.Future[Watch] | None = None
         self._live = False
+        self._taken: deque[str] = deque()  # ids take_arrived() handed out, to forget here
         self._deadlines = TimeoutHeap()
         self._rereads: set[asyncio.Task[None]] = set()
         broker.on_reconnected(self._on_reconnected)
@@ -50,9 +52,22 @@ class ResultWaiter:
         # setdefault: a record that already arrived (a re-send of the same id) must stay.
         if not self._live:
             return
+        while self._taken:
+            self._expected.pop(self._taken.popleft(), None)
         self._expected.setdefault(task_id, None)
         if len(self._expected) > self._keep:
             del self._expected[next(iter(self._expected))]
+
+    def take_arrived(self, task_id: str) -> ResultRecord | None:
+        """The ready record of ``task_id`` if it already came through the watch, else None.
+
+        Callable from any thread (the sync path's ``get()`` skips its hop to the loop): it
+        only reads the dict, and leaves the removal to the loop's thread.
+        """
+        record = self._expected.get(task_id)
+        if record is not None:
+            self._taken.append(task_id)
+        return record
 
     def resent(self, task_id: str) -> None:
         """Note that the server dropped a send of ``task_id`` as a duplicate.

@@ -110,7 +110,11 @@ class AsyncResult(Generic[R]):
         Raises ResultTimeout after ``timeout`` seconds (None: wait for ever). With
         ``propagate=False`` a failure's exception is returned in place of the value.
         """
-        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
+        if self._record is None or not self._record.ready:
+            self._record = self.client.arrived(self.id)  # no hop to the loop when it is here
+            if self._record is None:
+                return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
+        return self._returned(propagate)
 
     wait = get
 
@@ -123,6 +127,10 @@ class AsyncResult(Generic[R]):
             await self.client.confirmed(self.id)
             connection = await self.client.connection()
             self._record = await connection.results.wait(self.id, timeout)
+        return self._returned(propagate)
+
+    def _returned(self, propagate: bool) -> R:
+        assert self._record is not None
         outcome = _outcome(self._record)
         if propagate and isinstance(outcome, BaseException):
             raise outcome
