@@ -5,7 +5,8 @@ starts one embedded nats-server (unless ACTORS_NATS_URL is set), measures the ra
 pipeline (JetStream publish of N, then one pull consumer fetching and acking N), then, with 1
 and then 2 ``actors run`` worker processes: the sync loop with results (N ``delay()`` then
 ``get()`` each), the sync enqueue loop alone, sync fire-and-forget until the workers acked
-all, the async client with results, ``delay().get()`` round trips, a chord of 1,000 and a
+all (and, with 1 worker, the sync loop with ``confirm_publish``), the async client with
+results, ``delay().get()`` round trips, a chord of 1,000 and a
 chain's hop; each throughput also as a ratio to the raw pipeline, and CPU per task of the
 workers, this client and nats-server (from /proc). docs/scaling.md holds a run's figures.
 """
@@ -116,6 +117,11 @@ def measure(url: str, workers: int, line: Callable[[str, float | str], None]) ->
         line("sync loop with results", results)
         line("sync enqueue loop", enqueue)
         line("  " + notes[-1], "")
+        if workers == 1:  # the strict mode, for comparison (one thread, one PubAck per call)
+            app.conf.confirm_publish = True
+            _, strict = sync_with_results(app)
+            app.conf.confirm_publish = False
+            line("sync loop with results, confirm_publish", strict)
         line("sync fire-and-forget", sync_fire_and_forget(app, url))
         line("async client with results", run(with_results(app, pids[0])))
         latencies = round_trips(app)
