@@ -136,3 +136,19 @@ def test_failure_left_at_exit_is_logged(nats_server: EmbeddedServer, tmp_path: P
     lost = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("LOST"))
     logged = [line for line in (done.stdout + done.stderr).splitlines() if "publish.failed" in line]
     assert len(logged) == 1 and lost in logged[0], done.stdout + done.stderr
+
+
+def test_publishes_across_a_server_restart_are_stored(
+    make_app, thread_worker, nats_server: EmbeddedServer
+) -> None:
+    app = make_app(publish_timeout=20.0)
+    tasks = register(app)
+    before = [tasks["aadd"].delay(i, 0) for i in range(20)]
+    app.flush()
+    nats_server.stop()
+    during = [tasks["aadd"].delay(i, 1) for i in range(20)]  # buffered, or re-sent later
+    nats_server.start()
+    app.flush()  # every one stored: nothing failed
+    thread_worker(app)
+    assert [r.get(timeout=30) for r in before] == list(range(20))
+    assert [r.get(timeout=30) for r in during] == [i + 1 for i in range(20)]
