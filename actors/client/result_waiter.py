@@ -167,6 +167,10 @@ class ResultWaiter:
 
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
+        arrived = self._expected.get(task_id)
+        if arrived is not None:  # the common case after a burst of sends: no future to set up
+            del self._expected[task_id]
+            return arrived
         return (await self.wait_many([task_id], timeout))[0]
 
     async def wait_many(self, task_ids: Sequence[str], timeout: float | None) -> list[ResultRecord]:
