@@ -72,6 +72,9 @@ class Pipeline:
         self._patience = connection.broker.settings.publish_timeout * 3 + 5
         # Loop thread only:
         self._inflight: dict[int, _Outgoing] = {}
+        self._outbox: deque[_Outgoing] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._sent_events: list[TaskMessage] = []
         self._pending_ids: dict[str, int] = {}
         self._id_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -99,9 +102,10 @@ class Pipeline:
         subject, body, headers = self._connection.wire(message)
         events = self._connection.broker.settings.task_send_sent_event
         if not self._free.acquire(timeout=self._patience):
-            raise BrokerUnavailable(
+            stalled = BrokerUnavailable(
                 f"no publish was confirmed for {self._patience:g}s; is NATS reachable?"
             )
+            raise PublishFailed(message.id, stalled)
         with self._lock:
             self._seq += 1
             self._queue.append(
@@ -145,21 +149,29 @@ class Pipeline:
             self._pending_ids[item.task_id] = self._pending_ids.get(item.task_id, 0) + 1
             if item.expect_result:
                 results.sent(item.task_id)
-        self._loop.create_task(self._publish(batch))
+        self._outbox.extend(batch)
+        if self._sender is None or self._sender.done():
+            self._sender = self._loop.create_task(self._publish())
         return batch
 
-    async def _publish(self, batch: list[_Outgoing]) -> None:
+    async def _publish(self) -> None:
+        """Publish the outbox in order; the one sender, so that a publish that waits (the
+        first one subscribes to the reply inbox) is not overtaken by a later batch."""
         broker = self._connection.broker
-        for item in batch:
+        outbox = self._outbox
+        while outbox:
+            item = outbox.popleft()
             try:
                 ack = await broker.publish_started(item.subject, item.body, item.headers)
-            except Exception as exc:
+            except Exception as exc:  # recorded for get() and flush()
                 self._finish(item, None, exc)
             else:
                 ack.add_done_callback(functools.partial(self._answered, item))
-        sent = [item.message for item in batch if item.message is not None]
-        if sent:
-            await publish_sent(broker, sent)
+            if item.message is not None:
+                self._sent_events.append(item.message)
+            if self._sent_events and not outbox:
+                sent, self._sent_events = self._sent_events, []
+                await publish_sent(broker, sent)
 
     def _answered(self, item: _Outgoing, done: asyncio.Future[PublishAck]) -> None:
         if done.cancelled():
