@@ -16,6 +16,7 @@ from actors import App, PublishFailed
 from actors.config import Settings
 from actors.nats.server import EmbeddedServer
 from actors.wire import topology
+from actors.wire.message import decode
 from tests.apps.basic import register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +153,22 @@ def test_publishes_across_a_server_restart_are_stored(
     thread_worker(app)
     assert [r.get(timeout=30) for r in before] == list(range(20))
     assert [r.get(timeout=30) for r in during] == [i + 1 for i in range(20)]
+
+
+def test_one_threads_publishes_are_stored_in_call_order(app: App) -> None:
+    tasks = register(app)
+    sent = [tasks["aadd"].delay(i, i).id for i in range(300)]
+    app.flush()
+
+    async def stored_ids() -> list[str]:
+        broker = (await app.client.connection()).broker
+        ids, seq = [], 0
+        subject = topology.task_subject("basic.aadd")
+        while (
+            stored := await broker.stored_message(topology.TASK_STREAM, subject, seq)
+        ) is not None:
+            ids.append(decode(stored.data, None)["id"])
+            seq = stored.seq
+        return ids
+
+    assert app.client.run_blocking(stored_ids()) == sent
