@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-_KEEP_FAILURES = 100_000  # failures remembered for get(); the oldest are forgotten first
+_KEEP_FAILURES = 100_000  # failures remembered for get() and flush(); then the oldest go
 
 
 @dataclass(slots=True)
@@ -190,6 +190,9 @@ class Pipeline:
             if len(self._failed) > _KEEP_FAILURES:
                 del self._failed[next(iter(self._failed))]
             self._unreported.append((item.seq, failed))
+            if len(self._unreported) > _KEEP_FAILURES:  # nobody asks: log the oldest now
+                _, oldest = self._unreported.pop(0)
+                log.error("publish.failed", id=oldest.task_id, error=str(oldest.cause))
         elif ack is not None and ack.duplicate and item.expect_result:
             self._connection.results.resent(item.task_id)
         left = self._pending_ids[item.task_id] - 1
