@@ -32,9 +32,17 @@ def _delete_task_stream(app: App) -> None:
     app.client.run_blocking(delete())
 
 
-def test_many_delays_then_gets_are_all_correct(app: App, thread_worker) -> None:
+def _serve(make_app, thread_worker, **options) -> None:
+    """A worker on an App of its own: a worker lends its loop to its App's client, whose
+    sync calls then run there, confirmed (the pipeline is for the client's own loop)."""
+    served = make_app("worker")
+    register(served)
+    thread_worker(served, **options)
+
+
+def test_many_delays_then_gets_are_all_correct(app: App, make_app, thread_worker) -> None:
     tasks = register(app)
-    thread_worker(app, concurrency=32)
+    _serve(make_app, thread_worker, concurrency=32)
     results = [tasks["aadd"].delay(i, i) for i in range(1000)]
     app.flush()
     assert [r.get(timeout=30) for r in results] == [2 * i for i in range(1000)]
@@ -43,14 +51,14 @@ def test_many_delays_then_gets_are_all_correct(app: App, thread_worker) -> None:
 def test_small_window_blocks_and_does_not_deadlock(make_app, thread_worker) -> None:
     app = make_app(publish_window=2)
     tasks = register(app)
-    thread_worker(app)
+    _serve(make_app, thread_worker)
     results = [tasks["aadd"].delay(i, 1) for i in range(100)]
     assert [r.get(timeout=30) for r in results] == [i + 1 for i in range(100)]
 
 
-def test_threads_delay_concurrently(app: App, thread_worker) -> None:
+def test_threads_delay_concurrently(app: App, make_app, thread_worker) -> None:
     tasks = register(app)
-    thread_worker(app, concurrency=32)
+    _serve(make_app, thread_worker, concurrency=32)
     sent: dict[int, list] = {}
 
     def send(n: int) -> None:
@@ -150,7 +158,7 @@ def test_publishes_across_a_server_restart_are_stored(
     during = [tasks["aadd"].delay(i, 1) for i in range(20)]  # buffered, or re-sent later
     nats_server.start()
     app.flush()  # every one stored: nothing failed
-    thread_worker(app)
+    _serve(make_app, thread_worker)
     assert [r.get(timeout=30) for r in before] == list(range(20))
     assert [r.get(timeout=30) for r in during] == [i + 1 for i in range(20)]
 
