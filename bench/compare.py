@@ -123,10 +123,14 @@ def measure(url: str, workers: int, line: Callable[[str, float | str], None]) ->
             app.conf.confirm_publish = False
             line("sync loop with results, confirm_publish", strict)
         line("sync fire-and-forget", sync_fire_and_forget(app, url))
+        # Close the sync side's connection before each async part: its results watch would
+        # decode every result of the async run too (one watch per connection).
+        app.close()
         line("async client with results", run(with_results(app, pids[0])))
         latencies = round_trips(app)
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         line("round trip delay().get()", f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+        app.close()
         chord_s, chain_s = run(_canvas())
         line("chord of 1000 until body result", f"{chord_s:.3f} s")
         line("chain hop", f"{chain_s / 100 * 1000:.2f} ms")
