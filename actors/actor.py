@@ -209,8 +209,12 @@ class Actor(Generic[P, R]):
         return message
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
-        """Send the task to a worker: ``add.delay(2, 2)``."""
-        return self.app.client.run_blocking(self.aapply_async(args, kwargs))
+        """Send the task to a worker: ``add.delay(2, 2)``.
+
+        Returns once the message is handed to the connection; its publish is confirmed in
+        the background unless ``confirm_publish`` is set (docs/tasks.md "Publish pipeline").
+        """
+        return self.apply_async(args, kwargs)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Async twin of :meth:`delay`."""
@@ -228,7 +232,10 @@ class Actor(Generic[P, R]):
         Type checkers check the options but not ``args`` and ``kwargs``: a tuple and a map of
         the parameters ``P`` cannot be spelled in Python's types (``delay`` is checked).
         """
-        return self.app.client.run_blocking(self.aapply_async(args, kwargs, **options))
+        message = self.message(args, kwargs, **options)
+        client = self.app.client
+        client.send(message, expect_result=self._stores(message))
+        return AsyncResult(message.id, client, self.name)
 
     async def aapply_async(
         self,
@@ -240,11 +247,12 @@ class Actor(Generic[P, R]):
         message = self.message(args, kwargs, **options)
         client = self.app.client
         connection = await client.connection()
-        stores = not (
-            self.ignore_result if message.ignore_result is None else message.ignore_result
-        )
-        await connection.send(message, expect_result=stores)
+        await connection.send(message, expect_result=self._stores(message))
         return AsyncResult(message.id, client, self.name)
+
+    def _stores(self, message: TaskMessage) -> bool:
+        """True when the worker will store the result of ``message``."""
+        return not (self.ignore_result if message.ignore_result is None else message.ignore_result)
 
     # -- signatures (docs/workflows.md) -----------------------------------------------------
 

@@ -215,8 +215,12 @@ class App:
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
     ) -> results.AsyncResult[Any]:
-        """Send a task by name; the task need not be registered in this process."""
-        return self.client.run_blocking(self.asend_task(name, args, kwargs, task_id))
+        """Send a task by name; the task need not be registered in this process.
+
+        Pipelined like ``delay()`` (see :meth:`flush`)."""
+        message = _named_message(name, args, kwargs, task_id)
+        self.client.send(message)
+        return results.AsyncResult(message.id, self.client, name)
 
     async def asend_task(
         self,
@@ -226,15 +230,20 @@ class App:
         task_id: str | None = None,
     ) -> results.AsyncResult[Any]:
         """Async twin of :meth:`send_task`."""
-        message = TaskMessage(
-            id=task_id or new_task_id(),
-            task=topology.validate_task_name(name),
-            args=list(args or ()),
-            kwargs=dict(kwargs or {}),
-        )
+        message = _named_message(name, args, kwargs, task_id)
         connection = await self.client.connection()
         await connection.send(message)
         return results.AsyncResult(message.id, self.client, name)
+
+    def flush(self) -> None:
+        """Wait until every task sent from sync code so far is stored by the server.
+
+        Raises PublishFailed for the first publish that failed and was not raised yet (by
+        its ``get()`` or an earlier flush), noting how many more did. ``delay()`` returns
+        before its publish is confirmed (unless ``confirm_publish``); call this where a
+        script must know its tasks are queued, e.g. before it reports success.
+        """
+        self.client.flush()
 
     async def aclose(self) -> None:
         """Close the client's connection of the running loop."""
@@ -243,6 +252,20 @@ class App:
     def close(self) -> None:
         """Close the client's sync facade: its connection and background loop."""
         self.client.close()
+
+
+def _named_message(
+    name: str,
+    args: Sequence[Any] | None,
+    kwargs: dict[str, Any] | None,
+    task_id: str | None,
+) -> TaskMessage:
+    return TaskMessage(
+        id=task_id or new_task_id(),
+        task=topology.validate_task_name(name),
+        args=list(args or ()),
+        kwargs=dict(kwargs or {}),
+    )
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

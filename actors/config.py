@@ -56,6 +56,13 @@ class Settings:
     unrouted_grace: float = 60.0
     """A message no worker has a consumer for is failed (TaskNotRegistered) after this age."""
     publish_timeout: float = 10.0
+    confirm_publish: bool = False
+    """Sync ``delay()``/``apply_async()``/``send_task()`` wait for the server's PubAck before
+    they return (and raise there when the publish fails). Off (the default): the message is
+    handed to the connection and confirmed in the background; a failure is raised by the
+    task's ``get()``/``ready()`` and by ``app.flush()`` (docs/tasks.md "Publish pipeline")."""
+    publish_window: int = 1000
+    """Pipelined publishes not yet confirmed, at most; ``delay()`` blocks while it is full."""
     max_disconnected: float = 60.0
     """Seconds a worker may stay disconnected from NATS before it exits (status 4) so that its
     supervisor (systemd, Kubernetes, ``--processes``) restarts it."""

@@ -70,6 +70,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             signal.setitimer(signal.ITIMER_REAL, soft)
         value = actor.fn(*args, **message.kwargs)
         signal.setitimer(signal.ITIMER_REAL, 0)
+        actor.app.client.flush()  # the task's own sends are stored before it counts as done
         encode(value)
         return {"result": value}
     except Retry as signal_:
