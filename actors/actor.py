@@ -12,7 +12,7 @@ from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
 from actors.canvas import chunks
 from actors.client.results import AsyncResult
 from actors.errors import ActorsError
-from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, SendOptions
+from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, send_options
 from actors.retry import retry_signal
 from actors.signature import AppLike, Signature, task_message
 from actors.wire.message import TaskMessage
@@ -174,8 +174,9 @@ class Actor(Generic[P, R]):
         **options: Unpack[SendKwargs],
     ) -> TaskMessage:
         """Build the task message apply_async would send."""
-        send = SendOptions(**options) if options else NO_OPTIONS
-        message = task_message(self.name, args, kwargs, send)
+        send = send_options(options) if options else NO_OPTIONS
+        zone = self.app.client.settings.timezone
+        message = task_message(self.name, args, kwargs, send, zone=zone)
         if send.ignore_result is None and send.expires is not None and self.ignore_result:
             message.ignore_result = True  # lets the server drop it at expiry (see destination)
         return message
@@ -240,7 +241,7 @@ class Actor(Generic[P, R]):
         **options: Any,
     ) -> Signature:
         """A signature with options: ``add.signature((2, 2), countdown=10)``."""
-        return Signature(self, args, kwargs, options, immutable=immutable)
+        return Signature(self, args, kwargs, immutable=immutable).set(**options)
 
     def map(self, items: Iterable[Any]) -> Signature:
         """One message calling the task with each item in order: ``[task(i) for i in items]``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, Literal, Protocol, overload
 
+from actors import app_setup, current
 from actors.actor import Actor, P, R
 from actors.client import results
 from actors.client.client import Client
@@ -43,21 +44,51 @@ class RegisterBound(Protocol):
 class App:
     """An actors application: ``App("tasks")``, then ``@app.actor`` on functions.
 
-    ``nats_url`` and ``config`` override settings (see :class:`actors.config.Settings`), which
-    otherwise come from ``ACTORS_*`` environment variables. ``app.client`` sends the tasks and
-    reads their results.
+    ``nats_url`` (or Celery's ``broker``) and ``config`` override settings (see
+    :class:`actors.config.Settings`; Celery's setting names are read too), which otherwise come
+    from ``ACTORS_*`` environment variables. ``app.client`` sends the tasks and reads their
+    results.
     """
 
-    def __init__(self, name: str = "actors", nats_url: str | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        name: str = "actors",
+        nats_url: str | None = None,
+        *,
+        broker: str | None = None,
+        **config: Any,
+    ) -> None:
         self.name = name
-        if nats_url is not None:
-            config["nats_url"] = nats_url
+        if nats_url is not None and broker is not None and nats_url != broker:
+            raise ConfigurationError("give nats_url or broker (its Celery name), not both")
+        url = nats_url if nats_url is not None else broker
+        if url is not None:
+            config["nats_url"] = url
         self.conf = Settings.build(config)
         self.registry: dict[str, Actor[Any, Any]] = {}
         self.client = Client(self.conf, name=f"actors:{name}")
+        current.created(self)
 
     def __repr__(self) -> str:
         return f"<App {self.name} actors={len(self.registry)}>"
+
+    @property
+    def tasks(self) -> dict[str, Actor[Any, Any]]:
+        """The registered actors by name (Celery's ``app.tasks``; a copy)."""
+        return dict(self.registry)
+
+    def set_current(self) -> None:
+        """Make this the App that signatures without ``app=`` send through (actors/current.py)."""
+        current.set_current(self)
+
+    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Update the settings from a module (or its name, e.g. ``"celeryconfig"``) or an
+        object, as Celery does; see :func:`actors.app_setup.config_from_object`."""
+        app_setup.config_from_object(self, obj, namespace)
+
+    def autodiscover_tasks(self, packages: Sequence[str], related_name: str = "tasks") -> None:
+        """Import ``<package>.tasks`` of each package that has one, registering its actors."""
+        app_setup.autodiscover_tasks(packages, related_name)
 
     @property
     def control(self) -> Control:
@@ -94,7 +125,7 @@ class App:
 
         The name defaults to ``module.function`` (``<app name>.function`` in ``__main__``).
         """
-        parsed = actor_options({"bind": bind, **options})
+        parsed = actor_options({**app_setup.task_defaults(self.conf), "bind": bind, **options})
 
         def register(function: Callable[..., Any]) -> Actor[Any, Any]:
             task_name = topology.validate_task_name(

@@ -58,6 +58,8 @@ class Worker:
         if not self.actors:
             raise ActorsError(f"app {app.name!r} has no actors to serve")
         self.concurrency = concurrency or self.settings.concurrency
+        self.prefetch = self.concurrency * self.settings.prefetch_multiplier
+        """Fetched messages each actor's consumer may hold (Celery's prefetch)."""
         self.hostname = hostname or f"{os.getpid()}@{socket.gethostname()}"
         self.stopping = False
         self._broker: Broker | None = None
@@ -132,7 +134,7 @@ class Worker:
         for actor in self.actors:
             await self._broker.streams.ensure_consumer(actor.name)
             consumer = PullConsumer(
-                self._broker, actor.name, self._dispatcher(actor), self.concurrency
+                self._broker, actor.name, self._dispatcher(actor), self.prefetch
             )
             self._consumers[actor.name] = consumer
         for consumer in self._consumers.values():
