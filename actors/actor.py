@@ -13,6 +13,7 @@ from actors.canvas import chunks
 from actors.client.results import AsyncResult
 from actors.errors import ActorsError
 from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, send_options
+from actors.replace import replace_signal
 from actors.retry import retry_signal
 from actors.signature import AppLike, Signature, task_message
 from actors.wire.message import TaskMessage
@@ -157,6 +158,19 @@ class Actor(Generic[P, R]):
             args=list(args) if args is not None else None,
             kwargs=dict(kwargs) if kwargs is not None else None,
         )
+
+    def replace(self, sig: Any) -> NoReturn:
+        """Replace this running (bound) task with ``sig``: call it inside the task.
+
+        Raises :class:`actors.replace.Replace`. The task stores no result of its own: ``sig``
+        (a task signature) runs under this task's id, so the task's
+        result becomes the replacement's, and its callbacks, errbacks, the rest of its chain
+        and its chord follow the replacement (Celery's ``Task.replace``).
+        """
+        request = current_request.get()
+        if request is None or request.id is None:
+            raise ActorsError(f"{self.name}.replace() can only be called while the task runs")
+        raise replace_signal(sig)
 
     def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise TypeError if the arguments do not fit the function."""

@@ -17,6 +17,7 @@ from actors.config import redact_url
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
+from actors.replace import Replace
 from actors.retry import Retry
 from actors.wire.message import TaskMessage
 from actors.wire.record import STARTED, ResultRecord
@@ -303,6 +304,8 @@ class Worker:
         except Retry as requested:
             self.events.retried(message, requested.exc, requested.when)
             await self.outcomes.retry(message, requested, store)
+        except Replace as replaced:
+            await self.outcomes.replaced(message, replaced, store, d.stream_seq)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             again = autoretry(actor, message.retries, exc)

@@ -1,0 +1,82 @@
+"""Celery parity against a real nats-server: replace, argument types, signatures as arguments,
+the current App."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from actors import App, ConfigurationError, chord, current, group, signature
+from tests.apps.parity import register
+
+
+@pytest.fixture
+async def parity(app: App, worker: Any) -> dict[str, Any]:
+    tasks = register(app)
+    await worker(app)
+    return tasks
+
+
+async def test_replace_gives_the_replacements_result_and_keeps_what_follows(
+    parity: dict[str, Any],
+) -> None:
+    app, replaced, mul = parity["add"].app, parity["replaced"], parity["mul"]
+    assert await (await replaced.adelay(2, 3)).aget(timeout=10) == 5
+    # the chain after the replaced task continues from the replacement's result
+    assert await (await (replaced.s(2, 3) | mul.s(10)).adelay()).aget(timeout=10) == 50
+    # and its link callbacks too
+    result = await replaced.aapply_async((1, 1), link=mul.s(100).set(task_id="after-replace"))
+    assert await result.aget(timeout=10) == 2
+    assert await app.AsyncResult("after-replace").aget(timeout=10) == 200
+    # a replacement may replace itself in turn
+    assert await (await parity["replaced_twice"].adelay(0)).aget(timeout=10) == 3
+    # in a chord header, the replacement joins the chord in the task's place
+    header = group(replaced.s(1, 1), parity["add"].s(2, 2))
+    assert await (await chord(header).acall(parity["tsum"].s())).aget(timeout=10) == 6
+    # a group or a chain cannot replace a task: the task fails and says why
+    for name in ("replaced_by_group", "replaced_by_chain"):
+        with pytest.raises(ConfigurationError, match="cannot replace a task with a"):
+            await (await parity[name].adelay(*([1] if "chain" in name else []))).aget(timeout=10)
+
+
+async def test_replace_from_the_process_pool(parity: dict[str, Any]) -> None:
+    result = await parity["replaced_in_process"].adelay(20, 22)
+    assert await result.aget(timeout=30) == 42
+
+
+async def test_datetime_date_time_uuid_decimal_round_trip(parity: dict[str, Any]) -> None:
+    when = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    key = UUID("12345678-1234-5678-1234-567812345678")
+    result = await parity["shift"].adelay(when, date(2026, 3, 1), time(8), key, Decimal("1.10"))
+    got = await result.aget(timeout=10)
+    assert got == [
+        datetime(2026, 3, 2, 12, 30, tzinfo=UTC),
+        date(2026, 3, 1),
+        time(8),
+        key,
+        Decimal("2.20"),
+        [1, 2],  # a tuple comes back as a list
+    ]
+
+
+async def test_a_signature_argument_arrives_as_a_map_and_is_rebuilt(
+    parity: dict[str, Any],
+) -> None:
+    app = parity["add"].app
+    sent = await parity["run_signature"].adelay(parity["add"].s(40, 2))
+    started_id = await sent.aget(timeout=10)
+    assert await app.AsyncResult(started_id).aget(timeout=10) == 42
+
+
+def test_a_signature_by_name_is_sent_through_the_current_app(
+    app: App, thread_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(app)
+    thread_worker(app)
+    monkeypatch.setattr(current, "_current", None)
+    app.set_current()
+    assert signature("parity.add", args=(2, 2)).delay().get(timeout=10) == 4
