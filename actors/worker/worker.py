@@ -30,6 +30,7 @@ from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
 from actors.worker.presence import Presence
 from actors.worker.rate_limits import RateLimiter
+from actors.worker.recycling import Recycler
 from actors.worker.remote_control import RemoteControl
 from actors.worker.retries import autoretry
 from actors.worker.revocations import Revocations
@@ -53,7 +54,7 @@ class Worker:
         hostname: str | None = None,
     ) -> None:
         self.app = app
-        self.settings = app.conf
+        self.settings = settings = app.conf
         names = list(actor_names) if actor_names else sorted(app.registry)
         self.actors = [app.get_actor(name) for name in names]
         if not self.actors:
@@ -75,6 +76,10 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self._sweep_cursors: dict[str, int] = {}
         self._lost = asyncio.Event()
+        self._recycler = Recycler(settings.max_tasks_per_child, settings.max_memory_per_child)
+        self._recycled = asyncio.Event()
+        self.recycle_reason: str | None = None
+        """Why this worker stopped to be replaced by a fresh process, once it did."""
         self.lost_reason: str | None = None
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
@@ -208,17 +213,19 @@ class Worker:
             raise BrokerUnavailable(f"connection to NATS lost: {self.lost_reason}")
 
     async def wait_stopped(self, stop: asyncio.Event) -> None:
-        """Return once ``stop`` is set or the connection is lost for good (then ``stop`` is set)."""
+        """Return once ``stop`` is set, the connection is lost for good, or a recycling limit
+        is passed (then ``stop`` is set)."""
         waits = {
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._lost.wait()),
+            asyncio.ensure_future(self._recycled.wait()),
         }
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for wait in waits:
                 wait.cancel()
-        if self.lost_reason:
+        if self.lost_reason or self.recycle_reason:
             stop.set()
 
     # -- per message ------------------------------------------------------------------------
@@ -330,6 +337,11 @@ class Worker:
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1
+        if self._recycler.enabled and self.recycle_reason is None:
+            self.recycle_reason = self._recycler.reason(self.processed)
+            if self.recycle_reason is not None:
+                log.info("worker.recycling", reason=self.recycle_reason)
+                self._recycled.set()  # wait_stopped returns: the worker stops as on SIGTERM
 
     def _task_failed(
         self, message: TaskMessage, runtime: float, exc: Exception, again: Retry | None

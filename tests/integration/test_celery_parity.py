@@ -80,3 +80,19 @@ def test_a_signature_by_name_is_sent_through_the_current_app(
     monkeypatch.setattr(current, "_current", None)
     app.set_current()
     assert signature("parity.add", args=(2, 2)).delay().get(timeout=10) == 4
+
+
+def test_max_tasks_per_child_replaces_the_worker_process(
+    make_app: Any, worker_process: Any
+) -> None:
+    process = worker_process(
+        "tests.apps.parity:app", "--max-tasks-per-child", "2", "-c", "1", "-l", "info"
+    )
+    app = make_app("client")
+    results = [app.send_task("parity.add", (i, i)) for i in range(3)]
+    assert [r.get(timeout=30) for r in results] == [0, 2, 4]
+    process.wait_for_event("worker.process_recycled", count=1)
+    started = process.events("worker.started")
+    assert len({event["hostname"] for event in started}) >= 2  # a fresh process took over
+    [recycling] = process.events("worker.recycling")[:1]
+    assert recycling["reason"] == "ran 2 tasks (max_tasks_per_child=2)"

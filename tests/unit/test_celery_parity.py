@@ -12,6 +12,7 @@ import pytest
 
 from actors import App, ConfigurationError, current, signature
 from actors.signature import Hop
+from actors.worker.recycling import Recycler, resident_kib
 from tests.conftest import ROOT
 
 
@@ -152,3 +153,14 @@ def test_unknown_send_options_raise() -> None:
             signature("so.add", app=app, **bad)
         with pytest.raises(ConfigurationError, match="unknown send option"):
             add.s(1, 2).clone(**bad)
+
+
+def test_recycling_limits() -> None:
+    assert not Recycler(None, None).enabled
+    assert Recycler(3, None).reason(2) is None
+    assert Recycler(3, None).reason(3) == "ran 3 tasks (max_tasks_per_child=3)"
+    used = resident_kib()
+    assert 1000 < used < 10_000_000  # a Python process holds some MiB
+    assert Recycler(None, used * 4).reason(1) is None
+    reason = Recycler(None, 1).reason(1)
+    assert reason is not None and "max_memory_per_child=1" in reason
