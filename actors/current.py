@@ -43,9 +43,10 @@ def current_app() -> Any:
     if chosen is not None:
         return chosen
     count = len(list(_apps))
+    fix = "build signatures from an actor (add.s(...)) or pass app="
     if count == 0:
-        raise ConfigurationError("no App exists in this process: create one (App('tasks'))")
+        raise ConfigurationError(f"no App exists in this process: create one, or {fix}")
     raise ConfigurationError(
         f"{count} Apps exist in this process and none is current: call app.set_current() "
-        "on the one to use, or pass app="
+        f"on the one to use, or {fix}"
     )

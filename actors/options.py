@@ -82,6 +82,8 @@ class SendOptions:
     countdown: float | timedelta | None = None
     eta: datetime | str | None = None
     expires: float | timedelta | datetime | str | None = None
+    # Every field here is a known send option (check_send_options): routing options such as
+    # ``queue`` and ``priority`` become known by being added here (docs/routing.md).
 
     @classmethod
     def pick(cls, options: Mapping[str, Any]) -> SendOptions:

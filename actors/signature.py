@@ -18,7 +18,7 @@ from typing import Any, Protocol, Self, cast
 from actors.client.client import Client, Connection
 from actors.client.results import AsyncResult, GroupResult
 from actors.current import current_app, find_current
-from actors.errors import ConfigurationError, ConfigurationTypeError, ProtocolError
+from actors.errors import ConfigurationTypeError, ProtocolError
 from actors.options import SendOptions, check_send_options
 from actors.wire.ids import derived_id, new_task_id
 from actors.wire.message import TaskMessage, WireSignature, format_time
@@ -122,13 +122,11 @@ class Canvas:
         for name in ("eta", "expires"):
             value = options.get(name)
             if isinstance(value, datetime) and value.tzinfo is None:
-                options[name] = time_field(value, zone=self._zone())
+                app = self.find_app() or find_current()
+                zone = app.client.settings.timezone if app is not None else "UTC"
+                options[name] = time_field(value, zone=zone)
         self.options.update(options)
         return self
-
-    def _zone(self) -> str:
-        app = self.find_app() or find_current()
-        return app.client.settings.timezone if app is not None else "UTC"
 
     def clone(
         self,
@@ -139,10 +137,10 @@ class Canvas:
         """A deep copy (via the wire form), with ``options`` set on it; as in Celery, ``args``
         are prepended to a task signature's args and ``kwargs`` merged over its kwargs."""
         twin = from_wire(self.to_wire(), self.find_app())
-        if args:
-            twin = twin.with_args(args)
-        if kwargs:
-            twin = twin.with_kwargs(kwargs)
+        if args or kwargs:
+            if not isinstance(twin, Signature):
+                raise ConfigurationTypeError(f"{type(self).__name__}.clone takes no args/kwargs")
+            twin.args, twin.kwargs = (*(args or ()), *twin.args), {**twin.kwargs, **(kwargs or {})}
         return cast(Self, twin.set(**options))
 
     def find_app(self) -> AppLike | None:
@@ -153,15 +151,7 @@ class Canvas:
         """The App this signature sends through: its own, else the current App
         (actors/current.py); ConfigurationError when there is none."""
         app = self.find_app()
-        if app is None:
-            try:
-                return cast(AppLike, current_app())
-            except ConfigurationError as exc:
-                raise ConfigurationError(
-                    f"{self!r} is not bound to an app: build it from an actor (add.s(...)), "
-                    f"pass app= to signature(), or set a current App ({exc})"
-                ) from None
-        return app
+        return app if app is not None else cast(AppLike, current_app())
 
     def __or__(self, other: Canvas) -> Canvas:
         """``a | b``: the chain of both."""
@@ -204,10 +194,6 @@ class Canvas:
     def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
         """Merge keyword arguments (task signatures only)."""
         raise ConfigurationTypeError(f"{type(self).__name__} takes no keyword arguments when sent")
-
-    def with_args(self, args: Sequence[Any]) -> Self:
-        """Prepend partial arguments (task signatures only)."""
-        raise ConfigurationTypeError(f"{type(self).__name__}.clone takes no args")
 
 
 class Signature(Canvas, kind="task"):
@@ -312,11 +298,6 @@ class Signature(Canvas, kind="task"):
     def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
         """See :meth:`Canvas.with_kwargs`."""
         self.kwargs = {**self.kwargs, **kwargs}
-        return self
-
-    def with_args(self, args: Sequence[Any]) -> Self:
-        """See :meth:`Canvas.with_args`."""
-        self.args = (*args, *self.args)
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -91,7 +91,7 @@ def run_worker(options: WorkerOptions) -> int:
     run_loop(main())
     if worker.lost_reason:
         return EXIT_CONNECTION_LOST
-    return EXIT_RECYCLE if worker.recycle_reason else 0
+    return EXIT_RECYCLE if worker.recycler.reason else 0
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:

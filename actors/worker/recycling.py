@@ -8,9 +8,14 @@ messages, in-flight tasks finish) and exits with :data:`EXIT_RECYCLE`, and its s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import sys
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 EXIT_RECYCLE = 5
 """Exit status of a worker process that stopped to be replaced (a limit was passed)."""
@@ -28,18 +33,31 @@ def resident_kib() -> int:
 
 
 class Recycler:
-    """Decides when a worker process should be replaced; None limits never do."""
+    """Decides when a worker process should be replaced; None limits never do.
+
+    Once one is passed, ``reason`` says which and the event ``due`` is set.
+    """
 
     def __init__(self, max_tasks: int | None, max_memory_kib: int | None) -> None:
         self.max_tasks = max_tasks
         self.max_memory_kib = max_memory_kib
+        self.reason: str | None = None
+        self.due = asyncio.Event()
+
+    def task_done(self, processed: int) -> None:
+        """Called after each task, ``processed`` tasks in all: sets ``due`` past a limit."""
+        if self.enabled and self.reason is None:
+            self.reason = self.check(processed)
+            if self.reason is not None:
+                log.info("worker.recycling", reason=self.reason)
+                self.due.set()
 
     @property
     def enabled(self) -> bool:
         """Whether any limit is set."""
         return bool(self.max_tasks or self.max_memory_kib)
 
-    def reason(self, processed: int) -> str | None:
+    def check(self, processed: int) -> str | None:
         """Why the process should be replaced after ``processed`` tasks, or None."""
         if self.max_tasks and processed >= self.max_tasks:
             return f"ran {processed} tasks (max_tasks_per_child={self.max_tasks})"

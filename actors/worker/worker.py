@@ -76,10 +76,8 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self._sweep_cursors: dict[str, int] = {}
         self._lost = asyncio.Event()
-        self._recycler = Recycler(settings.max_tasks_per_child, settings.max_memory_per_child)
-        self._recycled = asyncio.Event()
-        self.recycle_reason: str | None = None
-        """Why this worker stopped to be replaced by a fresh process, once it did."""
+        self.recycler = Recycler(settings.max_tasks_per_child, settings.max_memory_per_child)
+        """Its ``reason`` says why this worker stopped to be replaced, once it did."""
         self.lost_reason: str | None = None
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
@@ -218,14 +216,14 @@ class Worker:
         waits = {
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._lost.wait()),
-            asyncio.ensure_future(self._recycled.wait()),
+            asyncio.ensure_future(self.recycler.due.wait()),
         }
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for wait in waits:
                 wait.cancel()
-        if self.lost_reason or self.recycle_reason:
+        if self.lost_reason or self.recycler.reason:
             stop.set()
 
     # -- per message ------------------------------------------------------------------------
@@ -256,7 +254,8 @@ class Worker:
             await self.outcomes.internal_error(actor, d, exc)
         finally:
             self._in_hand.pop(d.stream_seq, None)
-            self._consumers[actor.name].done()
+            if not (self.stopping or self.recycler.reason):  # stopping: pull nothing more
+                self._consumers[actor.name].done()
 
     async def _process(self, actor: Actor[Any, Any], d: Delivery) -> None:
         settings = self.settings
@@ -337,11 +336,7 @@ class Worker:
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1
-        if self._recycler.enabled and self.recycle_reason is None:
-            self.recycle_reason = self._recycler.reason(self.processed)
-            if self.recycle_reason is not None:
-                log.info("worker.recycling", reason=self.recycle_reason)
-                self._recycled.set()  # wait_stopped returns: the worker stops as on SIGTERM
+        self.recycler.task_done(self.processed)  # past a limit, wait_stopped returns
 
     def _task_failed(
         self, message: TaskMessage, runtime: float, exc: Exception, again: Retry | None

@@ -157,10 +157,10 @@ def test_unknown_send_options_raise() -> None:
 
 def test_recycling_limits() -> None:
     assert not Recycler(None, None).enabled
-    assert Recycler(3, None).reason(2) is None
-    assert Recycler(3, None).reason(3) == "ran 3 tasks (max_tasks_per_child=3)"
+    assert Recycler(3, None).check(2) is None
+    assert Recycler(3, None).check(3) == "ran 3 tasks (max_tasks_per_child=3)"
     used = resident_kib()
     assert 1000 < used < 10_000_000  # a Python process holds some MiB
-    assert Recycler(None, used * 4).reason(1) is None
-    reason = Recycler(None, 1).reason(1)
+    assert Recycler(None, used * 4).check(1) is None
+    reason = Recycler(None, 1).check(1)
     assert reason is not None and "max_memory_per_child=1" in reason
