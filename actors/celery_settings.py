@@ -112,6 +112,25 @@ REFUSED: dict[str, str] = {
     "connection (connect_timeout, max_disconnected)",
     "result_extended": "every result record already carries the task name and dates",
     "worker_send_task_events": "workers publish events by default: set events=True/False",
+    "imports": "import the task modules from the app's module, or call "
+    "app.autodiscover_tasks([...]); `actors run module:app` imports that module",
+    "include": "import the task modules from the app's module, or call "
+    "app.autodiscover_tasks([...]); `actors run module:app` imports that module",
+    "task_annotations": "give options per task in @app.task(...)",
+    "task_default_rate_limit": "give rate_limit per task in @app.task(rate_limit=...)",
+    "task_compression": "messages are not compressed; pass a reference (a key, a URL) for "
+    "large data (max_message_bytes)",
+    "task_reject_on_worker_lost": "with acks_late a task whose worker died is redelivered, up "
+    "to max_deliveries, then dead-lettered",
+    "task_publish_retry": "publishing always retries through leader elections, up to "
+    "publish_timeout",
+    "broker_pool_limit": "one NATS connection per process and event loop carries everything",
+    "worker_hijack_root_logger": "only the `actors` command configures logging "
+    "(--log-level, --log-format)",
+    "worker_log_format": "logs are structlog key-value lines: --log-format console|json",
+    "worker_task_log_format": "logs are structlog key-value lines: --log-format console|json",
+    "beat_scheduler": "beat keeps its state in the NATS KV bucket actors_beat",
+    "beat_schedule_filename": "beat keeps its state in the NATS KV bucket actors_beat",
 }
 """Celery names refused, with the reason and what to use instead."""
 

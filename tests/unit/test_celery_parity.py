@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors import App, ConfigurationError, current, signature
+from actors import App, ConfigurationError, celery_settings, current, signature
 from actors.signature import Hop
 from actors.worker.recycling import Recycler, resident_kib
 from tests.conftest import ROOT
@@ -164,3 +164,22 @@ def test_recycling_limits() -> None:
     assert Recycler(None, used * 4).check(1) is None
     reason = Recycler(None, 1).check(1)
     assert reason is not None and "max_memory_per_child=1" in reason
+
+
+def test_every_celery_setting_name_is_in_the_migration_guide() -> None:
+    guide = (ROOT / "docs" / "celery.md").read_text()
+    for name in [*celery_settings.RENAMED, *celery_settings.REFUSED]:
+        assert f"`{name}`" in guide, name
+    app = App("refused", nats_url="nats://127.0.0.1:1")
+    for name in celery_settings.REFUSED:
+        with pytest.raises(ConfigurationError, match="has no equivalent: "):
+            app.conf.update({name: None})
+
+
+def test_worker_prefetch_multiplier_sets_what_each_consumer_holds() -> None:
+    from actors.worker import Worker
+
+    app = App("prefetch", nats_url="nats://127.0.0.1:1", worker_prefetch_multiplier=3)
+    app.actor(name="prefetch.f")(lambda: None)
+    worker = Worker(app, concurrency=4)
+    assert worker.prefetch == 12
