@@ -170,6 +170,8 @@ class Actor(Generic[P, R]):
         request = current_request.get()
         if request is None or request.id is None:
             raise ActorsError(f"{self.name}.replace() can only be called while the task runs")
+        if request.message is not None and request.message.map is not None:
+            raise ActorsError(f"{self.name}.replace() cannot replace one item of a map/starmap")
         raise replace_signal(sig)
 
     def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from actors import App, ConfigurationError, chord, current, group, signature
+from actors import ActorsError, App, ConfigurationError, chord, current, group, signature
 from tests.apps.parity import register
 
 
@@ -37,6 +37,11 @@ async def test_replace_gives_the_replacements_result_and_keeps_what_follows(
     # in a chord header, the replacement joins the chord in the task's place
     header = group(replaced.s(1, 1), parity["add"].s(2, 2))
     assert await (await chord(header).acall(parity["tsum"].s())).aget(timeout=10) == 6
+    # not inside a map, nor outside a running task
+    with pytest.raises(ActorsError, match="cannot replace one item of a map"):
+        await (await replaced.starmap([(1, 1)]).adelay()).aget(timeout=10)
+    with pytest.raises(ActorsError, match="only be called while the task runs"):
+        replaced.replace(mul.s(1, 1))
     # a group or a chain cannot replace a task: the task fails and says why
     for name in ("replaced_by_group", "replaced_by_chain"):
         with pytest.raises(ConfigurationError, match="cannot replace a task with a"):
