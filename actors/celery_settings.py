@@ -98,6 +98,13 @@ RENAMED: dict[str, tuple[str | None, Callable[[Any], Any]]] = {
 }
 """Celery name -> (our setting, or None when it only needs checking; converter/checker)."""
 
+_IMPORTS = (
+    "import the task modules from the app's module, or call app.autodiscover_tasks([...]); "
+    "`actors run module:app` imports that module"
+)
+_LOG_FORMAT = "logs are structlog key-value lines: --log-format console|json"
+_BEAT_STATE = "beat keeps its state in the NATS KV bucket actors_beat"
+
 REFUSED: dict[str, str] = {
     "result_backend": "results always live in the NATS KV bucket actors_results (no backend "
     "to choose); result_expires sets how long",
@@ -112,10 +119,8 @@ REFUSED: dict[str, str] = {
     "connection (connect_timeout, max_disconnected)",
     "result_extended": "every result record already carries the task name and dates",
     "worker_send_task_events": "workers publish events by default: set events=True/False",
-    "imports": "import the task modules from the app's module, or call "
-    "app.autodiscover_tasks([...]); `actors run module:app` imports that module",
-    "include": "import the task modules from the app's module, or call "
-    "app.autodiscover_tasks([...]); `actors run module:app` imports that module",
+    "imports": _IMPORTS,
+    "include": _IMPORTS,
     "task_annotations": "give options per task in @app.task(...)",
     "task_default_rate_limit": "give rate_limit per task in @app.task(rate_limit=...)",
     "task_compression": "messages are not compressed; pass a reference (a key, a URL) for "
@@ -127,10 +132,10 @@ REFUSED: dict[str, str] = {
     "broker_pool_limit": "one NATS connection per process and event loop carries everything",
     "worker_hijack_root_logger": "only the `actors` command configures logging "
     "(--log-level, --log-format)",
-    "worker_log_format": "logs are structlog key-value lines: --log-format console|json",
-    "worker_task_log_format": "logs are structlog key-value lines: --log-format console|json",
-    "beat_scheduler": "beat keeps its state in the NATS KV bucket actors_beat",
-    "beat_schedule_filename": "beat keeps its state in the NATS KV bucket actors_beat",
+    "worker_log_format": _LOG_FORMAT,
+    "worker_task_log_format": _LOG_FORMAT,
+    "beat_scheduler": _BEAT_STATE,
+    "beat_schedule_filename": _BEAT_STATE,
 }
 """Celery names refused, with the reason and what to use instead."""
 
