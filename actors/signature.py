@@ -20,6 +20,7 @@ from actors.client.results import AsyncResult, GroupResult
 from actors.current import current_app, find_current
 from actors.errors import ConfigurationTypeError, ProtocolError
 from actors.options import SendOptions, check_send_options
+from actors.wire import types
 from actors.wire.ids import derived_id, new_task_id
 from actors.wire.message import TaskMessage, WireSignature, format_time
 from actors.wire.timing import time_field
@@ -194,6 +195,10 @@ class Canvas:
     def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
         """Merge keyword arguments (task signatures only)."""
         raise ConfigurationTypeError(f"{type(self).__name__} takes no keyword arguments when sent")
+
+
+# A signature given as an argument (or returned) travels as its wire map.
+types.send_as_data(Canvas, lambda sig: sig.to_wire())
 
 
 class Signature(Canvas, kind="task"):

@@ -39,15 +39,24 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+_AS_DATA: list[tuple[type, Callable[[Any], Any]]] = []
+
+
+def send_as_data(kind: type, to_data: Callable[[Any], Any]) -> None:
+    """Encode values of ``kind`` as ``to_data(value)`` (plain data), e.g. signatures as their
+    wire maps (registered by actors/signature.py, which this layer must not import)."""
+    _AS_DATA.append((kind, to_data))
+
+
 def default(value: Any) -> Any:
-    """The encoder's fallback: a tagged map for the types above, a signature (anything with
-    ``to_wire()``, e.g. ``add.s(2)``) as its wire map; TypeError for anything else."""
+    """The encoder's fallback: a tagged map for the types above, the plain data of a kind
+    registered with :func:`send_as_data`; TypeError for anything else."""
     for kind, tag, text in _ENCODERS:
         if isinstance(value, kind):
             return {TYPE: tag, VALUE: text(value)}
-    to_wire = getattr(value, "to_wire", None)
-    if callable(to_wire):
-        return to_wire()
+    for kind, to_data in _AS_DATA:
+        if isinstance(value, kind):
+            return to_data(value)
     raise TypeError(f"can not serialize {type(value).__name__!r} object")
 
 
