@@ -46,13 +46,14 @@ def config_from_object(app: _App, obj: Any, namespace: str | None = None) -> Non
             problem = f"cannot import settings module {module_name!r}: {exc}"
             raise ConfigurationError(problem) from None
         if attribute:
+            if not hasattr(obj, attribute):
+                raise ConfigurationError(f"settings module {module_name!r} has no {attribute!r}")
             obj = getattr(obj, attribute)
     values: dict[str, Any] = {}
     for name in dir(obj):
         value = getattr(obj, name)
-        if name.startswith("_") or inspect.ismodule(value) or inspect.isclass(value):
-            continue
-        if inspect.isroutine(value):
+        skipped = inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value)
+        if name.startswith("_") or skipped:
             continue
         if namespace is not None:
             prefix = f"{namespace}_"

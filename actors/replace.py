@@ -1,10 +1,9 @@
 """Replacing a running task with a signature: ``self.replace(sig)`` (Celery's ``replace``).
 
 The running task ends without a result of its own; the replacement (a task signature) runs
-under the task's id,
-so whoever waits on the task gets the replacement's result. What was to follow the task (its
-``link`` callbacks and ``link_error`` errbacks, the rest of its chain, its chord or group) follows
-the replacement instead, as in Celery. The worker publishes the replacement
+under the task's id, so whoever waits on the task gets the replacement's result. What was to
+follow the task (its ``link`` callbacks and ``link_error`` errbacks, the rest of its chain, its
+chord or group) follows the replacement instead, as in Celery. The worker publishes the replacement
 (actors/worker/outcomes.py) once the task has raised :class:`Replace`.
 """
 
@@ -48,7 +47,7 @@ def replace_signal(sig: Any) -> Replace:
     if not isinstance(replacement, Signature):
         raise ConfigurationError(
             f"cannot replace a task with a {type(replacement).__name__}: replace it with one "
-            "task signature (docs/celery.md, 'self.replace')"
+            "task signature (docs/workflows.md, 'Replacing a task')"
         )
     return Replace(replacement.clone())
 
