@@ -12,10 +12,10 @@ from actors.client.client import Client
 from actors.client.control import Control
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
-from actors.options import actor_options
+from actors.options import actor_options, send_options
+from actors.signature import task_message
 from actors.wire import topology
 from actors.wire.ids import new_task_id
-from actors.wire.message import TaskMessage
 
 
 class Register(Protocol):
@@ -217,9 +217,13 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
+        **options: Any,
     ) -> results.AsyncResult[Any]:
-        """Send a task by name; the task need not be registered in this process."""
-        return self.client.run_blocking(self.asend_task(name, args, kwargs, task_id))
+        """Send a task by name; the task need not be registered in this process.
+
+        ``options`` are those of ``apply_async`` (``countdown``, ``eta``, ``link``, ...).
+        """
+        return self.client.run_blocking(self.asend_task(name, args, kwargs, task_id, **options))
 
     async def asend_task(
         self,
@@ -227,16 +231,15 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
+        **options: Any,
     ) -> results.AsyncResult[Any]:
         """Async twin of :meth:`send_task`."""
-        message = TaskMessage(
-            id=task_id or new_task_id(),
-            task=topology.validate_task_name(name),
-            args=list(args or ()),
-            kwargs=dict(kwargs or {}),
+        send = send_options({"task_id": task_id or new_task_id(), **options})
+        message = task_message(
+            topology.validate_task_name(name), args, kwargs, send, zone=self.conf.timezone
         )
         connection = await self.client.connection()
-        await connection.send(message)
+        await connection.send(message, expect_result=message.ignore_result is not True)
         return results.AsyncResult(message.id, self.client, name)
 
     async def aclose(self) -> None:

@@ -85,6 +85,9 @@ def test_a_signature_by_name_is_sent_through_the_current_app(
     monkeypatch.setattr(current, "_current", None)
     app.set_current()
     assert signature("parity.add", args=(2, 2)).delay().get(timeout=10) == 4
+    # send_task takes apply_async's options, as Celery's does; a naive eta is read in UTC
+    past = datetime(2020, 1, 1, 12)
+    assert app.send_task("parity.add", (1, 2), eta=past, expires=60).get(timeout=10) == 3
 
 
 def test_max_tasks_per_child_replaces_the_worker_process(

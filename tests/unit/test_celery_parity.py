@@ -153,6 +153,8 @@ def test_unknown_send_options_raise() -> None:
             signature("so.add", app=app, **bad)
         with pytest.raises(ConfigurationError, match="unknown send option"):
             add.s(1, 2).clone(**bad)
+        with pytest.raises(ConfigurationError, match="unknown send option"):
+            app.send_task("so.add", (1, 2), **bad)
 
 
 def test_recycling_limits() -> None:
