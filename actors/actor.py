@@ -7,9 +7,10 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, NoReturn, ParamSpec, TypeVar, Unpack
 
 from actors.canvas import chunks
+from actors.client.progress import store_state
 from actors.client.results import AsyncResult
 from actors.errors import ActorsError
 from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, send_options
@@ -86,6 +87,9 @@ class Actor(Generic[P, R]):
     result (for an ``async def``, what it returns once awaited): ``add.delay("x")`` for
     ``def add(x: int, y: int) -> int`` is a type error, and ``add.delay(2, 2).get()`` an int.
     """
+
+    has_handlers: ClassVar[bool] = False
+    """True for task classes (:class:`actors.Task`), whose handlers the worker calls."""
 
     def __init__(
         self, app: AppLike, fn: Callable[..., Any], name: str, options: ActorOptions
@@ -173,6 +177,30 @@ class Actor(Generic[P, R]):
         if request.message is not None and request.message.map is not None:
             raise ActorsError(f"{self.name}.replace() cannot replace one item of a map/starmap")
         raise replace_signal(sig)
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Store a custom state of the running task (or of ``task_id``): Celery's
+        ``self.update_state(state="PROGRESS", meta={"done": 3})``.
+
+        ``AsyncResult.state`` and ``.info`` show it, and ``get(on_message=...)`` streams it.
+        ``state`` is an uppercase token, not a final state (ValueError); the task's final
+        record replaces it. From an ``async def`` task use :meth:`aupdate_state`.
+        """
+        self.app.client.run_blocking(self.aupdate_state(task_id, state, meta))
+
+    async def aupdate_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Async twin of :meth:`update_state`."""
+        request = current_request.get()
+        task_id = task_id or (request.id if request is not None else None)
+        if task_id is None:
+            raise ActorsError(f"{self.name}.update_state() needs task_id= outside a task run")
+        retries = request.retries if request is not None and request.id == task_id else 0
+        connection = await self.app.client.connection()
+        await store_state(connection, task_id, self.name, state or "PROGRESS", meta, retries)
 
     def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise TypeError if the arguments do not fit the function."""

@@ -16,6 +16,10 @@ from actors.signature import Canvas, Hop, Signature, link_list, maybe_signature
 from actors.wire.ids import derived_id
 from actors.wire.message import TaskMessage
 
+IGNORED = "IGNORED"
+"""The state hooks (``task_postrun``, ``after_return``) see for a replaced task, as with
+Celery, whose ``replace`` ends the task with ``Ignore``. It is never stored."""
+
 
 class Replace(ActorsError):
     """Raised by ``self.replace(sig)``: run ``sig`` in place of this task."""

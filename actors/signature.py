@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self, cast
 
 from actors.client.client import Client, Connection
-from actors.client.results import AsyncResult, GroupResult
+from actors.client.result_set import GroupResult
+from actors.client.results import AsyncResult
 from actors.current import current_app, find_current
 from actors.errors import ConfigurationTypeError, ProtocolError
 from actors.options import SendOptions, check_send_options

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from actors.client import children
 from actors.client.background_loop import BackgroundLoop
 from actors.client.events import publish_sent
 from actors.client.result_waiter import ResultWaiter
 from actors.config import Settings
 from actors.errors import EncodeError, MessageTooLarge
+from actors.middleware import Hooks
 from actors.nats.broker import Broker
 from actors.wire.message import TaskMessage, encode
 from actors.wire.timing import destination
@@ -26,6 +28,7 @@ class Connection:
 
     broker: Broker
     results: ResultWaiter
+    hooks: Hooks = field(default_factory=Hooks)
 
     async def send(
         self, message: TaskMessage, msg_id: str | None = None, expect_result: bool = True
@@ -40,6 +43,8 @@ class Connection:
         ack = await self.broker.publish(subject, body, headers)
         if expect_result and ack.duplicate:
             self.results.resent(message.id)
+        self.hooks.after_publish(message, subject)
+        children.add(message.id)
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, [message])
 
@@ -50,10 +55,15 @@ class Connection:
             if message.ignore_result is not True:
                 self.results.sent(message.id)
         await self.broker.publish_many(wired)
+        for message, (subject, _, _) in zip(messages, wired, strict=True):
+            self.hooks.after_publish(message, subject)
+            children.add(message.id)
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, messages)
 
     def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
+        subject, headers = destination(message, msg_id or message.id)
+        self.hooks.before_publish(message, subject)  # may add message.headers
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -70,7 +80,6 @@ class Connection:
                 len(body),
                 limit,
             )
-        subject, headers = destination(message, msg_id or message.id)
         self.broker.check_size(subject, body, headers)  # MessageTooLarge, headers counted
         return subject, body, headers
 
@@ -91,6 +100,8 @@ class Client:
         self._connections: dict[asyncio.AbstractEventLoop, asyncio.Future[Connection]] = {}
         self._background: BackgroundLoop | None = None
         self._lock = threading.Lock()
+        self.hooks = Hooks()
+        """The middleware every publish and every task run of this app goes through."""
 
     def __repr__(self) -> str:
         return f"<Client {self.name}>"
@@ -114,7 +125,7 @@ class Client:
                 del self._connections[loop]
                 future.exception()  # mark retrieved
                 raise
-            future.set_result(Connection(broker, ResultWaiter(broker)))
+            future.set_result(Connection(broker, ResultWaiter(broker), self.hooks))
         return await asyncio.shield(future)
 
     def lend(self, loop: asyncio.AbstractEventLoop, broker: Broker) -> Connection:
@@ -123,7 +134,7 @@ class Client:
         Blocking calls from the worker's other threads (a sync task calling ``other.delay()``)
         then run on that loop too, over the worker's connection. Returns the connection.
         """
-        connection = Connection(broker, ResultWaiter(broker))
+        connection = Connection(broker, ResultWaiter(broker), self.hooks)
         future: asyncio.Future[Connection] = loop.create_future()
         future.set_result(connection)
         self._connections[loop] = future

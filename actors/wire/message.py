@@ -98,6 +98,18 @@ def encode(value: Any, content_type: str = MSGPACK) -> bytes:
     return msgpack.packb(value, use_bin_type=True, default=types.default)  # type: ignore[no-any-return]
 
 
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _wire_int(text: str) -> int:
+    """A JSON integer that msgpack can carry too (a message's values are re-sent as msgpack:
+    chain steps, results); ValueError otherwise."""
+    value = int(text)
+    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise ValueError(f"integer {clip_text(text, 30)} is outside -2**63..2**64-1")
+    return value
+
+
 def decode(data: bytes, content_type: str | None, typed: bool = True) -> Any:
     """Decode a body by its Content-Type (msgpack when absent); ProtocolError when invalid.
 
@@ -108,7 +120,7 @@ def decode(data: bytes, content_type: str | None, typed: bool = True) -> Any:
     hook = types.object_hook if typed else None
     try:
         if kind == JSON:
-            return json.loads(data, object_hook=hook)
+            return json.loads(data, parse_int=_wire_int, object_hook=hook)
         if kind == MSGPACK:
             return msgpack.unpackb(data, raw=False, strict_map_key=False, object_hook=hook)
     except ProtocolError:

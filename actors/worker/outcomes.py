@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from actors.actor import Actor
+from actors.client import children
 from actors.client.client import Client
 from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, ProtocolError, Revoked
 from actors.nats.broker import Broker
@@ -51,6 +52,7 @@ class Outcomes:
         """Store the result of a task that returned (callbacks and workflows hook in here)."""
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
+            record.children = [*children.sent(), *continuations.following_ids(message)]
             await self.store(record)
         await continuations.succeeded(self.client, message, value)
 
@@ -63,6 +65,7 @@ class Outcomes:
             record = ResultRecord.failure(
                 message.id, actor.name, exc, status=status, retries=message.retries
             )
+            record.children = children.sent()
             await self.store(record)
         await continuations.failed(self.client, message, exc)
 
@@ -216,7 +219,8 @@ class Outcomes:
         and do not run the task again. Links, chain steps and chord joins are idempotent."""
         connection = await self.client.connection()
         try:
-            record = await connection.results.fetch(message.id)
+            # From the leader: a lagging replica's "no record" would run a finished task again.
+            record = await connection.results.fetch(message.id, fresh=True)
         except ProtocolError:
             return False  # a malformed record proves nothing: run the task
         if record is None or not record.ready or record.retries != message.retries:

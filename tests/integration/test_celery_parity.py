@@ -10,8 +10,18 @@ from uuid import UUID
 
 import pytest
 
-from actors import ActorsError, App, ConfigurationError, chord, current, group, signature
+from actors import (
+    ActorsError,
+    App,
+    ConfigurationError,
+    chord,
+    current,
+    group,
+    signals,
+    signature,
+)
 from tests.apps.parity import register
+from tests.helpers import aeventually
 
 
 @pytest.fixture
@@ -25,7 +35,19 @@ async def test_replace_gives_the_replacements_result_and_keeps_what_follows(
     parity: dict[str, Any],
 ) -> None:
     app, replaced, mul = parity["add"].app, parity["replaced"], parity["mul"]
-    assert await (await replaced.adelay(2, 3)).aget(timeout=10) == 5
+    states: list[tuple[str, str]] = []
+
+    def postrun(sender: Any, task_id: str, state: str, **_: Any) -> None:
+        states.append((sender.name, state))
+
+    signals.task_postrun.connect(postrun)
+    try:
+        assert await (await replaced.adelay(2, 3)).aget(timeout=10) == 5
+        # as with Celery, hooks see the replaced task end IGNORED, and the replacement's end
+        await aeventually(lambda: sorted(states), until=lambda seen: len(seen) >= 2, what="ends")
+    finally:
+        signals.task_postrun.disconnect(postrun)
+    assert sorted(states) == [("parity.add", "SUCCESS"), ("parity.replaced", "IGNORED")]
     # the chain after the replaced task continues from the replacement's result
     assert await (await (replaced.s(2, 3) | mul.s(10)).adelay()).aget(timeout=10) == 50
     # and its link callbacks too
