@@ -9,7 +9,9 @@ from datetime import timedelta
 from difflib import get_close_matches
 from typing import Any
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from actors import celery_settings
 from actors.errors import ConfigurationError
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -86,11 +88,28 @@ class Settings:
     embedded_dir: str = ".actors"
     """Where the embedded nats-server keeps its data (under ``nats/``)."""
     timezone: str = "UTC"
+    """IANA zone of beat's crontabs, and of naive ``eta``/``expires`` datetimes."""
+    acks_late: bool = True
+    """Default of the actor option ``acks_late`` (Celery's ``task_acks_late``)."""
+    max_retries: int | None = 3
+    """Default of the actor option ``max_retries`` (None: retry for ever)."""
+    default_retry_delay: float = 180.0
+    """Default of the actor option ``default_retry_delay``, in seconds."""
+    prefetch_multiplier: int = 1
+    """Each actor's consumer holds up to concurrency x this many fetched messages."""
+    max_tasks_per_child: int | None = None
+    """A worker process that ran this many tasks stops and its supervisor starts a fresh one."""
+    max_memory_per_child: int | None = None
+    """A worker process whose resident memory passes this many KiB after a task is replaced."""
     beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELDS:
-            raise ConfigurationError(_unknown(name))
+            if name not in celery_settings.RENAMED and name not in celery_settings.REFUSED:
+                raise ConfigurationError(_unknown(name))
+            for ours, converted in celery_settings.translate(name, value):
+                setattr(self, ours, converted)
+            return
         super().__setattr__(name, _coerce(name, value))
 
     def __repr__(self) -> str:
@@ -113,7 +132,8 @@ class Settings:
         return text
 
     def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        """Set several settings at once, like Celery's ``app.conf.update``."""
+        """Set several settings at once, like Celery's ``app.conf.update``; Celery's setting
+        names are read as ours (actors/celery_settings.py)."""
         for name, value in {**(values or {}), **kwargs}.items():
             setattr(self, name, value)
 
@@ -184,6 +204,8 @@ def _unknown(name: str) -> str:
 def _coerce(name: str, value: Any) -> Any:
     """Convert strings from the environment and timedeltas to the setting's type."""
     kind = _FIELDS[name].type
+    if name == "timezone":
+        _check_zone(value)
     try:
         if isinstance(value, timedelta):
             return value.total_seconds()
@@ -194,8 +216,8 @@ def _coerce(name: str, value: Any) -> Any:
             if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError(value)
             return lowered in ("1", "true", "yes", "on")
-        if kind == "int":
-            return int(value)
+        if kind in ("int", "int | None"):
+            return int(value) if value.strip().lower() not in ("", "none") else None
         if kind in ("float", "float | None"):
             return float(value) if value.strip().lower() not in ("", "none") else None
     except ValueError:
@@ -203,3 +225,12 @@ def _coerce(name: str, value: Any) -> Any:
             f"setting {name!r} expects {kind}, got {value!r} (check ACTORS_{name.upper()})"
         ) from None
     return value
+
+
+def _check_zone(value: Any) -> None:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"timezone {value!r} is not an IANA zone name (e.g. 'Europe/Paris')"
+        ) from None

@@ -76,7 +76,8 @@ class Connection:
         except (TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"arguments of {message.task} cannot be sent: {exc}; use msgpack types "
-                "(None, bool, int, float, str, bytes, list, dict)"
+                "(None, bool, int, float, str, bytes, list, dict) or datetime, date, time, "
+                'UUID, Decimal and signatures (docs/protocol.md, "Argument types")'
             ) from None
         limit = self.broker.settings.max_message_bytes
         if len(body) > limit:

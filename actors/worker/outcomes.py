@@ -21,6 +21,7 @@ from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, Proto
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.nats.consumer import Delivery
+from actors.replace import Replace, replacement_message
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, clip_text
@@ -77,6 +78,16 @@ class Outcomes:
         following = next_message(message, signal)
         connection = await self.client.connection()
         await connection.send(following, retry_msg_id(following))
+
+    async def replaced(
+        self, message: TaskMessage, signal: Replace, store: bool, delivery_seq: int
+    ) -> None:
+        """Publish the replacement of a task that called ``self.replace(sig)``; the task
+        itself stores nothing (the replacement stores its result under the same id)."""
+        log.info("task.replaced", by=repr(signal.sig))
+        connection = await self.client.connection()
+        following, msg_id = replacement_message(message, signal, store, delivery_seq)
+        await connection.send(following, msg_id, expect_result=False)
 
     async def revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
         """Store REVOKED for a message skipped because its task was revoked."""

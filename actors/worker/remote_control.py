@@ -46,6 +46,7 @@ class Worker(Protocol):
     settings: Settings
     hostname: str
     concurrency: int
+    prefetch: int
     stopping: bool
     processed: int
     actors: list[Actor[Any, Any]]
@@ -268,7 +269,7 @@ class RemoteControl:
             return control.error(f"unknown task {name!r}: it is not registered in this app")
         actor = worker.app.get_actor(name)
         await worker.broker.streams.ensure_consumer(name)
-        consumer = PullConsumer(worker.broker, name, worker._dispatcher(actor), worker.concurrency)
+        consumer = PullConsumer(worker.broker, name, worker._dispatcher(actor), worker.prefetch)
         # Tasks still finishing from a cancelled consumer call done() on its successor: the
         # credit count evens out as they finish.
         worker._consumers[name] = consumer

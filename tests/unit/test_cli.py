@@ -62,6 +62,10 @@ def test_fail_prints_the_error_and_exits_with_its_code() -> None:
         (["--concurrency", "0"], "--concurrency must be at least 1, got 0"),
         (["--processes", "0"], "--processes must be at least 1, got 0"),
         (["--health-port", "70000"], "--health-port must be a TCP port"),
+        (["--loglevel", "bogus"], "unknown --log-level 'bogus'"),  # Celery's spelling
+        (["--max-tasks-per-child", "0"], "--max-tasks-per-child must be at least 1, got 0"),
+        (["--max-memory-per-child", "-5"], "--max-memory-per-child must be at least 1, got -5"),
+        (["--autoscale", "10,3"], "--autoscale is not offered: sync tasks run in threads"),
     ],
 )
 def test_run_refuses_a_bad_option_in_one_line(args: list[str], error: str) -> None:
