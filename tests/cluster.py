@@ -120,11 +120,17 @@ class Cluster:
         def agreed(seen: list[dict[str, Any]]) -> bool:
             leaders = {meta.get("leader") or "" for meta in seen}
             sizes = {meta.get("cluster_size") for meta in seen}
+            # The leader lists its peers: each must be current and online, or placing an R3
+            # stream right away fails with "no suitable peers for placement, peer offline".
+            peers = [p for meta in seen for p in meta.get("replicas") or ()]
+            online = [p for p in peers if p.get("current") and not p.get("offline")]
+            running = sum(n.running() for n in self.nodes)
             return (
                 bool(seen)
                 and len(leaders) == 1
                 and "" not in leaders
                 and sizes == {len(self.nodes)}
+                and len(online) >= running - 1
             )
 
         seen = eventually(
