@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from actors import App, chain, group, signature
+from actors import App, chain, chord, group, signature
 
 
 def register(app: App) -> dict[str, Any]:
@@ -39,7 +39,12 @@ def register(app: App) -> dict[str, Any]:
 
     @app.actor(name="parity.replaced_by_chain", bind=True)
     def replaced_by_chain(self: Any, x: int) -> int:
-        self.replace(chain(add.s(x, 1), mul.s(10)))
+        self.replace(chain(add.s(x, 1), mul.s(10)))  # the result becomes the last step's
+        raise AssertionError("unreachable")
+
+    @app.actor(name="parity.replaced_by_chord", bind=True)
+    def replaced_by_chord(self: Any, n: int) -> int:
+        self.replace(chord([add.s(i, i) for i in range(n)], tsum.s()))  # the body's result
         raise AssertionError("unreachable")
 
     @app.actor(name="parity.replaced_in_process", bind=True, pool="process")
@@ -67,6 +72,7 @@ def register(app: App) -> dict[str, Any]:
         "tsum": tsum,
         "replaced": replaced,
         "replaced_by_chain": replaced_by_chain,
+        "replaced_by_chord": replaced_by_chord,
         "replaced_twice": replaced_twice,
         "replaced_in_process": replaced_in_process,
         "replaced_by_group": replaced_by_group,

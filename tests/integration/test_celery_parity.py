@@ -13,6 +13,7 @@ import pytest
 from actors import (
     ActorsError,
     App,
+    ChordError,
     ConfigurationError,
     chord,
     current,
@@ -64,10 +65,33 @@ async def test_replace_gives_the_replacements_result_and_keeps_what_follows(
         await (await replaced.starmap([(1, 1)]).adelay()).aget(timeout=10)
     with pytest.raises(ActorsError, match="only be called while the task runs"):
         replaced.replace(mul.s(1, 1))
-    # a group or a chain cannot replace a task: the task fails and says why
-    for name in ("replaced_by_group", "replaced_by_chain"):
-        with pytest.raises(ConfigurationError, match="cannot replace a task with a"):
-            await (await parity[name].adelay(*([1] if "chain" in name else []))).aget(timeout=10)
+    # a group cannot replace a task: the task fails and says why
+    with pytest.raises(ConfigurationError, match="cannot replace a task with a group"):
+        await (await parity["replaced_by_group"].adelay()).aget(timeout=10)
+
+
+async def test_replace_with_a_chain_or_a_chord(parity: dict[str, Any]) -> None:
+    app, by_chain, by_chord, mul = (
+        parity["add"].app,
+        parity["replaced_by_chain"],
+        parity["replaced_by_chord"],
+        parity["mul"],
+    )
+    # the chain's last step runs under the task's id (its own Nats-Msg-Id, so JetStream does
+    # not drop it as a copy of the replaced message), with the task's link and chain after it
+    sent = await by_chain.aapply_async((1,), link=mul.s(3).set(task_id="after-chain"))
+    assert await sent.aget(timeout=10) == 20
+    assert await app.AsyncResult("after-chain").aget(timeout=10) == 60
+    assert await (await (by_chain.s(2) | mul.s(2)).adelay()).aget(timeout=10) == 60
+    # a chord's body runs under the task's id
+    assert await (await by_chord.adelay(4)).aget(timeout=10) == 12
+    # in a chord header, a chain replacing a member joins the chord in its place
+    header = group(by_chain.s(1), parity["add"].s(2, 2))
+    assert await (await chord(header).acall(parity["tsum"].s())).aget(timeout=10) == 24
+    # a chord header member cannot be replaced with a chord: it fails and says why
+    header = group(by_chord.s(2), parity["add"].s(2, 2))
+    with pytest.raises(ChordError, match="cannot be replaced with a chord"):
+        await (await chord(header).acall(parity["tsum"].s())).aget(timeout=10)
 
 
 async def test_replace_from_the_process_pool(parity: dict[str, Any]) -> None:
