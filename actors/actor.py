@@ -90,6 +90,9 @@ class Actor(Generic[P, R]):
 
     has_handlers: ClassVar[bool] = False
     """True for task classes (:class:`actors.Task`), whose handlers the worker calls."""
+    explicit_options: frozenset[str] = frozenset()
+    """The options given in ``@app.actor(...)``; the others follow the App's settings, also
+    when they change later (``app.conf.update(task_max_retries=...)``)."""
 
     def __init__(
         self, app: AppLike, fn: Callable[..., Any], name: str, options: ActorOptions

@@ -71,12 +71,24 @@ class App:
         self.conf = Settings.build(config)
         self.registry: dict[str, Actor[Any, Any]] = {}
         self.client = Client(self.conf, name=f"actors:{name}")
+        self._tracing: Middleware | None = None
+        self._setting_changed("tracing")
+        self.conf.watch(self._setting_changed)
         current.created(self)
 
     def __repr__(self) -> str:
         return f"<App {self.name} actors={len(self.registry)}>"
 
     # -- hooks (docs/signals.md) ------------------------------------------------------------
+
+    def _setting_changed(self, name: str) -> None:
+        """Apply a changed setting that acts on the App: ``tracing``, the task defaults."""
+        if name == "tracing":
+            self._tracing = app_setup.apply_tracing(
+                self.client.hooks, self._tracing, self.conf.tracing
+            )
+        elif name in app_setup.TASK_DEFAULTS:
+            app_setup.apply_task_default(self.registry, name, getattr(self.conf, name))
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Add a middleware: its hooks run around every publish and task run of this app."""
@@ -153,6 +165,7 @@ class App:
                     "give one of them another name="
                 )
             registered: Actor[Any, Any] = kind(self, function, task_name, parsed)
+            registered.explicit_options = frozenset(options)
             self.registry[task_name] = registered
             return registered
 
