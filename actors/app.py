@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, Literal, Protocol, overload
 
-from actors import app_setup, current
+from actors import app_setup, builtins, current
 from actors.actor import Actor, P, R
 from actors.client import results
 from actors.client.client import Client
@@ -74,6 +74,7 @@ class App:
         self._tracing: Middleware | None = None
         self._setting_changed("tracing")
         self.conf.watch(self._setting_changed)
+        builtins.register(self)
         current.created(self)
 
     def __repr__(self) -> str:

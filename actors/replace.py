@@ -2,9 +2,11 @@
 
 The running task ends without a result of its own; the replacement's *final task* runs under
 the task's id, so whoever waits on the task gets the replacement's result: a task signature
-is its own final task, a chain's is its last step's, a chord's its body's. What was to follow
-the task (its ``link`` callbacks, the rest of its chain, its chord or group membership) follows
-that final task; its ``link_error`` errbacks go to every task of the replacement, as in Celery.
+is its own final task, a chain's is its last step's, a chord's its body's; a group runs as a
+chord whose body is the built-in ``actors.accumulate`` (its result: the members' results).
+What was to follow the task (its ``link`` callbacks, the rest of its chain, its chord or group
+membership) follows that final task; its ``link_error`` errbacks go to every task of the
+replacement, as in Celery.
 The worker publishes the replacement (actors/worker/outcomes.py) once the task has raised
 :class:`Replace`.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors import builtins
 from actors.canvas import chain, chord, group
 from actors.errors import ActorsError, ConfigurationError
 from actors.signature import Canvas, Hop, Signature, link_list, maybe_signature
@@ -54,20 +57,16 @@ class Replace(ActorsError):
 def replace_signal(sig: Any, message: TaskMessage | None = None) -> Replace:
     """The signal for ``self.replace(sig)``; ConfigurationError for what cannot replace a task.
 
-    A task signature, a chain or a chord can. A group cannot: it has no task whose result is
-    the group's (Celery appends its built-in ``celery.accumulate`` task, which every worker of
-    every language would have to serve here); replace with ``chord(group, task.s())`` instead.
-    With ``message`` (the running task's), the replacement's messages are built once here, so
-    one that cannot be sent fails the task with the reason.
+    A task signature, a chain or a chord can. A group runs as a chord whose body is the
+    built-in ``actors.accumulate`` (as Celery's ``celery.accumulate``): the task's result is
+    the list of the members' results. With ``message`` (the running task's), the
+    replacement's messages are built once here, so one that cannot be sent fails the task
+    with the reason.
     """
-    replacement = maybe_signature(sig)
-    if isinstance(replacement, group):
-        raise ConfigurationError(
-            "cannot replace a task with a group: a group has no single result; replace it "
-            "with chord(group, task.s()), whose body's result becomes the task's "
-            "(docs/workflows.md, 'Replacing a task')"
-        )
-    signal = Replace(replacement.clone())
+    replacement = maybe_signature(sig).clone()
+    if isinstance(replacement, group):  # as Celery does: a chord whose body returns the list
+        replacement = chord(replacement, Signature(builtins.ACCUMULATE), app=replacement.app)
+    signal = Replace(replacement)
     if message is not None:
         replacement_messages(message, signal, store=True, delivery_seq=0)
     return signal
@@ -98,8 +97,8 @@ def replacement_messages(
     final = final_task(sig)
     if message.chord is not None and not isinstance(sig, Signature | chain):
         raise ConfigurationError(
-            "a chord header member cannot be replaced with a chord (a chord cannot be a "
-            "member of another chord's header); replace it with a task or a chain"
+            "a chord header member cannot be replaced with a chord or a group (a chord cannot "
+            "be a member of another chord's header); replace it with a task or a chain"
         )
     final.options["task_id"] = message.id
     final.options[MSG_ID] = derived_id(seed)

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from actors import builtins
 from actors.actor import Actor, Request, current_request
 from actors.app import App
 from actors.client import children
@@ -58,7 +59,7 @@ class Worker:
         self.settings = settings = app.conf
         names = list(actor_names) if actor_names else sorted(app.registry)
         self.actors = [app.get_actor(name) for name in names]
-        if not self.actors:
+        if all(a.name.startswith(builtins.PREFIX) for a in self.actors):
             raise ActorsError(f"app {app.name!r} has no actors to serve")
         self.concurrency = concurrency or self.settings.concurrency
         self.prefetch = self.concurrency * self.settings.prefetch_multiplier

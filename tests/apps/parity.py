@@ -54,7 +54,7 @@ def register(app: App) -> dict[str, Any]:
 
     @app.actor(name="parity.replaced_by_group", bind=True)
     def replaced_by_group(self: Any) -> None:
-        self.replace(group(add.s(1, 1), add.s(2, 2)))
+        self.replace(group(add.s(1, 1), add.s(2, 2)))  # the result: [2, 4]
 
     @app.actor(name="parity.shift")
     def shift(when: datetime, day: date, at: time, key: UUID, amount: Decimal) -> list[Any]:

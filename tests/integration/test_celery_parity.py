@@ -14,7 +14,7 @@ from actors import (
     ActorsError,
     App,
     ChordError,
-    ConfigurationError,
+    MaxRetriesExceeded,
     chord,
     current,
     group,
@@ -65,9 +65,9 @@ async def test_replace_gives_the_replacements_result_and_keeps_what_follows(
         await (await replaced.starmap([(1, 1)]).adelay()).aget(timeout=10)
     with pytest.raises(ActorsError, match="only be called while the task runs"):
         replaced.replace(mul.s(1, 1))
-    # a group cannot replace a task: the task fails and says why
-    with pytest.raises(ConfigurationError, match="cannot replace a task with a group"):
-        await (await parity["replaced_by_group"].adelay()).aget(timeout=10)
+    # a group replaces a task as a chord whose result is the list of the members' results
+    by_group = parity["replaced_by_group"]
+    assert await (await (by_group.s() | parity["tsum"].s()).adelay()).aget(timeout=10) == 6
 
 
 async def test_replace_with_a_chain_or_a_chord(parity: dict[str, Any]) -> None:
@@ -150,3 +150,20 @@ def test_max_tasks_per_child_replaces_the_worker_process(
     assert len({event["hostname"] for event in started}) >= 2  # a fresh process took over
     [recycling] = process.events("worker.recycling")[:1]
     assert recycling["reason"] == "ran 2 tasks (max_tasks_per_child=2)"
+
+
+async def test_a_task_default_set_after_the_task_is_defined_applies_to_it(
+    app: App, worker: Any
+) -> None:
+    runs: list[int] = []
+
+    @app.actor(name="late.flaky", bind=True)
+    def flaky(self: Any) -> None:
+        runs.append(self.request.retries)
+        self.retry(countdown=0)
+
+    app.conf.update(task_max_retries=0)  # Celery reads it lazily: the defined task follows
+    await worker(app)
+    with pytest.raises(MaxRetriesExceeded):
+        await (await flaky.adelay()).aget(timeout=10)
+    assert runs == [0]  # not retried (the default at definition time was 3)

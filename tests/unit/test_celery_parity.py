@@ -7,6 +7,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_celery_setting_names_map_to_ours() -> None:
     assert work.options.default_retry_delay == 5
     explicit = app.actor(name="c.other", max_retries=1)(lambda: None)
     assert explicit.options.max_retries == 1
-    assert app.tasks == {"c.work": work, "c.other": explicit}
+    assert app.tasks == {"c.work": work, "c.other": explicit, "actors.accumulate": ANY}
 
 
 def test_task_defaults_follow_later_settings_unless_given_explicitly() -> None:

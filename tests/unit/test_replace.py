@@ -44,9 +44,22 @@ def test_a_task_signature_and_a_chord_body_get_the_msg_id() -> None:
     assert after["task"] == "t.after"  # the rest of the replaced task's chain
 
 
-def test_a_group_or_a_bad_msg_id_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="with a group"):
-        replace_signal(group(signature("t.a")))
+def test_a_group_becomes_a_chord_whose_body_accumulates() -> None:
+    signal = replace_signal(group(signature("t.a"), signature("t.b")))
+    members = replacement_messages(TaskMessage(id="T", task="t.r"), signal, True, 5)
+    assert [m.task for m in members] == ["t.a", "t.b"]
+    assert [m.id for m in members] == [derived_id(f"T.replaced.5.h.{i}") for i in (0, 1)]
+    spec = members[0].chord
+    assert spec is not None and spec["id"] == derived_id("T.replaced.5.h.g")
+    body = spec["body"]
+    assert body["task"] == "actors.accumulate" and body["options"]["task_id"] == "T"
+    assert body["options"]["msg_id"] == derived_id("T.replaced.5")
+
+
+def test_a_chord_cannot_replace_a_chord_member_nor_a_bad_msg_id_be_sent() -> None:
+    member = TaskMessage(id="M", task="t.r", chord={"id": "C", "size": 2, "index": 0, "body": {}})
+    with pytest.raises(ConfigurationError, match="cannot be replaced with a chord"):
+        replace_signal(group(signature("t.a")), member)
     bad = signature("t.a")
     bad.options["msg_id"] = "a\r\nNats-Rollup: all"
     with pytest.raises(ProtocolError, match="header value"):
