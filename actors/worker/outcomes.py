@@ -71,14 +71,16 @@ class Outcomes:
             await self.store(record)
         await continuations.failed(self.client, message, exc)
 
-    async def retry(self, message: TaskMessage, signal: Retry, store: bool) -> None:
+    async def retry(
+        self, message: TaskMessage, signal: Retry, store: bool, delivery_seq: int
+    ) -> None:
         """Store RETRY, then publish the next attempt (same id, retries + 1; see retries.py)."""
         log.info("task.retry", eta=signal.when, error=repr(signal.exc) if signal.exc else None)
         if store:
             await self.store(retry_record(message, signal))
         following = next_message(message, signal)
         connection = await self.client.connection()
-        await connection.send(following, retry_msg_id(following))
+        await connection.send(following, retry_msg_id(following, delivery_seq))
 
     async def replaced(
         self, message: TaskMessage, signal: Replace, store: bool, delivery_seq: int

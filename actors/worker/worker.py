@@ -320,7 +320,7 @@ class Worker:
         except Retry as requested:
             ended = (RETRY, requested.exc or requested)
             self.events.retried(message, requested.exc, requested.when, requested)
-            await self.outcomes.retry(message, requested, store)
+            await self.outcomes.retry(message, requested, store, d.stream_seq)
         except Replace as replaced:
             ended = (IGNORED, replaced)
             await self.outcomes.replaced(message, replaced, store, d.stream_seq)
@@ -330,7 +330,7 @@ class Worker:
             self._task_failed(message, runtime_ms / 1000, exc, again)
             ended = (RETRY if again else REVOKED if isinstance(exc, Revoked) else FAILURE, exc)
             if again is not None:
-                await self.outcomes.retry(message, again, store)
+                await self.outcomes.retry(message, again, store, d.stream_seq)
             elif isinstance(exc, Revoked):
                 log.warning("task.revoked", reason=str(exc), runtime_ms=runtime_ms)
             elif isinstance(exc, actor.options.throws):  # expected: no traceback

@@ -47,6 +47,19 @@ def register(app: App) -> dict[str, Any]:
         self.replace(chord([add.s(i, i) for i in range(n)], tsum.s()))  # the body's result
         raise AssertionError("unreachable")
 
+    @app.actor(name="parity.retry_once", bind=True)
+    def retry_once(self: Any, x: int) -> int:
+        if self.request.retries == 0:
+            self.retry(countdown=0)
+        return x
+
+    @app.actor(name="parity.retry_then_replace", bind=True)
+    def retry_then_replace(self: Any, x: int) -> int:
+        if self.request.retries == 0:
+            self.retry(countdown=0)
+        self.replace(retry_once.s(x))  # its retry 1 is not a copy of this task's retry 1
+        raise AssertionError("unreachable")
+
     @app.actor(name="parity.replaced_in_process", bind=True, pool="process")
     def replaced_in_process(self: Any, x: int, y: int) -> int:
         self.replace(add.s(x, y))
@@ -73,6 +86,7 @@ def register(app: App) -> dict[str, Any]:
         "replaced": replaced,
         "replaced_by_chain": replaced_by_chain,
         "replaced_by_chord": replaced_by_chord,
+        "retry_then_replace": retry_then_replace,
         "replaced_twice": replaced_twice,
         "replaced_in_process": replaced_in_process,
         "replaced_by_group": replaced_by_group,

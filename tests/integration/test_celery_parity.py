@@ -83,6 +83,8 @@ async def test_replace_with_a_chain_or_a_chord(parity: dict[str, Any]) -> None:
     assert await sent.aget(timeout=10) == 20
     assert await app.AsyncResult("after-chain").aget(timeout=10) == 60
     assert await (await (by_chain.s(2) | mul.s(2)).adelay()).aget(timeout=10) == 60
+    # a replacement that retries is not taken for a copy of the replaced task's retry
+    assert await (await parity["retry_then_replace"].adelay(7)).aget(timeout=10) == 7
     # a chord's body runs under the task's id
     assert await (await by_chord.adelay(4)).aget(timeout=10) == 12
     # in a chord header, a chain replacing a member joins the chord in its place
