@@ -100,13 +100,13 @@ def replacement_messages(
             "a chord header member cannot be replaced with a chord or a group (a chord cannot "
             "be a member of another chord's header); replace it with a task or a chain"
         )
+    if message.link_error:
+        sig.options["link_error"] = [*link_list(sig.options.get("link_error")), *message.link_error]
+    sig.assign_ids(seed)  # the ids not given, derived from the seed; a chain's link moves down
     final.options["task_id"] = message.id
     final.options[MSG_ID] = derived_id(seed)
     final.options["link"] = [*link_list(final.options.get("link")), *message.link]
     final.options["ignore_result"] = not store
-    if message.link_error:
-        sig.options["link_error"] = [*link_list(sig.options.get("link_error")), *message.link_error]
-    sig.assign_ids(seed)  # the ids not given, derived from the seed
     hop = Hop(
         message.root_id, message.parent_id, message.chord, message.group_id, message.group_index
     )

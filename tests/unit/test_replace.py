@@ -33,6 +33,13 @@ def test_a_chain_ends_under_the_task_id_with_a_derived_msg_id() -> None:
     assert (published.id, published.msg_id) == ("T", derived_id("T.replaced.7"))
 
 
+def test_a_chains_own_link_and_the_tasks_link_both_follow_the_last_step() -> None:
+    own = chain(signature("t.a"), signature("t.b")).set(link=signature("t.own"))
+    [step] = replacement_messages(_replaced(), replace_signal(own), True, 1)
+    links = step.chain[0]["options"]["link"]
+    assert [link["task"] for link in links] == ["t.own", "t.after"]
+
+
 def test_a_task_signature_and_a_chord_body_get_the_msg_id() -> None:
     [one] = replacement_messages(_replaced(), replace_signal(signature("t.a")), True, 3)
     assert (one.id, one.msg_id) == ("T", derived_id("T.replaced.3"))
