@@ -5,8 +5,8 @@ the task's id, so whoever waits on the task gets the replacement's result: a tas
 is its own final task, a chain's is its last step's, a chord's its body's; a group runs as a
 chord whose body is the built-in ``actors.accumulate`` (its result: the members' results).
 What was to follow the task (its ``link`` callbacks, the rest of its chain, its chord or group
-membership) follows that final task; its ``link_error`` errbacks go to every task of the
-replacement, as in Celery.
+membership) follows that final task; its ``link_error`` errbacks become the replacement's
+(every step of a chain carries them, a chord calls them when it fails), as in Celery.
 The worker publishes the replacement (actors/worker/outcomes.py) once the task has raised
 :class:`Replace`.
 
@@ -90,7 +90,7 @@ def replacement_messages(
     ``delivery_seq``), each with its ``msg_id`` when it is not its task id.
 
     The replacement's final task runs under the replaced task's id with its callbacks, the
-    rest of its chain and its chord or group membership; its errbacks go to every task.
+    rest of its chain and its chord or group membership; its errbacks become the replacement's.
     """
     sig = signal.sig.clone()
     seed = f"{message.id}.replaced.{delivery_seq}"
