@@ -97,7 +97,8 @@ class App:
 
     @property
     def tasks(self) -> dict[str, Actor[Any, Any]]:
-        """The registered actors by name (Celery's ``app.tasks``; a copy)."""
+        """The registered actors by name, with the built-in ``actors.accumulate`` (Celery's
+        ``app.tasks``, which lists its ``celery.*`` built-ins too; a copy)."""
         return dict(self.registry)
 
     def set_current(self) -> None:
