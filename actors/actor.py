@@ -90,6 +90,9 @@ class Actor(Generic[P, R]):
 
     has_handlers: ClassVar[bool] = False
     """True for task classes (:class:`actors.Task`), whose handlers the worker calls."""
+    explicit_options: frozenset[str] = frozenset()
+    """The options given in ``@app.actor(...)``; the others follow the App's settings, also
+    when they change later (``app.conf.update(task_max_retries=...)``)."""
 
     def __init__(
         self, app: AppLike, fn: Callable[..., Any], name: str, options: ActorOptions
@@ -167,16 +170,17 @@ class Actor(Generic[P, R]):
         """Replace this running (bound) task with ``sig``: call it inside the task.
 
         Raises :class:`actors.replace.Replace`. The task stores no result of its own: ``sig``
-        (a task signature) runs under this task's id, so the task's
-        result becomes the replacement's, and its callbacks, errbacks, the rest of its chain
-        and its chord follow the replacement (Celery's ``Task.replace``).
+        (a task signature, a chain or a chord; not a group) ends with a task that runs under
+        this task's id, so the task's result becomes the replacement's, and its callbacks,
+        the rest of its chain and its chord follow the replacement (Celery's
+        ``Task.replace``). ConfigurationError, raised here, for what cannot replace it.
         """
         request = current_request.get()
         if request is None or request.id is None:
             raise ActorsError(f"{self.name}.replace() can only be called while the task runs")
         if request.message is not None and request.message.map is not None:
             raise ActorsError(f"{self.name}.replace() cannot replace one item of a map/starmap")
-        raise replace_signal(sig)
+        raise replace_signal(sig, request.message)
 
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None

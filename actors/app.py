@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, Literal, Protocol, overload
 
-from actors import app_setup, current
+from actors import app_setup, builtins, current
 from actors.actor import Actor, P, R
 from actors.client import results
 from actors.client.client import Client
@@ -71,6 +71,10 @@ class App:
         self.conf = Settings.build(config)
         self.registry: dict[str, Actor[Any, Any]] = {}
         self.client = Client(self.conf, name=f"actors:{name}")
+        self._tracing: Middleware | None = None
+        self._setting_changed("tracing")
+        self.conf.watch(self._setting_changed)
+        builtins.register(self)
         current.created(self)
 
     def __repr__(self) -> str:
@@ -78,13 +82,23 @@ class App:
 
     # -- hooks (docs/signals.md) ------------------------------------------------------------
 
+    def _setting_changed(self, name: str) -> None:
+        """Apply a changed setting that acts on the App: ``tracing``, the task defaults."""
+        if name == "tracing":
+            self._tracing = app_setup.apply_tracing(
+                self.client.hooks, self._tracing, self.conf.tracing
+            )
+        elif name in app_setup.TASK_DEFAULTS:
+            app_setup.apply_task_default(self.registry, name, getattr(self.conf, name))
+
     def add_middleware(self, middleware: Middleware) -> None:
         """Add a middleware: its hooks run around every publish and task run of this app."""
         self.client.hooks.add(middleware)
 
     @property
     def tasks(self) -> dict[str, Actor[Any, Any]]:
-        """The registered actors by name (Celery's ``app.tasks``; a copy)."""
+        """The registered actors by name, with the built-in ``actors.accumulate`` (Celery's
+        ``app.tasks``, which lists its ``celery.*`` built-ins too; a copy)."""
         return dict(self.registry)
 
     def set_current(self) -> None:
@@ -153,6 +167,7 @@ class App:
                     "give one of them another name="
                 )
             registered: Actor[Any, Any] = kind(self, function, task_name, parsed)
+            registered.explicit_options = frozenset(options)
             self.registry[task_name] = registered
             return registered
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -13,8 +14,8 @@ from actors.config import Settings
 from actors.errors import ConfigurationError
 
 TASK_DEFAULTS = ("acks_late", "max_retries", "default_retry_delay")
-"""Settings that are defaults of actor options, applied when an actor is registered."""
-_CELERY_TASK_DEFAULTS = ("task_acks_late", "task_max_retries", "task_default_retry_delay")
+"""Settings that are defaults of actor options: applied when an actor is registered, and
+again to the registered actors that did not set the option when the setting changes."""
 
 
 class _App(Protocol):
@@ -25,9 +26,43 @@ class _App(Protocol):
     def registry(self) -> dict[str, Any]: ...
 
 
+class _Hooks(Protocol):
+    def add(self, middleware: Any) -> None: ...
+
+    def remove(self, middleware: Any) -> None: ...
+
+
 def task_defaults(settings: Settings) -> dict[str, Any]:
     """The actor options an actor gets from the app's settings unless given explicitly."""
     return {name: getattr(settings, name) for name in TASK_DEFAULTS}
+
+
+def apply_task_default(registry: dict[str, Any], name: str, value: Any) -> None:
+    """Set the actor option ``name`` (one of TASK_DEFAULTS) to ``value`` on every registered
+    actor that did not give it explicitly (Celery reads these settings lazily)."""
+    for actor in registry.values():
+        if name not in actor.explicit_options:
+            actor.options = dataclasses.replace(actor.options, **{name: value})
+
+
+def apply_tracing(hooks: _Hooks, installed: Any, wanted: bool) -> Any:
+    """Install (``wanted``) or remove the TracingMiddleware the ``tracing`` setting controls;
+    returns the one installed now, or None. ConfigurationError without OpenTelemetry."""
+    if wanted == (installed is not None):
+        return installed
+    if not wanted:
+        hooks.remove(installed)
+        return None
+    try:
+        from actors.tracing import TracingMiddleware
+    except (ImportError, ConfigurationError):
+        raise ConfigurationError(
+            "tracing=True (ACTORS_TRACING) needs OpenTelemetry: pip install 'actors[otel]' "
+            "(opentelemetry-api), or set tracing=False"
+        ) from None
+    middleware = TracingMiddleware()
+    hooks.add(middleware)
+    return middleware
 
 
 def config_from_object(app: _App, obj: Any, namespace: str | None = None) -> None:
@@ -61,12 +96,6 @@ def config_from_object(app: _App, obj: Any, namespace: str | None = None) -> Non
                 continue
             name = name[len(prefix) :].lower()
         values[name] = value
-    late = sorted(set(values) & {*TASK_DEFAULTS, *_CELERY_TASK_DEFAULTS})
-    if late and app.registry:
-        raise ConfigurationError(
-            f"{', '.join(late)} are defaults of actors, applied when an actor is registered: "
-            "call config_from_object before the tasks are defined"
-        )
     app.conf.update(values)
 
 

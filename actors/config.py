@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from difflib import get_close_matches
 from typing import Any
@@ -102,6 +104,9 @@ class Settings:
     max_memory_per_child: int | None = None
     """A worker process whose resident memory passes this many KiB after a task is replaced."""
     beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tracing: bool = False
+    """Install OpenTelemetry tracing (``actors.tracing.TracingMiddleware``) on the App; needs
+    the extra ``actors[otel]`` (ConfigurationError without it)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELDS:
@@ -111,6 +116,18 @@ class Settings:
                 setattr(self, ours, converted)
             return
         super().__setattr__(name, _coerce(name, value))
+        for watcher in self.__dict__.get("_watchers", ()):
+            callback = watcher()
+            if callback is not None:
+                callback(name)
+
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(name)`` after each later change of a setting (the App applies
+        ``tracing`` and the task defaults). A bound method is held weakly."""
+        ref: Callable[[], Callable[[str], None] | None] = (
+            weakref.WeakMethod(callback) if inspect.ismethod(callback) else lambda: callback
+        )
+        self.__dict__.setdefault("_watchers", []).append(ref)
 
     def __repr__(self) -> str:
         shown = []

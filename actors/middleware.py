@@ -303,6 +303,11 @@ class Hooks(Middleware):
         self.middleware = [*self.middleware, middleware]
         self._reindex()
 
+    def remove(self, middleware: Middleware) -> None:
+        """Remove ``middleware`` (this instance) if it is there."""
+        self.middleware = [m for m in self.middleware if m is not middleware]
+        self._reindex()
+
     def ensure(self, kind: type[Middleware]) -> None:
         """Add a ``kind()`` unless one is there already."""
         if not any(type(m) is kind for m in self.middleware):

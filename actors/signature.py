@@ -21,12 +21,13 @@ from actors.client.results import AsyncResult
 from actors.current import current_app, find_current
 from actors.errors import ConfigurationTypeError, ProtocolError
 from actors.options import SendOptions, check_send_options
-from actors.wire import types
+from actors.wire import topology, types
 from actors.wire.ids import derived_id, new_task_id
 from actors.wire.message import TaskMessage, WireSignature, format_time
 from actors.wire.timing import time_field
 
 Result = AsyncResult[Any] | GroupResult
+_MAX_MSG_ID = 256
 
 
 class AppLike(Protocol):
@@ -282,7 +283,13 @@ class Signature(Canvas, kind="task"):
         """See :meth:`Canvas.messages`."""
         args = self.args if self.immutable else (*extra, *self.args)
         options = SendOptions.pick(self.options)
-        return [task_message(self.task, args, self.kwargs, options, hop, rest, self.mode)]
+        message = task_message(self.task, args, self.kwargs, options, hop, rest, self.mode)
+        msg_id = self.options.get("msg_id")
+        if msg_id is not None:
+            if not isinstance(msg_id, str) or not 0 < len(msg_id) <= _MAX_MSG_ID:
+                raise ProtocolError("signature option 'msg_id' must be a string of 1-256 chars")
+            message.msg_id = topology.header_value(msg_id)
+        return [message]
 
     def tasks_in(self) -> list[Signature]:
         """See :meth:`Canvas.tasks_in`."""

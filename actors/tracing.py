@@ -1,4 +1,5 @@
-"""OpenTelemetry tracing: ``app.add_middleware(TracingMiddleware())`` (extra ``actors[otel]``).
+"""OpenTelemetry tracing: the ``tracing`` setting, or ``app.add_middleware(TracingMiddleware())``
+(extra ``actors[otel]``).
 
 Publishing a task starts a PRODUCER span ``send <task>`` (a child of the current span) and
 puts its W3C trace context in the message's ``headers`` map as ``traceparent`` (and

@@ -35,7 +35,8 @@ class Connection:
     async def send(
         self, message: TaskMessage, msg_id: str | None = None, expect_result: bool = True
     ) -> None:
-        """Publish a task message (msgpack). ``msg_id`` defaults to the task id.
+        """Publish a task message (msgpack). ``msg_id`` defaults to the message's own
+        (``message.msg_id``), else its task id.
 
         ``expect_result=False`` for tasks whose result is not stored.
         """
@@ -51,7 +52,7 @@ class Connection:
             await publish_sent(self.broker, [message])
 
     async def send_many(self, messages: list[TaskMessage]) -> None:
-        """Publish task messages pipelined (workflows); each is stored once by its task id."""
+        """Publish task messages pipelined (workflows); each is stored once by its msg id."""
         wired = [self.wire(message) for message in messages]
         for message in messages:
             if message.ignore_result is not True:
@@ -69,7 +70,7 @@ class Connection:
         """Subject, body and headers of ``message``; EncodeError or MessageTooLarge when it
         cannot be sent. Safe from any thread (reads settings and the server's limit only).
         Calls the ``before_publish`` hooks first, which may add ``message.headers``."""
-        subject, headers = destination(message, msg_id or message.id)
+        subject, headers = destination(message, msg_id or message.msg_id or message.id)
         self.hooks.before_publish(message, subject)
         try:
             body = encode(message.to_wire())

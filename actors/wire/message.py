@@ -45,6 +45,9 @@ class TaskMessage:
     map: str | None = None
     headers: dict[str, Any] = dataclasses.field(default_factory=dict)
     v: int = PROTOCOL_VERSION
+    msg_id: str | None = None
+    """Not on the wire: the ``Nats-Msg-Id`` to publish with when it is not ``id`` (a
+    replacement's final task, docs/protocol.md "Replacing a task")."""
 
     def to_wire(self) -> dict[str, Any]:
         """The message as a plain map, leaving out fields that hold their default."""
@@ -78,7 +81,7 @@ class TaskMessage:
 _OPTIONAL: dict[str, Any] = {
     f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     for f in dataclasses.fields(TaskMessage)
-    if f.name not in ("id", "task", "args", "kwargs", "v")
+    if f.name not in ("id", "task", "args", "kwargs", "v", "msg_id")
 }
 
 

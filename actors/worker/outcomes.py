@@ -21,8 +21,9 @@ from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, Proto
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.nats.consumer import Delivery
-from actors.replace import Replace, replacement_message
+from actors.replace import Replace, replacement_messages
 from actors.retry import Retry
+from actors.signature import send_all
 from actors.wire import topology
 from actors.wire.message import TaskMessage, clip_text
 from actors.wire.record import FAILURE, REVOKED, SUCCESS, ResultRecord, rebuild_exception
@@ -70,14 +71,16 @@ class Outcomes:
             await self.store(record)
         await continuations.failed(self.client, message, exc)
 
-    async def retry(self, message: TaskMessage, signal: Retry, store: bool) -> None:
+    async def retry(
+        self, message: TaskMessage, signal: Retry, store: bool, delivery_seq: int
+    ) -> None:
         """Store RETRY, then publish the next attempt (same id, retries + 1; see retries.py)."""
         log.info("task.retry", eta=signal.when, error=repr(signal.exc) if signal.exc else None)
         if store:
             await self.store(retry_record(message, signal))
         following = next_message(message, signal)
         connection = await self.client.connection()
-        await connection.send(following, retry_msg_id(following))
+        await connection.send(following, retry_msg_id(following, delivery_seq))
 
     async def replaced(
         self, message: TaskMessage, signal: Replace, store: bool, delivery_seq: int
@@ -86,8 +89,7 @@ class Outcomes:
         itself stores nothing (the replacement stores its result under the same id)."""
         log.info("task.replaced", by=repr(signal.sig))
         connection = await self.client.connection()
-        following, msg_id = replacement_message(message, signal, store, delivery_seq)
-        await connection.send(following, msg_id, expect_result=False)
+        await send_all(connection, replacement_messages(message, signal, store, delivery_seq))
 
     async def revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
         """Store REVOKED for a message skipped because its task was revoked."""

@@ -53,6 +53,9 @@ def retry_record(message: TaskMessage, signal: Retry) -> ResultRecord:
     return record
 
 
-def retry_msg_id(message: TaskMessage) -> str:
-    """Deterministic ``Nats-Msg-Id`` of an attempt: a re-sent copy is stored once."""
-    return f"{message.id}:{message.retries}"
+def retry_msg_id(message: TaskMessage, delivery_seq: int) -> str:
+    """Deterministic ``Nats-Msg-Id`` of an attempt asked for by the message delivered at
+    stream sequence ``delivery_seq``: a re-sent copy is stored once, while the same attempt
+    number of a task that was replaced (same id, retries counted from 0 again) is not taken
+    for a copy of the replaced task's."""
+    return f"{message.id}:{message.retries}:{delivery_seq}"

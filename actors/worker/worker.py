@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from actors import builtins
 from actors.actor import Actor, Request, current_request
 from actors.app import App
 from actors.client import children
@@ -58,7 +59,7 @@ class Worker:
         self.settings = settings = app.conf
         names = list(actor_names) if actor_names else sorted(app.registry)
         self.actors = [app.get_actor(name) for name in names]
-        if not self.actors:
+        if all(a.name.startswith(builtins.PREFIX) for a in self.actors):
             raise ActorsError(f"app {app.name!r} has no actors to serve")
         self.concurrency = concurrency or self.settings.concurrency
         self.prefetch = self.concurrency * self.settings.prefetch_multiplier
@@ -319,7 +320,7 @@ class Worker:
         except Retry as requested:
             ended = (RETRY, requested.exc or requested)
             self.events.retried(message, requested.exc, requested.when, requested)
-            await self.outcomes.retry(message, requested, store)
+            await self.outcomes.retry(message, requested, store, d.stream_seq)
         except Replace as replaced:
             ended = (IGNORED, replaced)
             await self.outcomes.replaced(message, replaced, store, d.stream_seq)
@@ -329,7 +330,7 @@ class Worker:
             self._task_failed(message, runtime_ms / 1000, exc, again)
             ended = (RETRY if again else REVOKED if isinstance(exc, Revoked) else FAILURE, exc)
             if again is not None:
-                await self.outcomes.retry(message, again, store)
+                await self.outcomes.retry(message, again, store, d.stream_seq)
             elif isinstance(exc, Revoked):
                 log.warning("task.revoked", reason=str(exc), runtime_ms=runtime_ms)
             elif isinstance(exc, actor.options.throws):  # expected: no traceback

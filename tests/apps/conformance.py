@@ -39,7 +39,29 @@ def register(app: App) -> dict[str, Any]:
     def fail(message: str) -> None:
         raise ValueError(message)
 
-    return {"add": add, "echo": echo, "record": record, "fail": fail}
+    @app.actor(name="conformance.progress", bind=True)
+    def progress(self: Any, target: str, state: str, meta: Any) -> str:
+        self.update_state(task_id=target, state=state, meta=meta)  # ValueError: a bad state
+        return state
+
+    def member(item: Any) -> Any:
+        if isinstance(item, dict):
+            return app.GroupResult(item["id"], [member(m) for m in item["results"]])
+        return app.AsyncResult(item)
+
+    @app.actor(name="conformance.save_group")
+    def save_group(group_id: str, members: list[Any]) -> str:
+        app.GroupResult(group_id, [member(m) for m in members]).save()
+        return group_id
+
+    return {
+        "add": add,
+        "echo": echo,
+        "record": record,
+        "fail": fail,
+        "progress": progress,
+        "save_group": save_group,
+    }
 
 
 app = App("conformance")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from actors import App, chain, group, signature
+from actors import App, chain, chord, group, signature
 
 
 def register(app: App) -> dict[str, Any]:
@@ -39,7 +39,25 @@ def register(app: App) -> dict[str, Any]:
 
     @app.actor(name="parity.replaced_by_chain", bind=True)
     def replaced_by_chain(self: Any, x: int) -> int:
-        self.replace(chain(add.s(x, 1), mul.s(10)))
+        self.replace(chain(add.s(x, 1), mul.s(10)))  # the result becomes the last step's
+        raise AssertionError("unreachable")
+
+    @app.actor(name="parity.replaced_by_chord", bind=True)
+    def replaced_by_chord(self: Any, n: int) -> int:
+        self.replace(chord([add.s(i, i) for i in range(n)], tsum.s()))  # the body's result
+        raise AssertionError("unreachable")
+
+    @app.actor(name="parity.retry_once", bind=True)
+    def retry_once(self: Any, x: int) -> int:
+        if self.request.retries == 0:
+            self.retry(countdown=0)
+        return x
+
+    @app.actor(name="parity.retry_then_replace", bind=True)
+    def retry_then_replace(self: Any, x: int) -> int:
+        if self.request.retries == 0:
+            self.retry(countdown=0)
+        self.replace(retry_once.s(x))  # its retry 1 is not a copy of this task's retry 1
         raise AssertionError("unreachable")
 
     @app.actor(name="parity.replaced_in_process", bind=True, pool="process")
@@ -49,7 +67,7 @@ def register(app: App) -> dict[str, Any]:
 
     @app.actor(name="parity.replaced_by_group", bind=True)
     def replaced_by_group(self: Any) -> None:
-        self.replace(group(add.s(1, 1), add.s(2, 2)))
+        self.replace(group(add.s(1, 1), add.s(2, 2)))  # the result: [2, 4]
 
     @app.actor(name="parity.shift")
     def shift(when: datetime, day: date, at: time, key: UUID, amount: Decimal) -> list[Any]:
@@ -67,6 +85,8 @@ def register(app: App) -> dict[str, Any]:
         "tsum": tsum,
         "replaced": replaced,
         "replaced_by_chain": replaced_by_chain,
+        "replaced_by_chord": replaced_by_chord,
+        "retry_then_replace": retry_then_replace,
         "replaced_twice": replaced_twice,
         "replaced_in_process": replaced_in_process,
         "replaced_by_group": replaced_by_group,

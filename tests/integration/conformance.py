@@ -195,9 +195,12 @@ async def check_outcome(
             continue
         task_id = expand(expected["id"])
 
-        def ready(task_id: str = task_id) -> dict[str, Any] | None:
-            record = observer.record(task_id)
-            return record if record is not None and record.get("status") in READY else None
+        def ready(
+            task_id: str = task_id, wanted: str = expected["status"]
+        ) -> dict[str, Any] | None:
+            record = observer.record(task_id)  # a final record, or the custom state expected
+            status = record.get("status") if record is not None else None
+            return record if status in READY or (status == wanted not in READY) else None
 
         record = await observer.wait_for(
             ready, lambda t=task_id: f"finished record for {t} (latest: {observer.record(t)!r})"

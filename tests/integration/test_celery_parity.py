@@ -13,7 +13,8 @@ import pytest
 from actors import (
     ActorsError,
     App,
-    ConfigurationError,
+    ChordError,
+    MaxRetriesExceeded,
     chord,
     current,
     group,
@@ -64,10 +65,35 @@ async def test_replace_gives_the_replacements_result_and_keeps_what_follows(
         await (await replaced.starmap([(1, 1)]).adelay()).aget(timeout=10)
     with pytest.raises(ActorsError, match="only be called while the task runs"):
         replaced.replace(mul.s(1, 1))
-    # a group or a chain cannot replace a task: the task fails and says why
-    for name in ("replaced_by_group", "replaced_by_chain"):
-        with pytest.raises(ConfigurationError, match="cannot replace a task with a"):
-            await (await parity[name].adelay(*([1] if "chain" in name else []))).aget(timeout=10)
+    # a group replaces a task as a chord whose result is the list of the members' results
+    by_group = parity["replaced_by_group"]
+    assert await (await (by_group.s() | parity["tsum"].s()).adelay()).aget(timeout=10) == 6
+
+
+async def test_replace_with_a_chain_or_a_chord(parity: dict[str, Any]) -> None:
+    app, by_chain, by_chord, mul = (
+        parity["add"].app,
+        parity["replaced_by_chain"],
+        parity["replaced_by_chord"],
+        parity["mul"],
+    )
+    # the chain's last step runs under the task's id (its own Nats-Msg-Id, so JetStream does
+    # not drop it as a copy of the replaced message), with the task's link and chain after it
+    sent = await by_chain.aapply_async((1,), link=mul.s(3).set(task_id="after-chain"))
+    assert await sent.aget(timeout=10) == 20
+    assert await app.AsyncResult("after-chain").aget(timeout=10) == 60
+    assert await (await (by_chain.s(2) | mul.s(2)).adelay()).aget(timeout=10) == 60
+    # a replacement that retries is not taken for a copy of the replaced task's retry
+    assert await (await parity["retry_then_replace"].adelay(7)).aget(timeout=10) == 7
+    # a chord's body runs under the task's id
+    assert await (await by_chord.adelay(4)).aget(timeout=10) == 12
+    # in a chord header, a chain replacing a member joins the chord in its place
+    header = group(by_chain.s(1), parity["add"].s(2, 2))
+    assert await (await chord(header).acall(parity["tsum"].s())).aget(timeout=10) == 24
+    # a chord header member cannot be replaced with a chord: it fails and says why
+    header = group(by_chord.s(2), parity["add"].s(2, 2))
+    with pytest.raises(ChordError, match="cannot be replaced with a chord"):
+        await (await chord(header).acall(parity["tsum"].s())).aget(timeout=10)
 
 
 async def test_replace_from_the_process_pool(parity: dict[str, Any]) -> None:
@@ -126,3 +152,20 @@ def test_max_tasks_per_child_replaces_the_worker_process(
     assert len({event["hostname"] for event in started}) >= 2  # a fresh process took over
     [recycling] = process.events("worker.recycling")[:1]
     assert recycling["reason"] == "ran 2 tasks (max_tasks_per_child=2)"
+
+
+async def test_a_task_default_set_after_the_task_is_defined_applies_to_it(
+    app: App, worker: Any
+) -> None:
+    runs: list[int] = []
+
+    @app.actor(name="late.flaky", bind=True)
+    def flaky(self: Any) -> None:
+        runs.append(self.request.retries)
+        self.retry(countdown=0)
+
+    app.conf.update(task_max_retries=0)  # Celery reads it lazily: the defined task follows
+    await worker(app)
+    with pytest.raises(MaxRetriesExceeded):
+        await (await flaky.adelay()).aget(timeout=10)
+    assert runs == [0]  # not retried (the default at definition time was 3)

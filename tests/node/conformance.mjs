@@ -169,8 +169,10 @@ async function runCase(nc, testCase, runsFile) {
       const id = expand(expected.id);
       const record = await observer.waitFor(
         () => {
+          // a final record, or the custom state (PROGRESS, ...) expected
           const r = observer.record(id);
-          return r && READY_STATES.has(r.status) ? r : undefined;
+          const custom = !READY_STATES.has(expected.status) && r?.status === expected.status;
+          return r && (READY_STATES.has(r.status) || custom) ? r : undefined;
         },
         () => `finished record for ${id} (latest: ${toJson(observer.record(id))})`,
       );

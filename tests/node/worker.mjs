@@ -110,7 +110,9 @@ class Worker {
     for (const field of ["link", "link_error"]) if (sig.options?.[field]) body[field] = sig.options[field];
     if (chain.length) body.chain = chain;
     const h = headers();
-    h.set("Nats-Msg-Id", id);
+    // options.msg_id (a replacement's final task) MUST be the Nats-Msg-Id when present
+    const msgId = typeof sig.options?.msg_id === "string" ? sig.options.msg_id : id;
+    h.set("Nats-Msg-Id", msgId);
     h.set("Content-Type", "application/msgpack");
     await this.js.publish(TASK_PREFIX + sig.task, encodeBody(body, "application/msgpack"), { headers: h });
   }

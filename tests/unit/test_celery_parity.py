@@ -7,6 +7,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
 
@@ -50,9 +51,51 @@ def test_celery_setting_names_map_to_ours() -> None:
     assert work.options.default_retry_delay == 5
     explicit = app.actor(name="c.other", max_retries=1)(lambda: None)
     assert explicit.options.max_retries == 1
-    assert app.tasks == {"c.work": work, "c.other": explicit}
-    with pytest.raises(ConfigurationError, match="before the tasks are defined"):
-        app.config_from_object(types.SimpleNamespace(task_acks_late=True))
+    assert app.tasks == {"c.work": work, "c.other": explicit, "actors.accumulate": ANY}
+
+
+def test_task_defaults_follow_later_settings_unless_given_explicitly() -> None:
+    app = App("d", nats_url="nats://127.0.0.1:1")
+    work = app.actor(name="d.work")(lambda: None)
+    given = app.actor(name="d.given", max_retries=None, acks_late=True)(lambda: None)
+    assert (work.options.max_retries, work.options.acks_late) == (3, True)
+    # as Celery reads them lazily, settings changed after the tasks are defined apply to them
+    app.conf.update(task_max_retries=9, task_acks_late=False, task_default_retry_delay=2)
+    assert (work.options.max_retries, work.options.acks_late) == (9, False)
+    assert work.options.default_retry_delay == 2
+    # but not where the task gave the option itself (None included)
+    assert (given.options.max_retries, given.options.acks_late) == (None, True)
+    assert given.options.default_retry_delay == 2
+    app.config_from_object(types.SimpleNamespace(task_acks_late=True))
+    assert work.options.acks_late is True
+    app.conf.max_retries = 0
+    assert work.options.max_retries == 0 and given.options.max_retries is None
+    assert app.actor(name="d.later")(lambda: None).options.max_retries == 0
+
+
+def test_the_tracing_setting_installs_opentelemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.tracing import TracingMiddleware
+
+    def installed(app: App) -> int:
+        return sum(isinstance(m, TracingMiddleware) for m in app.client.hooks.middleware)
+
+    app = App("t", nats_url="nats://127.0.0.1:1")
+    assert installed(app) == 0
+    app.conf.update(tracing=True)
+    assert installed(app) == 1
+    app.conf.tracing = True  # idempotent
+    assert installed(app) == 1
+    app.conf.tracing = False
+    assert installed(app) == 0
+    monkeypatch.setenv("ACTORS_TRACING", "1")
+    assert installed(App("t", nats_url="nats://127.0.0.1:1")) == 1
+    # without opentelemetry-api: a clear ConfigurationError
+    monkeypatch.delitem(sys.modules, "actors.tracing")
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    with pytest.raises(
+        ConfigurationError, match=r"needs OpenTelemetry: pip install 'actors\[otel\]'"
+    ):
+        App("t", nats_url="nats://127.0.0.1:1")
 
 
 @pytest.mark.parametrize(
