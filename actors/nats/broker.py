@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client
@@ -338,9 +339,7 @@ class Broker:
             if error.get("err_code") == JS_UNAVAILABLE:
                 raise NotReady(f"{what}: {error.get('description')}")
             raise BrokerUnavailable(f"{what} failed: {error.get('description')}")
-        message = answer["message"]
-        data = base64.b64decode(message.get("data") or "")
-        return data, _parse_headers(base64.b64decode(message.get("hdrs") or ""))
+        return stream_message(answer["message"])
 
     async def _direct_get(self, what: str, subject: str, request: bytes) -> Msg:
         """A direct get, re-sent like a publish while no replica answers."""
@@ -374,14 +373,17 @@ class Broker:
             raise BrokerUnavailable(f"deleting {stream}/{seq} failed: {exc!r}") from exc
 
 
-def _parse_headers(block: bytes) -> dict[str, str]:
-    """Headers from a ``NATS/1.0`` header block (the stream message API sends them raw)."""
+def stream_message(message: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of a message as the stream message API (``STREAM.MSG.GET``) sends
+    it: base64 data, and a base64 ``NATS/1.0`` header block."""
+    data = base64.b64decode(message.get("data") or "")
+    block = base64.b64decode(message.get("hdrs") or "").decode(errors="replace")
     headers: dict[str, str] = {}
-    for line in block.decode(errors="replace").split("\r\n")[1:]:
+    for line in block.split("\r\n")[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip()] = value.strip()
-    return headers
+    return data, headers
 
 
 def _read_ack(subject: str, reply: Msg) -> PublishAck:

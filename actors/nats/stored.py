@@ -3,12 +3,11 @@ created without ``allow_direct``, such as ACTORS_SCHEDULED (``inspect scheduled`
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 from actors.errors import BrokerUnavailable
-from actors.nats.broker import Broker
+from actors.nats.broker import Broker, stream_message
 from actors.nats.connection import NATS_ERRORS
 
 
@@ -32,14 +31,5 @@ async def scan(
         if not isinstance(message, dict):  # {"error": {"code": 404, ...}}: no more
             break
         seq = int(message.get("seq", seq)) + 1
-        data = base64.b64decode(message.get("data") or "")
-        out.append((data, _headers(message.get("hdrs"))))
+        out.append(stream_message(message))
     return out
-
-
-def _headers(encoded: str | None) -> dict[str, str]:
-    if not encoded:
-        return {}
-    lines = base64.b64decode(encoded).decode(errors="replace").split("\r\n")[1:]
-    pairs = (line.split(":", 1) for line in lines if ":" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
