@@ -112,9 +112,9 @@ def pending_steps(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for task in tasks:
         out += _unsent(task["id"], task.get("chain") or [], known, children)
         chord = task.get("chord") or ""
-        if chord and chord not in done:
+        if chord and chord not in done and task.get("chord_body"):
             done.add(chord)
-            out += _unsent(task["id"], task.get("chord_body") or [], known, {})
+            out += _unsent(task["id"], task["chord_body"], known, {})
     return out
 
 
@@ -129,6 +129,8 @@ def _unsent(
     out = []
     for index, (name, step_id) in enumerate(steps):
         node_id = step_id or f"{parent}~{index}"
+        if node_id in known:  # drawn already (two tasks naming the same step)
+            break
         known.add(node_id)
         out.append(
             {"id": node_id, "name": name, "state": "UNSENT", "pending": True, "parent_id": parent}
