@@ -10,6 +10,7 @@ from typing import Any
 from actors.app import App
 from actors.errors import BrokerUnavailable, ProtocolError
 from actors.nats.bucket import Bucket
+from actors.nats.events import stream_exists
 from actors.wire.message import decode, encode
 from schedulers.entries import Override
 from schedulers.policy import TickState
@@ -33,6 +34,14 @@ class BeatBucket:
         broker = (await app.client.connection()).broker
         await broker.streams.ensure_bucket(BUCKET)
         return cls(Bucket(broker, BUCKET))
+
+    @classmethod
+    async def find(cls, app: App) -> BeatBucket | None:
+        """Connect (if needed) and look the bucket up, without creating it: None when no
+        beat ever ran (for readers that may not create streams, such as a monitor)."""
+        broker = (await app.client.connection()).broker
+        bucket = Bucket(broker, BUCKET)
+        return cls(bucket) if await stream_exists(broker, bucket.stream) else None
 
     # -- conf records ------------------------------------------------------------------------
 

@@ -127,13 +127,12 @@ class ScheduleStore:
 
     async def alist(self) -> builtins.list[ScheduleInfo]:
         """Every entry, from code and stored, sorted by name, with its last and next tick."""
-        bucket = await BeatBucket.open(self.app)
-        merged, _ = effective_entries(
-            code_entries(self.app), await bucket.overrides(), self.app.conf.timezone
-        )
+        bucket = await BeatBucket.find(self.app)  # reading creates nothing
+        stored = await bucket.overrides() if bucket else {}
+        merged, _ = effective_entries(code_entries(self.app), stored, self.app.conf.timezone)
         out = []
         for name in sorted(merged):
-            state, _ = await bucket.tick_state(merged[name].key)
+            state = (await bucket.tick_state(merged[name].key))[0] if bucket else None
             out.append(_info(merged[name], state.tick if state else None))
         return out
 

@@ -132,9 +132,10 @@ class MonitorData:
             "actors": sorted(name for name in known if not name.startswith("actors.")),
         }
 
-    async def dead(self, limit: int) -> list[dict[str, Any]]:
-        """The oldest ``limit`` dead letters."""
-        return [_letter(d) for d in await dead_letters.list_dead(await self.broker(), limit)]
+    async def dead(self, limit: int, after: int = 0) -> list[dict[str, Any]]:
+        """The oldest ``limit`` dead letters with a stream sequence above ``after``."""
+        found = await dead_letters.list_dead(await self.broker(), limit, after)
+        return [_letter(d) for d in found]
 
     async def dead_one(self, seq: int) -> dict[str, Any] | None:
         """One dead letter with its headers and decoded body."""
@@ -195,7 +196,13 @@ def _record(record: ResultRecord) -> dict[str, Any]:
 
 
 def _links(task: Any) -> dict[str, Any]:
-    return {"parent_id": task.parent_id, "group_id": task.group_id, "chord": task.chord}
+    return {
+        "parent_id": task.parent_id,
+        "group_id": task.group_id,
+        "chord": task.chord,
+        "chain": [list(step) for step in task.chain],
+        "chord_body": [list(step) for step in task.chord_body],
+    }
 
 
 def _letter(letter: dead_letters.DeadLetter) -> dict[str, Any]:

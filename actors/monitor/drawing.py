@@ -32,7 +32,9 @@ def outcome_bars(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def workflow_graph(tasks: Sequence[Mapping[str, Any]], focus: str) -> dict[str, Any]:
     """Boxes and arrows for a workflow: one column per step from the root (a task's column is
-    its parent's plus one), chord members joined to their body by dashed arrows."""
+    its parent's plus one), chord members joined to their body by dashed arrows; the steps
+    not sent yet (the tasks' ``chain`` and ``chord_body``) as pending boxes."""
+    tasks = [*tasks, *pending_steps(tasks)]
     by_id = {t["id"]: t for t in tasks}
     depth: dict[str, int] = {}
 
@@ -85,3 +87,53 @@ def _edge(start: tuple[int, int], end: tuple[int, int], dashed: bool) -> dict[st
         "y2": end[1] + NODE_HEIGHT // 2,
         "dashed": dashed,
     }
+
+
+def pending_steps(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The steps of the workflow not sent yet, as tasks with ``"pending": True``: the rest of
+    each chain whose next step has not run, and the body of each chord whose body has not
+    run, each step's parent the one before it (a body's: a member, so all members join it).
+
+    A step the events name by id counts as sent; a step without an id (a foreign sender's)
+    counts as sent when its parent has a child of its name, a body when a task follows a
+    member of its chord.
+    """
+    by_id = {t["id"]: t for t in tasks}
+    known = set(by_id)
+    children: dict[str, set[str]] = {}
+    done = set()  # chords whose body was sent
+    for task in tasks:
+        parent = by_id.get(task.get("parent_id") or "")
+        children.setdefault(task.get("parent_id") or "", set()).add(task.get("name") or "")
+        chord = parent.get("chord") if parent else ""
+        if chord and task.get("chord") != chord:
+            done.add(chord)
+    out: list[dict[str, Any]] = []
+    for task in tasks:
+        out += _unsent(task["id"], task.get("chain") or [], known, children)
+        chord = task.get("chord") or ""
+        if chord and chord not in done and task.get("chord_body"):
+            done.add(chord)
+            out += _unsent(task["id"], task["chord_body"], known, {})
+    return out
+
+
+def _unsent(
+    parent: str, steps: Sequence[Sequence[Any]], known: set[str], children: Mapping[str, set[str]]
+) -> list[dict[str, Any]]:
+    if not steps:
+        return []
+    name, step_id = steps[0]
+    if step_id in known or (step_id is None and name in children.get(parent, ())):
+        return []  # it was sent: its own events tell the rest
+    out = []
+    for index, (name, step_id) in enumerate(steps):
+        node_id = step_id or f"{parent}~{index}"
+        if node_id in known:  # drawn already (two tasks naming the same step)
+            break
+        known.add(node_id)
+        out.append(
+            {"id": node_id, "name": name, "state": "UNSENT", "pending": True, "parent_id": parent}
+        )
+        parent = node_id
+    return out

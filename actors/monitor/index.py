@@ -44,6 +44,7 @@ _OUTCOMES[events.TASK_RETRIED] = "retried"
 _MAX_TIMELINE = 32
 _MINUTES = 60
 _TEXT = 500  # characters kept of any text field of an event (workers send at most 200)
+_NOT_TEXT = frozenset({"timestamp", "clock", "chain", "chord_body"})
 
 
 @dataclasses.dataclass(slots=True)
@@ -66,6 +67,10 @@ class TaskView:
     parent_id: str = ""
     group_id: str = ""
     chord: str = ""
+    chain: tuple[tuple[str, str | None], ...] = ()
+    """The chain steps still to run after it, next first: ``(name, id or None)``."""
+    chord_body: tuple[tuple[str, str | None], ...] = ()
+    """The body of the chord it is a member of, its steps in order."""
     sent: float | None = None
     received: float | None = None
     started: float | None = None
@@ -160,7 +165,7 @@ class TaskIndex:
         return task
 
     def _apply(self, task: TaskView, kind: str, stamp: float, event: Mapping[str, Any]) -> None:
-        text = {k: _text(v) for k, v in event.items() if k not in ("timestamp", "clock")}
+        text = {k: _text(v) for k, v in event.items() if k not in _NOT_TEXT}
         # Names and hostnames repeat across tasks: one copy each (a quarter of the memory).
         task.name = sys.intern(text["name"]) if text.get("name") else task.name
         hostname = sys.intern(text.get("hostname", ""))
@@ -176,6 +181,10 @@ class TaskIndex:
         elif kind == events.TASK_RECEIVED:
             task.received = task.received or stamp
             task.worker = hostname
+            if "chain" in event:
+                task.chain = tuple(events.read_steps(event["chain"]))
+            if "chord_body" in event:
+                task.chord_body = tuple(events.read_steps(event["chord_body"]))
         elif kind == events.TASK_STARTED:
             task.started = stamp
             task.worker = hostname

@@ -97,7 +97,8 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
         if found is None:
             raise NotFound(f"no task {task_id} in the events history or the results")
         graph = drawing.workflow_graph(found["workflow"], task_id)
-        ids = " ".join(t["id"] for t in found["workflow"]) or task_id
+        # Steps not sent yet are followed too: the page refreshes when they start.
+        ids = " ".join(n["id"] for n in graph["nodes"] if "~" not in n["id"]) or task_id
         return "task.html", {"data": found, "graph": graph, "live": "ids", "ids": ids}
 
     async def workers(request: Request) -> tuple[str, dict[str, Any]]:
@@ -112,7 +113,10 @@ def create_app(data: MonitorData, settings: MonitorSettings) -> Starlette:
 
     async def dead(request: Request) -> tuple[str, dict[str, Any]]:
         limit = checks.number(request.query_params, "limit", 100, 1, 1000)
-        return "dead.html", {"data": await data.dead(limit)}
+        after = checks.number(request.query_params, "after", 0, 0, 2**63)
+        found = await data.dead(limit + 1, after)  # one more: is there a next page?
+        cursor = found[limit - 1]["seq"] if len(found) > limit else None
+        return "dead.html", {"data": found[:limit], "limit": limit, "after": after, "next": cursor}
 
     async def dead_one(request: Request) -> tuple[str, dict[str, Any]]:
         seq = checks.number(request.path_params, "seq", 0, 1, 2**63)

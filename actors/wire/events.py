@@ -9,7 +9,7 @@ docs/protocol.md "Events".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from actors.errors import ProtocolError
@@ -44,11 +44,51 @@ BATCH_HEADER = "Actors-Batch"
 """``<flush number> <messages in the flush>``: the messages a worker published together."""
 MAX_BATCH = 500
 """Events per message at most: a few hundred bytes each stays far below max_payload."""
+MAX_STEPS = 8
+"""Steps at most in a ``task-received`` event's ``chain`` and ``chord_body`` fields."""
+MAX_STEP_NAME = 100
+"""Characters at most of a step's name in those fields."""
 
 
 def encode_batch(events: list[dict[str, Any]]) -> bytes:
     """The body of one event message: the events as a msgpack array."""
     return encode(events)
+
+
+def steps(signatures: Sequence[Mapping[str, Any]]) -> list[list[str | None]]:
+    """The ``chain``/``chord_body`` field of ``task-received``: ``[name, task id or None]``
+    for each task of ``signatures`` (checked wire signatures; a chain's steps in order), at
+    most MAX_STEPS; a group or chord step is ``["group"|"chord", its group id or None]``.
+
+    Only ids the message carries (a frozen signature's ``options.task_id``): nothing is
+    derived here, so the cost stays a few dict reads per step.
+    """
+    out: list[list[str | None]] = []
+    for sig in signatures:
+        if len(out) >= MAX_STEPS:
+            break
+        kind = sig.get("kind", "task")
+        options = sig.get("options") or {}
+        if kind == "chain":
+            out += steps(sig.get("tasks") or [])[: MAX_STEPS - len(out)]
+        elif kind == "task":
+            out.append([str(sig.get("task"))[:MAX_STEP_NAME], options.get("task_id")])
+        else:
+            out.append([str(kind)[:MAX_STEP_NAME], options.get("group_id")])
+    return out
+
+
+def read_steps(value: Any) -> list[tuple[str, str | None]]:
+    """The steps of a ``chain``/``chord_body`` field as a reader takes them: hostile input
+    bounded to MAX_STEPS well-formed ``[name, id]`` pairs, anything else left out."""
+    if not isinstance(value, list):
+        return []
+    out: list[tuple[str, str | None]] = []
+    for item in value[:MAX_STEPS]:
+        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str):
+            step_id = item[1] if topology.valid_task_id(item[1]) else None
+            out.append((item[0][:MAX_STEP_NAME], step_id))
+    return out
 
 
 def decode_batch(data: bytes, subject: str) -> list[dict[str, Any]]:

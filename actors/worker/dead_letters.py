@@ -215,10 +215,10 @@ def _dead_letter(stored: StoredMessage) -> DeadLetter:
     )
 
 
-async def list_dead(broker: Broker, limit: int | None = None) -> list[DeadLetter]:
-    """Dead letters, oldest first (at most ``limit``)."""
+async def list_dead(broker: Broker, limit: int | None = None, after: int = 0) -> list[DeadLetter]:
+    """Dead letters, oldest first (at most ``limit``), from the first one whose stream
+    sequence is above ``after`` (the cursor of the next page: the last ``seq`` seen)."""
     out: list[DeadLetter] = []
-    after = 0
     while limit is None or len(out) < limit:
         stored = await broker.stored_message(topology.DEAD_STREAM, _ALL, after)
         if stored is None:

@@ -57,7 +57,10 @@ class TaskEvents:
         actor = self._actor(message.task)
         self.hooks.task_received(actor, message)
         if self.enabled:
-            extra = {"args": repr(message.args)[:_REPR], "kwargs": repr(message.kwargs)[:_REPR]}
+            extra: dict[str, Any] = {
+                "args": repr(message.args)[:_REPR],
+                "kwargs": repr(message.kwargs)[:_REPR],
+            }
             if message.eta:
                 extra["eta"] = message.eta
             if message.expires:
@@ -67,8 +70,13 @@ class TaskEvents:
             for name in ("root_id", "parent_id", "group_id"):
                 if getattr(message, name):
                     extra[name] = getattr(message, name)
+            if message.chain:  # what is still to run after it, next first
+                extra["chain"] = events.steps(message.chain)
             if message.chord:
                 extra["chord"] = str(message.chord.get("id"))
+                body = message.chord.get("body")
+                if isinstance(body, dict):
+                    extra["chord_body"] = events.steps([body])
             self._task(events.TASK_RECEIVED, message, extra)
 
     def started(self, message: TaskMessage) -> None:

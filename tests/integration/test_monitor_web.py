@@ -10,11 +10,7 @@ tmp dir (``monitor-*.png``).
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +26,8 @@ from actors.wire.ids import new_task_id
 from actors.wire.message import TaskMessage, encode
 from actors.worker.dead_letters import dead_letter
 from tests.apps import monitor as tasks
-from tests.conftest import ActorsProcess, free_port
 from tests.helpers import eventually
+from tests.monitor_process import TOKEN, Monitor, basic_auth
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import (  # noqa: E402
@@ -43,62 +39,10 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-USER, PASSWORD, TOKEN = "admin", "s3cret-pass", "t0ken-for-scripts"
 needs_chromium = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
 )
-
-
-class Monitor:
-    """``actors monitor`` in a subprocess on a free loopback port."""
-
-    def __init__(self, url: str, log_file: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process = ActorsProcess(
-            ["monitor", "tests.apps.monitor:app", "--port", str(self.port)],
-            url,
-            log_file,
-            ACTORS_MONITOR_USER=USER,
-            ACTORS_MONITOR_PASSWORD=PASSWORD,
-            ACTORS_MONITOR_TOKEN=TOKEN,
-        )
-        eventually(
-            lambda: self.get("/healthz", auth=False)[0] == 200,
-            what=lambda: f"the monitor to answer /healthz:\n{self.process.output()}",
-            ignore=(OSError,),
-            timeout=20,
-        )
-
-    def get(self, path: str, auth: bool = True) -> tuple[int, Any]:
-        return self.request("GET", path, None, auth)
-
-    def request(
-        self, method: str, path: str, form: dict[str, str] | None, auth: bool | str
-    ) -> tuple[int, Any]:
-        body = "&".join(f"{k}={v}" for k, v in (form or {}).items()).encode() if form else None
-        request = urllib.request.Request(self.base + path, data=body, method=method)
-        if auth:
-            request.add_header("Authorization", auth if isinstance(auth, str) else basic_auth())
-        if body is not None:
-            request.add_header("Content-Type", "application/x-www-form-urlencoded")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, _body(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _body(error.read())
-
-
-def _body(data: bytes) -> Any:
-    try:
-        return json.loads(data or b"null")
-    except ValueError:
-        return data.decode()
-
-
-def basic_auth() -> str:
-    return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
 @pytest.fixture
@@ -163,7 +107,7 @@ def click(driver: Any, xpath: str) -> None:
     wait_for(driver, clicked, f"a click on {xpath}")
 
 
-def put_dead_letter(url: str, message: TaskMessage) -> None:
+def put_dead_letter(url: str, message: TaskMessage, seq: int = 1) -> None:
     async def run() -> None:
         broker = await Broker.connect(Settings.build({"nats_url": url}), "test")
         try:
@@ -172,7 +116,7 @@ def put_dead_letter(url: str, message: TaskMessage) -> None:
                 subject=topology.task_subject(message.task),
                 data=encode(message.to_wire()),
                 headers={"Content-Type": topology.MSGPACK},
-                seq=1,
+                seq=seq,
                 reason="test: too many deliveries",
                 task=message.task,
             )
@@ -262,6 +206,48 @@ def test_actions_need_credentials_and_a_csrf_token(monitor: Monitor) -> None:
     assert monitor.get("/api/tasks?state=NOPE")[0] == 400
     assert monitor.get("/api/tasks?per_page=100000")[0] == 400
     assert monitor.get("/api/tasks?q=..%2F..")[0] == 400
+
+
+def test_steps_not_sent_yet_and_dead_letters_page_by_page(
+    monitor: Monitor, nats_server: EmbeddedServer
+) -> None:
+    app = tasks.app
+    app.conf.nats_url = nats_server.url
+    try:
+        # The second step fails: the third is never sent. A member fails: the body neither.
+        steps = (tasks.add.s(1, 1) | tasks.boom.s() | tasks.add.s(3)).apply_async()
+        first = steps.parent.parent.id
+        joined = chord([tasks.boom.s("m"), tasks.add.s(1, 1)], tasks.total.s()).apply_async()
+        member = joined.parent.results[1].id
+    finally:
+        app.close()
+    for n in range(3):
+        put_dead_letter(nats_server.url, TaskMessage(id=new_task_id(), task="mon.add"), seq=n + 1)
+
+    def pending_in(task_id: str, wanted: int) -> str:
+        found = eventually(
+            lambda: monitor.get(f"/tasks/{task_id}"),
+            until=lambda page: page[0] == 200 and page[1].count('class="node pending"') == wanted,
+            what=f"{wanted} pending step(s) in the graph of {task_id}",
+        )
+        return str(found[1])
+
+    html = pending_in(first, 1)
+    assert f'data-id="{steps.id}"' in html and "mon.add not sent" in html
+    assert pending_in(member, 1).count('class="join"') == 2  # both members join the body
+    _, found = monitor.get(f"/api/tasks/{first}")
+    assert found["task"]["chain"][0][0] == "mon.boom" and len(found["task"]["chain"]) == 2
+
+    # Dead letters, two a page: the cursor is the last stream sequence of a page.
+    status, letters = monitor.get("/api/dead?limit=2")
+    assert status == 200 and len(letters) == 2
+    status, rest = monitor.get(f"/api/dead?limit=2&after={letters[-1]['seq']}")
+    assert [d["seq"] for d in rest] == [letters[-1]["seq"] + 1]
+    html = monitor.get("/dead?limit=2")[1]
+    assert f'href="/dead?limit=2&amp;after={letters[-1]["seq"]}" id="dead-next"' in html
+    html = monitor.get(f"/dead?limit=2&after={letters[-1]['seq']}")[1]
+    assert 'id="dead-first"' in html and 'id="dead-next"' not in html
+    assert monitor.get("/api/dead?after=-1")[0] == 400
 
 
 def test_worker_control_and_the_json_api_with_a_bearer_token(monitor: Monitor) -> None:

@@ -7,6 +7,7 @@ its environment.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from schedulers import Beat
 from tests.apps.canvas import register
 from tests.conftest import ROOT
 from tests.helpers import aeventually
+from tests.monitor_process import Monitor
 
 ROLES = ("client", "worker", "beat", "operator")
 DEPLOY = ROOT / "deploy" / "nats"
@@ -38,6 +40,8 @@ def password(role: str) -> str:
 def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedServer]:
     for role in ROLES:
         monkeypatch.setenv(f"ACTORS_{role.upper()}_PASSWORD", password(role))
+    # Not ACTORS_MONITOR_PASSWORD: that is the monitor's own basic-auth password.
+    monkeypatch.setenv("ACTORS_MONITOR_NATS_PASSWORD", password("monitor"))
     conf = tmp_path / "auth.conf"
     shipped = (DEPLOY / "auth.conf").read_text()
     conf.write_text("\n".join(x for x in shipped.splitlines() if "store_dir" not in x))
@@ -256,3 +260,48 @@ async def test_a_client_may_inspect_workers_but_not_change_or_stop_them(
     assert running.app.get_actor("canvas.add").options.rate_limit == "100/s"
     assert await operator.control.ashutdown(me, timeout=5.0) == [{me: {"ok": "shutting down"}}]
     await aeventually(lambda: shutdowns, what="the shutdown requested", timeout=5)
+
+
+async def test_a_read_only_monitor_serves_every_page(
+    role_app, worker, secured: EmbeddedServer, tmp_path: Path
+) -> None:
+    running = await worker(role_app("worker")[0])
+    tasks = role_app("client")[1]
+    done = await (tasks["add"].s(1, 1) | tasks["add"].s(2)).aapply_async()
+    assert await done.aget(timeout=10) == 4
+    async with RawClient(secured.url, "client") as raw:  # a dead letter
+        await raw.js.publish(topology.task_subject("canvas.add"), b"\xc1")
+    # The HTTP calls run in a thread: this loop runs the worker that answers the monitor.
+    monitor = await asyncio.to_thread(
+        Monitor,
+        secured.url,
+        tmp_path / "monitor.log",
+        ACTORS_NATS_USER="monitor",
+        ACTORS_NATS_PASSWORD=password("monitor"),
+    )
+    try:
+        pages = ["/", "/tasks", f"/tasks/{done.id}", "/workers", f"/workers/{running.hostname}"]
+        pages += ["/dead", "/dead/1", "/periodic", "/metrics", "/api/dashboard", "/api/dead"]
+
+        async def served() -> dict[str, int]:
+            return {p: (await asyncio.to_thread(monitor.get, p))[0] for p in pages}
+
+        await aeventually(
+            served,
+            until=lambda codes: set(codes.values()) == {200},
+            what="every page served",
+            timeout=15,
+        )
+        dashboard = await aeventually(
+            lambda: asyncio.to_thread(monitor.get, "/api/dashboard"),
+            until=lambda found: found[1]["tasks_tracked"] >= 2,
+            what=lambda: f"the tasks' events read:\n{monitor.process.output()}",
+            timeout=10,
+        )
+        assert dashboard[1]["events_error"] is None
+        assert [q["dead"] for q in dashboard[1]["queues"] if q["actor"] == "canvas.add"] == [1]
+        assert (await asyncio.to_thread(monitor.get, "/healthz", False))[0] == 200
+    finally:
+        monitor.process.close()
+    # Nothing it did needed more: no request of the monitor was refused.
+    assert not [e for e in monitor.process.events() if "violation" in str(e).lower()]

@@ -118,3 +118,47 @@ def test_reorder_puts_one_flush_back_in_clock_order() -> None:
     assert [e["clock"] for e in reorder.add([ev("task-received", 7)], "9 1")] == [5, 7]
     assert reorder.add([ev("task-received", 8)], "10 3") == []
     assert [e["clock"] for e in reorder.rest()] == [8]
+
+
+def step(name: str, task_id: str | None = None) -> dict[str, object]:
+    options = {"task_id": task_id} if task_id else {}
+    return {"task": name, "args": [], "kwargs": {}, "options": options}
+
+
+def test_task_received_carries_the_rest_of_the_chain_bounded() -> None:
+    long_name = "t." + "x" * 190
+    group = {"kind": "group", "tasks": [step("t.g0"), step("t.g1")], "options": {"group_id": "g1"}}
+    chain = [step("t.s1", "id-1"), group, step(long_name), *[step(f"t.s{i}") for i in range(12)]]
+    wire = {"v": 1, "id": "id-0", "task": "t.s0", "args": [], "kwargs": {}, "chain": chain}
+    message = TaskMessage.from_wire(wire)
+    task_events = TaskEvents("1@h", enabled=True)
+    task_events.received(message)
+    event = task_events._pending[0]
+    assert event["chain"][:3] == [["t.s1", "id-1"], ["group", "g1"], [long_name[:100], None]]
+    assert len(event["chain"]) == events.MAX_STEPS
+    assert "chord_body" not in event
+    assert len(encode([event])) < 1500  # the most a chain adds stays small
+    plain = TaskMessage(id="id-9", task="t.s0")
+    task_events.received(plain)
+    assert "chain" not in task_events._pending[1]  # a plain task pays nothing
+
+
+def test_task_received_of_a_chord_member_carries_the_body() -> None:
+    body = {"kind": "chain", "tasks": [step("t.sum", "b-0"), step("t.show", "b-1")]}
+    chord = {"id": "c-1", "size": 2, "index": 0, "body": body}
+    wire = {"v": 1, "id": "m-0", "task": "t.add", "args": [], "kwargs": {}, "chord": chord}
+    task_events = TaskEvents("1@h", enabled=True)
+    task_events.received(TaskMessage.from_wire(wire))
+    event = task_events._pending[0]
+    assert event["chord"] == "c-1"
+    assert event["chord_body"] == [["t.sum", "b-0"], ["t.show", "b-1"]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "t.a", [["t.a"]], [[1, "id"]], [["t.a", "bad id!"]], [{"t.a": "id"}], [["t.a", 5]]],
+)
+def test_readers_take_only_well_formed_steps(value: object) -> None:
+    assert all(step_id is None for _, step_id in events.read_steps(value))
+    assert all(isinstance(name, str) for name, _ in events.read_steps(value))
+    assert events.read_steps([["t." + "y" * 500, "ok-1"]] * 50) == [("t." + "y" * 98, "ok-1")] * 8

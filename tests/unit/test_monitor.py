@@ -170,3 +170,59 @@ def test_rates_and_flags() -> None:
             checks.rate(bad)
     with pytest.raises(BadInput):
         checks.task_name("no spaces")
+
+
+def flow_of(index: TaskIndex, task_id: str) -> list[dict[str, Any]]:
+    task = index.get(task_id)
+    assert task is not None
+    return [
+        t.summary()
+        | {"parent_id": t.parent_id, "chord": t.chord, "chain": t.chain, "chord_body": t.chord_body}
+        for t in index.workflow(task)
+    ]
+
+
+def pending(graph: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(n["name"], n["id"]) for n in graph["nodes"] if n.get("pending")]
+
+
+def test_chain_steps_not_sent_yet_are_drawn_pending() -> None:
+    index = TaskIndex()
+    rest = [["t.b", "b"], ["t.c", "c"]]
+    index.add(event(events.TASK_RECEIVED, "a", 1.0, name="t.a", chain=rest))
+    graph = drawing.workflow_graph(flow_of(index, "a"), "a")
+    assert pending(graph) == [("t.b", "b"), ("t.c", "c")]
+    assert len(graph["edges"]) == 2 and not any(e["dashed"] for e in graph["edges"])
+    assert graph["nodes"][2]["x"] > graph["nodes"][1]["x"] > graph["nodes"][0]["x"]
+    index.add(event(events.TASK_RECEIVED, "b", 2.0, name="t.b", parent_id="a", root_id="a",
+                    chain=[["t.c", "c"]]))  # fmt: skip
+    graph = drawing.workflow_graph(flow_of(index, "a"), "a")
+    assert pending(graph) == [("t.c", "c")] and len(graph["edges"]) == 2
+    # A foreign sender's steps carry no ids: a child of the step's name counts as sent.
+    index.add(event(events.TASK_RECEIVED, "x", 1.0, name="t.x", chain=[["t.y", None]]))
+    assert pending(drawing.workflow_graph(flow_of(index, "x"), "x")) == [("t.y", "x~0")]
+    index.add(event(events.TASK_RECEIVED, "y", 2.0, name="t.y", parent_id="x", root_id="x"))
+    assert pending(drawing.workflow_graph(flow_of(index, "x"), "x")) == []
+
+
+def test_a_chord_body_not_sent_yet_is_drawn_pending_joined_by_every_member() -> None:
+    index = TaskIndex()
+    body = [["t.sum", "body"]]
+    for n in range(3):  # the first from a worker that does not send chord_body
+        steps = {"chord_body": body} if n else {}
+        index.add(event(events.TASK_RECEIVED, f"m{n}", 1.0, name="t.add", chord="c1", **steps))
+    graph = drawing.workflow_graph(flow_of(index, "m0"), "m0")
+    assert pending(graph) == [("t.sum", "body")]
+    assert len(graph["edges"]) == 3 and all(e["dashed"] for e in graph["edges"])
+    index.add(event(events.TASK_RECEIVED, "body", 2.0, name="t.sum", parent_id="m2", root_id="m2"))
+    assert pending(drawing.workflow_graph(flow_of(index, "m0"), "m0")) == []
+
+
+def test_hostile_workflow_steps_are_left_out() -> None:
+    index = TaskIndex()
+    junk = [["t.b", "../x"], "t.c", [1, 2], ["t." + "d" * 900, "ok"]] + [["t.e", "e"]] * 100
+    task = index.add(event(events.TASK_RECEIVED, "a", 1.0, name="t.a", chain=junk, chord_body=5))
+    assert task is not None and task.chord_body == ()
+    # Only the first MAX_STEPS items are read, the malformed ones among them dropped.
+    assert task.chain[0] == ("t.b", None) and len(task.chain) == events.MAX_STEPS - 2
+    assert len(task.chain[1][0]) == events.MAX_STEP_NAME
