@@ -11,7 +11,7 @@ from actors.client.client import Client
 from actors.client.control import Control
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
-from actors.options import actor_options
+from actors.options import SendOptions, actor_options
 from actors.wire import topology
 from actors.wire.ids import new_task_id
 from actors.wire.message import TaskMessage
@@ -108,6 +108,7 @@ class App:
                 )
             registered: Actor[Any, Any] = Actor(self, function, task_name, parsed)
             self.registry[task_name] = registered
+            self.client.router.set_actor(task_name, parsed.queue, parsed.priority)
             return registered
 
         return register(fn) if fn is not None else register
@@ -186,9 +187,15 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> results.AsyncResult[Any]:
-        """Send a task by name; the task need not be registered in this process."""
-        return self.client.run_blocking(self.asend_task(name, args, kwargs, task_id))
+        """Send a task by name; the task need not be registered in this process.
+
+        ``queue`` and ``priority`` as for ``apply_async`` (docs/routing.md)."""
+        return self.client.run_blocking(
+            self.asend_task(name, args, kwargs, task_id, queue, priority)
+        )
 
     async def asend_task(
         self,
@@ -196,13 +203,18 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> results.AsyncResult[Any]:
         """Async twin of :meth:`send_task`."""
+        SendOptions(queue=queue, priority=priority)  # checks both
         message = TaskMessage(
             id=task_id or new_task_id(),
             task=topology.validate_task_name(name),
             args=list(args or ()),
             kwargs=dict(kwargs or {}),
+            queue=queue,
+            priority=priority,
         )
         connection = await self.client.connection()
         await connection.send(message)

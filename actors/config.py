@@ -80,6 +80,9 @@ class Settings:
     """Where the embedded nats-server keeps its data (under ``nats/``)."""
     timezone: str = "UTC"
     beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
+    task_routes: Any = None
+    """Celery's ``task_routes``: a map of task name or glob to a queue name (or
+    ``{"queue": ..., "priority": ...}``), or a list of such maps (docs/routing.md)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELDS:

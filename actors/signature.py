@@ -113,6 +113,7 @@ class Canvas:
 
     def set(self, **options: Any) -> Self:
         """Set options (any apply_async option) in place; returns self."""
+        SendOptions.pick(options)  # checks queue and priority now, not when the step is sent
         self.options.update(options)
         return self
 
@@ -327,6 +328,8 @@ def task_message(
         ignore_result=options.ignore_result,
         map=mode,
         headers=dict(options.headers or {}),
+        queue=options.queue,
+        priority=options.priority,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from actors.client.background_loop import BackgroundLoop
 from actors.client.events import publish_sent
 from actors.client.result_waiter import ResultWaiter
+from actors.client.router import Router
 from actors.config import Settings
 from actors.errors import EncodeError, MessageTooLarge
 from actors.nats.broker import Broker
@@ -26,6 +27,7 @@ class Connection:
 
     broker: Broker
     results: ResultWaiter
+    router: Router
 
     async def send(
         self, message: TaskMessage, msg_id: str | None = None, expect_result: bool = True
@@ -54,6 +56,7 @@ class Connection:
             await publish_sent(self.broker, messages)
 
     def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
+        self.router.route(message)
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -87,6 +90,8 @@ class Client:
         self.settings = settings
         self.name = name
         """The connection name the NATS server shows."""
+        self.router = Router(settings)
+        """Chooses the queue and priority of messages that name none (docs/routing.md)."""
         self._connections: dict[asyncio.AbstractEventLoop, asyncio.Future[Connection]] = {}
         self._background: BackgroundLoop | None = None
         self._lock = threading.Lock()
@@ -113,7 +118,7 @@ class Client:
                 del self._connections[loop]
                 future.exception()  # mark retrieved
                 raise
-            future.set_result(Connection(broker, ResultWaiter(broker)))
+            future.set_result(Connection(broker, ResultWaiter(broker), self.router))
         return await asyncio.shield(future)
 
     def lend(self, loop: asyncio.AbstractEventLoop, broker: Broker) -> Connection:
@@ -122,7 +127,7 @@ class Client:
         Blocking calls from the worker's other threads (a sync task calling ``other.delay()``)
         then run on that loop too, over the worker's connection. Returns the connection.
         """
-        connection = Connection(broker, ResultWaiter(broker))
+        connection = Connection(broker, ResultWaiter(broker), self.router)
         future: asyncio.Future[Connection] = loop.create_future()
         future.set_result(connection)
         self._connections[loop] = future
