@@ -26,14 +26,15 @@ from bench.common import percentile
 
 
 async def overtaking(url: str, backlog: int, samples: int) -> None:
-    app = App("bench", nats_url=url)
     started: dict[str, float] = {}
+    app, client = App("bench", nats_url=url), App("bench-client", nats_url=url)
 
-    @app.actor(name="bench.work")
-    async def work(tag: str) -> None:
+    async def run(tag: str) -> None:
         started[tag] = time.perf_counter()
         await asyncio.sleep(0.005)
 
+    app.actor(name="bench.work")(run)
+    work = client.actor(name="bench.work")(run)
     await work.aapply_async(("warm-up",))
     results = [await work.aapply_async((f"low-{i}",), priority=0) for i in range(backlog)]
     worker = Worker(app, concurrency=8)
@@ -65,7 +66,7 @@ async def overtaking(url: str, backlog: int, samples: int) -> None:
             await result.aget(timeout=300)
     finally:
         await worker.stop(grace=5)
-        await app.aclose()
+        await client.aclose()
 
 
 async def many_actors(url: str, count: int, queued: bool) -> None:

@@ -148,6 +148,7 @@ class Streams:
         self._settings = settings
         self._topology_ready = False
         self._consumers: set[str] = set()
+        self._ack_waits: dict[str, float | None] = {}
 
     async def ensure_topology(self, update: bool = True) -> None:
         """Create the streams and KV buckets actors uses, where missing.
@@ -299,10 +300,15 @@ class Streams:
                     if config.filter_subject:
                         subjects.append(config.filter_subject)
                     filters[str(info.name)] = subjects
+                    self._ack_waits[str(info.name)] = config.ack_wait
                 if not page:
                     return filters
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
+
+    def up_to_date(self, durable: str) -> bool:
+        """Whether a consumer listed by :meth:`consumer_filters` has this ``ack_wait``."""
+        return self._ack_waits.get(durable) == self._settings.ack_wait
 
     async def served_subjects(self) -> set[str]:
         """The filter subjects of the consumers on the task stream, as configured."""

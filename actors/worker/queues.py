@@ -210,8 +210,8 @@ class QueueConsumers:
                 )
             held = {name: set(existing[name]) for name in plan.bind}
             try:
-                for name in plan.bind:
-                    if name.startswith("q~"):  # keep ack_wait current, as at creation
+                for name in plan.bind:  # keep ack_wait current, as at creation
+                    if name.startswith("q~") and not streams.up_to_date(name):
                         await streams.ensure_group_consumer(name, existing[name])
                 if plan.create is not None:
                     name, subjects = plan.create
