@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from actors import App, chain
+from actors import App, chain, chord
 from actors.errors import ProtocolError, TaskNotRegistered
+from actors.nats import queues
 from tests.helpers import aeventually
 from tests.integration.test_bad_input import dead_letters
 
@@ -93,6 +94,24 @@ async def test_retries_and_chain_steps_stay_on_their_queue(
         app.get_actor("q.tag_reports").s(),  # routed by its own queue, by the mail worker
     )
     assert await (await steps.aapply_async()).aget(timeout=10) == ["reports", "mail", "reports"]
+    header = [tag.s([]).set(queue="mail"), tag.s([]).set(queue="reports")]
+    joined = chord(header, tag.s().set(queue="mail", priority=8))
+    assert await (await joined.aapply_async()).aget(timeout=10) == [["mail"], ["reports"], "mail"]
+
+
+async def test_queue_depths_count_every_queue_and_purge_empties_them(
+    make_app: Callable[..., App],
+) -> None:
+    app = make_app()
+    tasks = register(app, "client")
+    for i in range(3):
+        await tasks["mail"].aapply_async((i,), priority=9)
+    await tasks["mail"].aapply_async((1,), queue="default")
+    broker = (await app.client.connection()).broker
+    [row] = [r for r in await queues.queue_stats(broker) if r.actor == "q.mail"]
+    assert (row.pending, row.in_flight, row.consumers) == (4, 0, 0)
+    assert await queues.purge_queue(broker, "q.mail") == 4
+    assert all(r.actor != "q.mail" for r in await queues.queue_stats(broker))
 
 
 async def test_bad_and_unrouted_messages_on_a_queue_are_dead_lettered_with_it(
