@@ -49,7 +49,7 @@ class Worker:
     ``actor_names`` limits which actors are served (default: all registered). ``queues`` maps
     the queues served to their own number of slots, or None to share ``concurrency`` slots
     (default: the default queue only, as ``actors run`` without ``-Q``). Each consumer may
-    hold up to its queue's slots in fetched messages.
+    hold up to twice its queue's slots in fetched messages.
     """
 
     def __init__(
