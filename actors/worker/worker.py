@@ -239,8 +239,10 @@ class Worker:
                 if refused is None:
                     await d.nak(delay=_HAND_BACK)  # for another worker of the queue
                 else:
+                    route = routing.parse_subject(d.subject)
+                    task = route.task if route is not None else "_unknown"
                     await self.outcomes.reject(
-                        d, "_unknown", refused.reason, refused.task_id, refused.error
+                        d, task, refused.reason, refused.task_id, refused.error
                     )
                 return
             actor = target.actor

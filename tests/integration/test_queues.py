@@ -200,3 +200,32 @@ async def test_an_app_of_2000_actors_on_5_queues_starts_on_a_default_server(
     assert len(started.consumers) == 15  # 5 queues x 3 bands, far below the cap of 1,000
     results = [await actors[i].aapply_async((1,), priority=i % 10) for i in range(0, 2000, 97)]
     assert [await r.aget(timeout=20) for r in results] == [1 + i for i in range(0, 2000, 97)]
+
+
+async def test_a_task_the_workers_of_a_queue_do_not_serve_is_handed_back_then_failed(
+    make_app: Callable[..., App], worker: Callable[..., Any]
+) -> None:
+    def partial_app(grace: float) -> App:
+        partial = make_app("partial", unrouted_grace=grace)
+
+        @partial.actor(name="q.mail", queue="mail")
+        def mail(x: int) -> str:
+            return "partial"
+
+        return partial
+
+    impatient = await worker(partial_app(1.0), queues={"mail": None}, hostname="p1@test")
+    app = make_app("client")
+    tasks = register(app, "client")
+    lost = await tasks["where"].aapply_async(queue="mail")
+    with pytest.raises(TaskNotRegistered, match="no worker on queue 'mail' serves task 'q.where'"):
+        await lost.aget(timeout=10)
+    [dead] = await dead_letters(app, 1)
+    assert dead.subject == "actors.dead.q.where"
+    await impatient.stop(grace=1)
+    await worker(partial_app(60.0), queues={"mail": None}, hostname="p2@test")
+    full = make_app("full")
+    register(full, "full")
+    await worker(full, queues={"mail": None}, hostname="full@test")
+    served = await tasks["where"].aapply_async(queue="mail")
+    assert (await served.aget(timeout=10))[0] == "full"
