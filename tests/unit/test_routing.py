@@ -212,3 +212,16 @@ async def test_a_cancelled_waiter_passes_its_slot_on() -> None:
     gate.release()
     await asyncio.wait_for(second, timeout=5)
     assert gate.waiting == 0
+
+
+def test_the_consumer_cap_is_named_with_the_way_out() -> None:
+    import nats.js.errors
+
+    from actors.nats.streams import SubjectTaken, _consumer_refused
+
+    cap = nats.js.errors.BadRequestError(code=400, err_code=10026, description="maximum consumers")
+    error = _consumer_refused("q~mail~high", cap)
+    assert isinstance(error, ConfigurationError)
+    assert "1,000 per stream" in str(error) and "max_consumers" in str(error)
+    taken = nats.js.errors.BadRequestError(code=400, err_code=10100, description="not unique")
+    assert isinstance(_consumer_refused("q~mail~high", taken), SubjectTaken)
