@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -225,3 +226,29 @@ def test_the_consumer_cap_is_named_with_the_way_out() -> None:
     assert "1,000 per stream" in str(error) and "max_consumers" in str(error)
     taken = nats.js.errors.BadRequestError(code=400, err_code=10100, description="not unique")
     assert isinstance(_consumer_refused("q~mail~high", taken), SubjectTaken)
+
+
+def test_a_queue_given_to_a_group_chain_or_chord_goes_to_every_task_without_one() -> None:
+    from actors import chain, chord, group
+    from actors.signature import Hop
+
+    app = App("routing")
+
+    @app.actor(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    def queues(canvas: Any) -> list[tuple[str | None, int | None]]:
+        canvas.assign_ids()
+        return [(m.queue, m.priority) for m in canvas.messages([], [], Hop())]
+
+    both = group(add.s(1, 1), add.s(2, 2).set(queue="own")).set(queue="mail", priority=9)
+    assert queues(both) == [("mail", 9), ("own", 9)]
+    steps = chain(add.s(1, 1), add.s(2)).set(queue="mail")
+    [first] = queues(steps)
+    assert first == ("mail", None)
+    assert steps.tasks[1].options["queue"] == "mail"
+    joined = chord([add.s(1, 1)], add.s(5)).set(queue="mail")
+    assert queues(joined) == [("mail", None)]
+    [member] = joined.messages([], [], Hop())
+    assert member.chord is not None and member.chord["body"]["options"]["queue"] == "mail"
