@@ -62,6 +62,9 @@ def test_fail_prints_the_error_and_exits_with_its_code() -> None:
         (["--concurrency", "0"], "--concurrency must be at least 1, got 0"),
         (["--processes", "0"], "--processes must be at least 1, got 0"),
         (["--health-port", "70000"], "--health-port must be a TCP port"),
+        (["-Q", "mail,re ports"], "invalid queue name 're ports'"),
+        (["-Q", "mail:0"], "-Q 'mail:0': the concurrency after ':' must be a whole number"),
+        (["--queues", ","], "-Q names no queue"),
     ],
 )
 def test_run_refuses_a_bad_option_in_one_line(args: list[str], error: str) -> None:
