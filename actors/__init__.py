@@ -1,10 +1,12 @@
 """actors: Celery's programming model as an actor system on NATS JetStream."""
 
+from actors import signals
 from actors.actor import Actor, Request
 from actors.app import App
 from actors.canvas import Signature, chain, chord, chunks, group, signature
 from actors.client.client import Client
-from actors.client.results import AsyncResult, GroupResult
+from actors.client.result_set import GroupResult, ResultSet
+from actors.client.results import AsyncResult
 from actors.errors import (
     ActorsError,
     BrokerUnavailable,
@@ -24,8 +26,10 @@ from actors.errors import (
     WorkerLost,
 )
 from actors.log import get_task_logger
+from actors.middleware import Middleware
 from actors.options import ActorOptions, SendOptions
 from actors.retry import Retry
+from actors.task_class import Task
 
 __all__ = [
     "Actor",
@@ -42,14 +46,17 @@ __all__ = [
     "GroupResult",
     "MaxRetriesExceeded",
     "MessageTooLarge",
+    "Middleware",
     "ProtocolError",
     "Request",
+    "ResultSet",
     "ResultTimeout",
     "Retry",
     "Revoked",
     "SendOptions",
     "Signature",
     "SoftTimeLimitExceeded",
+    "Task",
     "TaskFailed",
     "TaskNotRegistered",
     "TimeLimitExceeded",
@@ -59,5 +66,6 @@ __all__ = [
     "chunks",
     "get_task_logger",
     "group",
+    "signals",
     "signature",
 ]

@@ -7,9 +7,10 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, NoReturn, ParamSpec, TypeVar, Unpack
 
 from actors.canvas import chunks
+from actors.client.progress import store_state
 from actors.client.results import AsyncResult
 from actors.errors import ActorsError
 from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, SendOptions
@@ -86,6 +87,9 @@ class Actor(Generic[P, R]):
     ``def add(x: int, y: int) -> int`` is a type error, and ``add.delay(2, 2).get()`` an int.
     """
 
+    has_handlers: ClassVar[bool] = False
+    """True for task classes (:class:`actors.Task`), whose handlers the worker calls."""
+
     def __init__(
         self, app: AppLike, fn: Callable[..., Any], name: str, options: ActorOptions
     ) -> None:
@@ -157,6 +161,30 @@ class Actor(Generic[P, R]):
             args=list(args) if args is not None else None,
             kwargs=dict(kwargs) if kwargs is not None else None,
         )
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Store a custom state of the running task (or of ``task_id``): Celery's
+        ``self.update_state(state="PROGRESS", meta={"done": 3})``.
+
+        ``AsyncResult.state`` and ``.info`` show it, and ``get(on_message=...)`` streams it.
+        ``state`` is an uppercase token, not a final state (ValueError); the task's final
+        record replaces it. From an ``async def`` task use :meth:`aupdate_state`.
+        """
+        self.app.client.run_blocking(self.aupdate_state(task_id, state, meta))
+
+    async def aupdate_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Async twin of :meth:`update_state`."""
+        request = current_request.get()
+        task_id = task_id or (request.id if request is not None else None)
+        if task_id is None:
+            raise ActorsError(f"{self.name}.update_state() needs task_id= outside a task run")
+        retries = request.retries if request is not None and request.id == task_id else 0
+        connection = await self.app.client.connection()
+        await store_state(connection, task_id, self.name, state or "PROGRESS", meta, retries)
 
     def check_arguments(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise TypeError if the arguments do not fit the function."""

@@ -9,9 +9,12 @@ from actors.actor import Actor, P, R
 from actors.client import results
 from actors.client.client import Client
 from actors.client.control import Control
+from actors.client.result_set import GroupResults
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
+from actors.middleware import Middleware, TaskClassMiddleware
 from actors.options import SendOptions, actor_options
+from actors.task_class import Task, class_task, task_class
 from actors.wire import topology
 from actors.wire.ids import new_task_id
 from actors.wire.message import TaskMessage
@@ -59,6 +62,12 @@ class App:
     def __repr__(self) -> str:
         return f"<App {self.name} actors={len(self.registry)}>"
 
+    # -- hooks (docs/signals.md) ------------------------------------------------------------
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add a middleware: its hooks run around every publish and task run of this app."""
+        self.client.hooks.add(middleware)
+
     @property
     def control(self) -> Control:
         """Remote control of the app's workers: ``app.control.revoke(task_id)``."""
@@ -94,9 +103,14 @@ class App:
 
         The name defaults to ``module.function`` (``<app name>.function`` in ``__main__``).
         """
+        kind = task_class(options.pop("base", None))  # base=MyTask: a Task subclass
+        if kind is not Actor:
+            self.client.hooks.ensure(TaskClassMiddleware)  # calls the handlers of task classes
         parsed = actor_options({"bind": bind, **options})
 
         def register(function: Callable[..., Any]) -> Actor[Any, Any]:
+            if isinstance(function, type):  # a class-based task: @app.actor on a Task subclass
+                return self.register_task(function, name=name, **options)
             task_name = topology.validate_task_name(
                 name if name is not None else self._default_name(function)
             )
@@ -106,7 +120,7 @@ class App:
                     f"task name {task_name!r} is already registered to {existing.fn!r}; "
                     "give one of them another name="
                 )
-            registered: Actor[Any, Any] = Actor(self, function, task_name, parsed)
+            registered: Actor[Any, Any] = kind(self, function, task_name, parsed)
             self.registry[task_name] = registered
             self.client.router.set_actor(task_name, parsed.queue, parsed.priority)
             return registered
@@ -114,6 +128,15 @@ class App:
         return register(fn) if fn is not None else register
 
     task = actor
+
+    def register_task(
+        self, cls: type[Task], *, name: str | None = None, **options: Any
+    ) -> Actor[Any, Any]:
+        """Register a class-based task: a :class:`actors.Task` subclass with a ``run`` method.
+
+        The name is ``name=``, else the class's ``name`` attribute, else ``module.Class``.
+        """
+        return class_task(self, cls, name, options)
 
     def _default_name(self, fn: Callable[..., Any]) -> str:
         if "<locals>" in fn.__qualname__:
@@ -180,6 +203,11 @@ class App:
     def AsyncResult(self, task_id: str) -> results.AsyncResult[Any]:
         """A handle to the result of ``task_id``."""
         return results.AsyncResult(task_id, self.client)
+
+    @property
+    def GroupResult(self) -> GroupResults:  # Celery's name
+        """``app.GroupResult(id, results)`` and ``app.GroupResult.restore(id)``."""
+        return GroupResults(self.client)
 
     def send_task(
         self,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Self, cast
 
 from actors.client.client import Client
-from actors.client.results import GroupResult
+from actors.client.result_set import GroupResult
 from actors.errors import ConfigurationError, ConfigurationTypeError
 from actors.signature import (
     ActorLike,
@@ -328,7 +328,7 @@ def _chain_of(rest: list[WireSignature], app: AppLike | None) -> Canvas:
 
 def _first(result: Result) -> Result:
     while result.parent is not None:
-        result = result.parent
+        result = cast(Result, result.parent)  # a GroupResult or an AsyncResult
     return result
 
 

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self, cast
 
 from actors.client.client import Client, Connection
-from actors.client.results import AsyncResult, GroupResult
+from actors.client.result_set import GroupResult
+from actors.client.results import AsyncResult
 from actors.errors import ConfigurationError, ConfigurationTypeError, ProtocolError
 from actors.options import SendOptions
 from actors.wire.ids import derived_id, new_task_id

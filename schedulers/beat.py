@@ -96,6 +96,7 @@ class Beat:
         self._uptime = Uptime(_now(), self.policy.pause)
         self._pulse = asyncio.create_task(self._keep_pulse(), name="beat:pulse")
         self._apply()
+        self.app.client.hooks.beat_init(self)
         log.info(
             "beat.started",
             replica=self.replica,
@@ -215,7 +216,11 @@ class Beat:
         claim = state.claim(action.tick, self.replica, _now())
         claimed = await bucket.put_tick_state(entry.key, claim, revision)
         if claimed is None:
-            return  # another replica claimed it
+            # Another replica claimed it first, or took over our claim while this process was
+            # frozen with the write in flight (its reply then timed out, and the retried
+            # compare-and-set read back a claim that is not ours).
+            log.info("beat.claim_lost", entry=entry.name, tick=format_time(action.tick))
+            return
         connection = await self.app.client.connection()
         # Publish only while the claim is fresh: another replica may take the tick over after
         # `lease`, and both copies must reach the server inside the dedupe window.

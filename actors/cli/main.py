@@ -16,6 +16,7 @@ from actors.cli import monitor, ops
 from actors.cli.beat import beat as beat_command
 from actors.cli.beat import schedule_cli
 from actors.cli.connect import connection_options, with_broker
+from actors.cli.dashboard import monitor_command
 from actors.cli.exporter import exporter
 from actors.cli.loading import open_app
 from actors.cli.output import fail, print_table
@@ -58,6 +59,7 @@ dead = typer.Typer(
 cli.add_typer(dead, name="dead")
 ops.register(cli)
 cli.command("exporter")(exporter)
+cli.command("monitor")(monitor_command)
 
 
 def _print_version(show: bool) -> None:

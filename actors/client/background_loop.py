@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -52,7 +54,17 @@ class BackgroundLoop:
                 "a blocking call (delay, apply_async, get, ...) was made inside the event loop "
                 "it would wait on; use the async twin instead (adelay, aapply_async, aget, ...)"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        # In a copy of the caller's context: the running task's request (update_state, the
+        # children it sends) and its trace context (traceparent) reach the coroutine.
+        context = contextvars.copy_context()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def start() -> None:
+            task = self.loop.create_task(coro, context=context)
+            task.add_done_callback(lambda ended: _settle(ended, done))
+
+        self.loop.call_soon_threadsafe(start)
+        return done.result()
 
     def close(self) -> None:
         """Stop the loop and its thread (a lent loop is left alone)."""
@@ -61,6 +73,15 @@ class BackgroundLoop:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
             self._thread = None
+
+
+def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
+    if task.cancelled():
+        done.cancel()
+    elif (exc := task.exception()) is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(task.result())
 
 
 async def _cancel_others() -> None:

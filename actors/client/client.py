@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from actors.client import children
 from actors.client.background_loop import BackgroundLoop
 from actors.client.events import publish_sent
 from actors.client.result_waiter import ResultWaiter
 from actors.client.router import Router
 from actors.config import Settings
 from actors.errors import EncodeError, MessageTooLarge
+from actors.middleware import Hooks
 from actors.nats.broker import Broker
 from actors.wire.message import TaskMessage, encode
 from actors.wire.timing import destination
@@ -28,6 +30,7 @@ class Connection:
     broker: Broker
     results: ResultWaiter
     router: Router
+    hooks: Hooks = field(default_factory=Hooks)
 
     async def send(
         self, message: TaskMessage, msg_id: str | None = None, expect_result: bool = True
@@ -42,6 +45,8 @@ class Connection:
         ack = await self.broker.publish(subject, body, headers)
         if expect_result and ack.duplicate:
             self.results.resent(message.id)
+        self.hooks.after_publish(message, subject)
+        children.add(message.id)
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, [message])
 
@@ -52,11 +57,16 @@ class Connection:
             if message.ignore_result is not True:
                 self.results.sent(message.id)
         await self.broker.publish_many(wired)
+        for message, (subject, _, _) in zip(messages, wired, strict=True):
+            self.hooks.after_publish(message, subject)
+            children.add(message.id)
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, messages)
 
     def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
-        self.router.route(message)
+        self.router.route(message)  # before the subject is chosen: queue and band name it
+        subject, headers = destination(message, msg_id or message.id)
+        self.hooks.before_publish(message, subject)  # may add message.headers
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -72,7 +82,6 @@ class Connection:
                 len(body),
                 limit,
             )
-        subject, headers = destination(message, msg_id or message.id)
         self.broker.check_size(subject, body, headers)  # MessageTooLarge, headers counted
         return subject, body, headers
 
@@ -95,6 +104,8 @@ class Client:
         self._connections: dict[asyncio.AbstractEventLoop, asyncio.Future[Connection]] = {}
         self._background: BackgroundLoop | None = None
         self._lock = threading.Lock()
+        self.hooks = Hooks()
+        """The middleware every publish and every task run of this app goes through."""
 
     def __repr__(self) -> str:
         return f"<Client {self.name}>"
@@ -118,7 +129,7 @@ class Client:
                 del self._connections[loop]
                 future.exception()  # mark retrieved
                 raise
-            future.set_result(Connection(broker, ResultWaiter(broker), self.router))
+            future.set_result(Connection(broker, ResultWaiter(broker), self.router, self.hooks))
         return await asyncio.shield(future)
 
     def lend(self, loop: asyncio.AbstractEventLoop, broker: Broker) -> Connection:
@@ -127,7 +138,7 @@ class Client:
         Blocking calls from the worker's other threads (a sync task calling ``other.delay()``)
         then run on that loop too, over the worker's connection. Returns the connection.
         """
-        connection = Connection(broker, ResultWaiter(broker), self.router)
+        connection = Connection(broker, ResultWaiter(broker), self.router, self.hooks)
         future: asyncio.Future[Connection] = loop.create_future()
         future.set_result(connection)
         self._connections[loop] = future

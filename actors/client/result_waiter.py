@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
 
-from actors.errors import ProtocolError, ResultTimeout
+from actors.errors import BrokerUnavailable, ProtocolError, ResultTimeout
 from actors.nats.bucket import Bucket, Watch
-from actors.nats.retrying import Backoff, retry_until
+from actors.nats.retrying import RETRYABLE, Backoff, retry_until
 from actors.nats.timeout_heap import TimeoutHeap
 from actors.wire import topology
 from actors.wire.record import ResultRecord
@@ -43,6 +43,7 @@ class ResultWaiter:
         self._live = False
         self._deadlines = TimeoutHeap()
         self._rereads: set[asyncio.Task[None]] = set()
+        self._listeners: dict[str, list[Callable[[ResultRecord], None]]] = {}
         broker.on_reconnected(self._on_reconnected)
 
     def sent(self, task_id: str) -> None:
@@ -118,9 +119,10 @@ class ResultWaiter:
             else:
                 future.set_result(outcome)
 
-    async def fetch(self, task_id: str) -> ResultRecord | None:
-        """The stored record, or None when there is none (PENDING)."""
-        data = await self._results.get(task_id)
+    async def fetch(self, task_id: str, *, fresh: bool = False) -> ResultRecord | None:
+        """The stored record, or None when there is none (PENDING); ``fresh``: read from the
+        stream leader, not from a replica that may lag (Bucket.get)."""
+        data = await self._results.get(task_id, fresh=fresh)
         return ResultRecord.from_bytes(data) if data is not None else None
 
     async def fetch_many(self, task_ids: Sequence[str]) -> list[ResultRecord | None]:
@@ -135,6 +137,21 @@ class ResultWaiter:
         await asyncio.shield(watch)
         self._live = True
 
+    async def _start_watch_within(self, timeout: float | None) -> None:
+        """Start the watch, trying again while JetStream does not answer (a leader election
+        can outlast ``publish_timeout``) for as long as the wait may last."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                await self._start_watch()
+                return
+            except BrokerUnavailable as exc:
+                unanswered = isinstance(exc.__cause__, RETRYABLE)
+                if not unanswered or (deadline is not None and loop.time() >= deadline):
+                    raise
+                log.warning("results.watch_retrying", error=str(exc))
+
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
         return (await self.wait_many([task_id], timeout))[0]
@@ -145,7 +162,7 @@ class ResultWaiter:
         Raises ResultTimeout after ``timeout`` seconds.
         """
         if not self._live:
-            await self._start_watch()
+            await self._start_watch_within(timeout)
         loop = asyncio.get_running_loop()
         futures: dict[str, asyncio.Future[ResultRecord]] = {}
         unknown: list[str] = []
@@ -199,9 +216,35 @@ class ResultWaiter:
                     del self._waiting[task_id]
         return [futures[task_id].result() for task_id in task_ids]
 
+    def listen(self, task_id: str, callback: Callable[[ResultRecord], None]) -> Callable[[], None]:
+        """Call ``callback`` with each record of ``task_id`` that arrives through the watch
+        (PROGRESS, STARTED, RETRY ... and the final one); returns the function that stops it.
+
+        Call it after a wait started the watch. A failing callback is logged and ignored.
+        """
+        self._listeners.setdefault(task_id, []).append(callback)
+
+        def stop() -> None:
+            listeners = self._listeners.get(task_id, [])
+            if callback in listeners:
+                listeners.remove(callback)
+            if not listeners:
+                self._listeners.pop(task_id, None)
+
+        return stop
+
+    def _tell(self, key: str, record: ResultRecord) -> None:
+        for callback in list(self._listeners.get(key, ())):
+            try:
+                callback(record)
+            except Exception as exc:
+                log.error("results.on_message_failed", id=key, error=repr(exc), exc_info=exc)
+
     async def _on_change(self, key: str, value: bytes | None) -> None:
         futures = self._waiting.get(key)
-        if (not futures and key not in self._expected) or value is None:
+        if (not futures and key not in self._expected and key not in self._listeners) or (
+            value is None
+        ):
             return
         try:
             record = ResultRecord.from_bytes(value)
@@ -211,6 +254,8 @@ class ResultWaiter:
             log.warning("results.malformed_record", id=key, error=str(exc))
             self._settle(key, exc)
             return
+        if key in self._listeners:
+            self._tell(key, record)
         if not record.ready:
             return
         if futures:

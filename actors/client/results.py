@@ -1,12 +1,16 @@
-"""AsyncResult and GroupResult: handles to read and await the result records of tasks."""
+"""AsyncResult: a handle to read and await the result record of one task (groups of them:
+actors/client/result_set.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 from actors.client.client import Client
 from actors.client.control import Control
+from actors.client.progress import OnMessage, follow
+from actors.nats.bucket import Bucket
+from actors.wire import topology
 from actors.wire.record import (
     FAILURE,
     PENDING,
@@ -17,6 +21,18 @@ from actors.wire.record import (
 )
 
 R = TypeVar("R")
+
+
+class ResultCollection(Protocol):
+    """A GroupResult or ResultSet, as an AsyncResult's ``parent`` (actors/client/result_set.py)."""
+
+    @property
+    def results(self) -> list[Any]: ...
+
+    @property
+    def parent(self) -> Any: ...
+
+    def leaf_ids(self) -> list[str]: ...
 
 
 class AsyncResult(Generic[R]):
@@ -30,7 +46,7 @@ class AsyncResult(Generic[R]):
         self.id = id
         self.client = client
         self.task_name = task_name
-        self.parent: AsyncResult[Any] | GroupResult | None = None
+        self.parent: AsyncResult[Any] | ResultCollection | None = None
         """The result of the step before this one in a chain (or a chord's header)."""
         self._record: ResultRecord | None = None
 
@@ -75,7 +91,8 @@ class AsyncResult(Generic[R]):
 
     @property
     def result(self) -> Any:
-        """The return value, the exception for a failure, or None while not ready."""
+        """The return value, the exception of a failure (or retry), the ``meta`` of a custom
+        state (PROGRESS), or None."""
         record = self.client.run_blocking(self._aload())
         return _outcome(record) if record else None
 
@@ -93,6 +110,41 @@ class AsyncResult(Generic[R]):
         record = self.client.run_blocking(self._aload())
         return record.date_done if record else None
 
+    @property
+    def children(self) -> list[AsyncResult[Any]] | None:
+        """Results of the tasks this task sent while it ran (``delay`` from inside it, ``replace``),
+        then of its link callbacks and next chain step; None while it is not finished."""
+        record = self.client.run_blocking(self._aload())
+        return self._children(record)
+
+    async def achildren(self) -> list[AsyncResult[Any]] | None:
+        """Async twin of :attr:`children`."""
+        return self._children(await self._aload())
+
+    def _children(self, record: ResultRecord | None) -> list[AsyncResult[Any]] | None:
+        if record is None or not record.ready:
+            return None
+        return [AsyncResult(child, self.client) for child in record.children]
+
+    def forget(self) -> None:
+        """Delete the stored result (it expires after ``result_ttl`` anyway)."""
+        self.client.run_blocking(self.aforget())
+
+    async def aforget(self) -> None:
+        """Async twin of :meth:`forget`."""
+        connection = await self.client.connection()
+        await Bucket(connection.broker, topology.RESULTS_BUCKET).delete(self.id)
+        self._record = None
+
+    def collect(self, timeout: float | None = None) -> Iterator[tuple[AsyncResult[Any], Any]]:
+        """Wait for this task, then its children, depth first: ``(result, value)`` pairs.
+
+        A failure raises as in :meth:`get`. ``timeout`` applies to each wait.
+        """
+        yield self, self.get(timeout=timeout)
+        for child in self.children or ():
+            yield from child.collect(timeout)
+
     def revoke(self, terminate: bool = False) -> None:
         """Revoke this task (see ``app.control.revoke``)."""
         Control(self.client).revoke(self.id, terminate=terminate)
@@ -101,23 +153,46 @@ class AsyncResult(Generic[R]):
         """Async twin of :meth:`revoke`."""
         await Control(self.client).arevoke(self.id, terminate=terminate)
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        on_message: OnMessage | None = None,
+    ) -> R:
         """Wait for the result and return it; re-raise the task's exception if ``propagate``.
 
         Raises ResultTimeout after ``timeout`` seconds (None: wait for ever). With
         ``propagate=False`` a failure's exception is returned in place of the value.
+        ``on_message`` is called with Celery's meta map (``status``, ``result``, ...) of each
+        update the task stores (``update_state``), then of the final record, from the
+        connection's one KV watch (in sync code: on the client's background thread).
         """
-        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
+        return self.client.run_blocking(self.aget(timeout, propagate, on_message))
 
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+    wait = get
+
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        on_message: OnMessage | None = None,
+    ) -> R:
         """Async twin of :meth:`get`."""
         if self._record is None or not self._record.ready:
             connection = await self.client.connection()
-            self._record = await connection.results.wait(self.id, timeout)
+            if on_message is not None:
+                self._record = await follow(connection.results, self.id, timeout, on_message)
+            else:
+                self._record = await connection.results.wait(self.id, timeout)
         outcome = _outcome(self._record)
         if propagate and isinstance(outcome, BaseException):
             raise outcome
         return outcome  # type: ignore[no-any-return]  # R: what the task returned
+
+
+def outcome(record: ResultRecord) -> Any:
+    """What a record holds for its reader: the value, the exception, or a custom state's meta."""
+    return _outcome(record)
 
 
 def _outcome(record: ResultRecord) -> Any:
@@ -125,131 +200,4 @@ def _outcome(record: ResultRecord) -> Any:
         return record.result
     if record.error is not None:
         return rebuild_exception(record.error, record.traceback)
-    return None
-
-
-class GroupResult:
-    """The results of a group's tasks, in the order the tasks were given (Celery's GroupResult).
-
-    ``results`` holds an AsyncResult per task, or a GroupResult for a nested group. Waiting uses
-    the connection's one KV watch for every member, not a watch per member.
-    """
-
-    def __init__(
-        self, id: str, results: list[AsyncResult[Any] | GroupResult], client: Client
-    ) -> None:
-        self.id = id
-        self.results = results
-        self.client = client
-        self.parent: AsyncResult[Any] | GroupResult | None = None
-        """The result of the step before the group in a chain."""
-
-    def __repr__(self) -> str:
-        return f"<GroupResult {self.id} [{', '.join(r.id for r in self.results)}]>"
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __iter__(self) -> Iterator[AsyncResult[Any] | GroupResult]:
-        return iter(self.results)
-
-    def __getitem__(self, index: int) -> AsyncResult[Any] | GroupResult:
-        return self.results[index]
-
-    @property
-    def children(self) -> list[AsyncResult[Any] | GroupResult]:
-        """The member results (Celery's name)."""
-        return self.results
-
-    def leaf_ids(self) -> list[str]:
-        """Task ids of every member, nested groups flattened, in order."""
-        ids: list[str] = []
-        for member in self.results:
-            ids.extend(member.leaf_ids() if isinstance(member, GroupResult) else [member.id])
-        return ids
-
-    def revoke(self, terminate: bool = False) -> None:
-        """Revoke every member task (see ``app.control.revoke``)."""
-        Control(self.client).revoke(self.leaf_ids(), terminate=terminate)
-
-    async def arevoke(self, terminate: bool = False) -> None:
-        """Async twin of :meth:`revoke`."""
-        await Control(self.client).arevoke(self.leaf_ids(), terminate=terminate)
-
-    async def _astates(self) -> list[set[str]]:
-        """Per member: the set of states of its tasks (PENDING where nothing is stored)."""
-        connection = await self.client.connection()
-        ids = self.leaf_ids()
-        records = await connection.results.fetch_many(ids)
-        status = {i: (r.status if r else PENDING) for i, r in zip(ids, records, strict=True)}
-        return [
-            {status[i] for i in m.leaf_ids()} if isinstance(m, GroupResult) else {status[m.id]}
-            for m in self.results
-        ]
-
-    async def acompleted_count(self) -> int:
-        """Async twin of :meth:`completed_count`."""
-        return sum(1 for states in await self._astates() if states == {SUCCESS})
-
-    def completed_count(self) -> int:
-        """How many members succeeded."""
-        return self.client.run_blocking(self.acompleted_count())
-
-    def ready(self) -> bool:
-        """True once every member succeeded, failed or was revoked."""
-        states = self.client.run_blocking(self._astates())
-        return all(s <= READY_STATES for s in states)
-
-    def waiting(self) -> bool:
-        """True while any member is not ready."""
-        return not self.ready()
-
-    def successful(self) -> bool:
-        """True if every member succeeded."""
-        return all(s == {SUCCESS} for s in self.client.run_blocking(self._astates()))
-
-    def failed(self) -> bool:
-        """True if any member failed."""
-        return any(FAILURE in s for s in self.client.run_blocking(self._astates()))
-
-    def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
-        """Wait for every member; return their results in order (nested groups as lists).
-
-        With ``propagate`` the first failure (in member order) is raised; otherwise exceptions
-        take the failed members' places. ResultTimeout after ``timeout`` seconds.
-        """
-        return self.client.run_blocking(self.aget(timeout=timeout, propagate=propagate))
-
-    join = get
-
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
-        """Async twin of :meth:`get`."""
-        connection = await self.client.connection()
-        ids = self.leaf_ids()
-        records = dict(zip(ids, await connection.results.wait_many(ids, timeout), strict=True))
-        values = self._assemble(records)
-        if propagate:
-            for value in _flatten(values):
-                if isinstance(value, BaseException):
-                    raise value
-        return values
-
-    ajoin = aget
-
-    def _assemble(self, records: Mapping[str, ResultRecord]) -> list[Any]:
-        values: list[Any] = []
-        for member in self.results:
-            if isinstance(member, GroupResult):
-                values.append(member._assemble(records))
-            else:
-                member._record = records[member.id]
-                values.append(_outcome(records[member.id]))
-        return values
-
-
-def _flatten(values: list[Any]) -> Iterator[Any]:
-    for value in values:
-        if isinstance(value, list):
-            yield from _flatten(value)
-        else:
-            yield value
+    return record.result  # a custom state's meta (PROGRESS); None for STARTED

@@ -7,6 +7,7 @@ buckets and counters in :mod:`actors.nats.bucket`. Wraps nats-py errors in Broke
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import time
@@ -21,7 +22,7 @@ from nats.aio.msg import Msg
 from actors.config import Settings
 from actors.errors import BrokerUnavailable
 from actors.nats import connection as nats_connection
-from actors.nats.codes import JS_UNAVAILABLE
+from actors.nats.codes import JS_UNAVAILABLE, NO_MESSAGE_FOUND
 from actors.nats.connection import (
     NATS_ERRORS,
     ConnectionEvents,
@@ -282,6 +283,42 @@ class Broker:
             raise BrokerUnavailable(f"{what} failed: {status} {headers}")
         return bytes(reply.data), headers
 
+    async def leader_message(
+        self, stream: str, subject: str
+    ) -> tuple[bytes, dict[str, str]] | None:
+        """Like :meth:`last_message`, but answered by the stream's leader.
+
+        A direct get may be answered by any replica, and a replica may lag behind the writes
+        the leader acknowledged (one just restarted, or one outside the quorum). Read from the
+        leader where a decision needs every acknowledged write: the chord join's.
+        """
+        what = f"reading {stream}/{subject} from its leader"
+        request = json.dumps({"last_by_subj": subject}).encode()
+        return await retry_request(
+            what,
+            lambda wait: self._leader_get_once(what, stream, request, wait),
+            self.settings.publish_timeout,
+            self.retries,
+        )
+
+    async def _leader_get_once(
+        self, what: str, stream: str, request: bytes, wait: float
+    ) -> tuple[bytes, dict[str, str]] | None:
+        reply = await self._request(what, f"$JS.API.STREAM.MSG.GET.{stream}", request, None, wait)
+        if reply_status(reply) == "503":
+            raise NotReady(f"{what}: no responders")
+        answer = json.loads(reply.data)
+        error = answer.get("error")
+        if error:
+            if error.get("err_code") == NO_MESSAGE_FOUND:
+                return None
+            if error.get("err_code") == JS_UNAVAILABLE:
+                raise NotReady(f"{what}: {error.get('description')}")
+            raise BrokerUnavailable(f"{what} failed: {error.get('description')}")
+        message = answer["message"]
+        data = base64.b64decode(message.get("data") or "")
+        return data, _parse_headers(base64.b64decode(message.get("hdrs") or ""))
+
     async def _direct_get(self, what: str, subject: str, request: bytes) -> Msg:
         """A direct get, re-sent like a publish while no replica answers."""
         return await retry_request(
@@ -312,3 +349,13 @@ class Broker:
             return False
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"deleting {stream}/{seq} failed: {exc!r}") from exc
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    """Headers from a ``NATS/1.0`` header block (the stream message API sends them raw)."""
+    headers: dict[str, str] = {}
+    for line in block.decode(errors="replace").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip()] = value.strip()
+    return headers

@@ -82,10 +82,18 @@ class Bucket:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def get(self, key: str) -> bytes | None:
-        """The current value of ``key``, or None when absent or deleted."""
-        last = await self._broker.last_message(self.stream, self._subject(key))
+    async def get(self, key: str, *, fresh: bool = False) -> bytes | None:
+        """The current value of ``key``, or None when absent or deleted.
+
+        ``fresh``: read from the stream leader, which has every acknowledged write; otherwise
+        any replica answers (faster, but one may lag a moment behind).
+        """
+        last = await self._last(key, fresh)
         return None if last is None or _deleted(last[1]) else last[0]
+
+    async def _last(self, key: str, fresh: bool) -> tuple[bytes, dict[str, str]] | None:
+        read = self._broker.leader_message if fresh else self._broker.last_message
+        return await read(self.stream, self._subject(key))
 
     async def entry(self, key: str) -> Entry | None:
         """The current value of ``key`` with its revision, or None when absent or deleted."""
@@ -236,14 +244,15 @@ class Bucket:
         ack = await self._broker.publish(subject, b"", headers)
         if ack.duplicate:
             # With our own id the repeat is of an attempt of this very call, which counted.
-            return None if msg_id is not None else await self.total(key)
+            return None if msg_id is not None else await self.total(key, fresh=True)
         if ack.total is None:
             raise BrokerUnavailable(f"counting on {subject} failed: no total in answer")
         return ack.total
 
-    async def total(self, key: str) -> int:
-        """The current total of the ``Nats-Incr`` counter ``key`` (0 when it has none)."""
-        last = await self._broker.last_message(self.stream, self._subject(key))
+    async def total(self, key: str, *, fresh: bool = False) -> int:
+        """The current total of the ``Nats-Incr`` counter ``key`` (0 when it has none);
+        ``fresh`` as for :meth:`get`."""
+        last = await self._last(key, fresh)
         data = last[0] if last else None
         return int(json.loads(data)["val"]) if data else 0
 

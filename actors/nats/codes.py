@@ -3,6 +3,9 @@
 JS_UNAVAILABLE = 10008
 """JetStream system temporarily unavailable: no stream or meta leader yet."""
 
+NO_MESSAGE_FOUND = 10037
+"""No message found: the stream holds no message on the subject asked for."""
+
 STREAM_NAME_IN_USE = 10058
 """Stream name already in use with a different configuration."""
 

@@ -99,12 +99,24 @@ def encode(value: Any, content_type: str = MSGPACK) -> bytes:
     return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _wire_int(text: str) -> int:
+    """A JSON integer that msgpack can carry too (a message's values are re-sent as msgpack:
+    chain steps, results); ValueError otherwise."""
+    value = int(text)
+    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise ValueError(f"integer {clip_text(text, 30)} is outside -2**63..2**64-1")
+    return value
+
+
 def decode(data: bytes, content_type: str | None) -> Any:
     """Decode a body by its Content-Type (msgpack when absent); ProtocolError when invalid."""
     kind = (content_type or MSGPACK).split(";")[0].strip().lower()
     try:
         if kind == JSON:
-            return json.loads(data)
+            return json.loads(data, parse_int=_wire_int)
         if kind == MSGPACK:
             return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import re
 import sys
 import traceback as tb
 from collections.abc import Mapping
@@ -24,6 +25,28 @@ FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 ALL_STATES = frozenset({PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED})
+_STATE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+def valid_state(state: object) -> bool:
+    """True for a state name: one of ALL_STATES or a custom state (an uppercase token of
+    letters, digits and ``_``, up to 64 characters, such as PROGRESS)."""
+    return isinstance(state, str) and (state in ALL_STATES or _STATE.fullmatch(state) is not None)
+
+
+def check_custom_state(state: object) -> str:
+    """``state`` if a task may store it with update_state; ValueError otherwise."""
+    if not valid_state(state):
+        raise ValueError(
+            f"state {state!r} is not a state name: use an uppercase token such as 'PROGRESS' "
+            "(letters, digits and _, up to 64 characters)"
+        )
+    assert isinstance(state, str)
+    if state in READY_STATES or state == PENDING:
+        raise ValueError(
+            f"state {state!r} is reserved: the worker stores it; pick another (e.g. 'PROGRESS')"
+        )
+    return state
 
 
 @dataclasses.dataclass(slots=True)
@@ -39,6 +62,8 @@ class ResultRecord:
     date_done: str | None = None
     retries: int = 0
     worker: str | None = None
+    children: list[str] = dataclasses.field(default_factory=list)
+    """Ids of the tasks this task sent while it ran (docs/protocol.md)."""
     v: int = topology.PROTOCOL_VERSION
 
     @property
@@ -50,6 +75,8 @@ class ResultRecord:
         """msgpack body, leaving out empty optional fields; TypeError when a value cannot be
         encoded."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        if not self.children:
+            del data["children"]
         return encode({k: v for k, v in data.items() if v is not None})
 
     @classmethod
@@ -64,9 +91,11 @@ class ResultRecord:
             raise ProtocolError(f"result record must be a map, got {type(raw).__name__}")
         if not topology.valid_task_id(raw.get("id")):
             raise ProtocolError("result record needs an 'id' that is a valid task id")
-        status = raw.get("status")
-        if not isinstance(status, str) or status not in ALL_STATES:
-            raise ProtocolError(f"result record 'status' must be one of {sorted(ALL_STATES)}")
+        if not valid_state(raw.get("status")):  # custom states (PROGRESS) are not ready
+            raise ProtocolError(
+                f"result record 'status' must be one of {sorted(ALL_STATES)} or an uppercase "
+                "custom state"
+            )
         for name in ("task", "traceback", "date_done", "worker"):
             if not isinstance(raw.get(name, ""), str | None):
                 raise ProtocolError(f"result record {name!r} must be a string")
@@ -76,6 +105,9 @@ class ResultRecord:
                 raise ProtocolError(f"result record {name!r} must be an integer >= 0")
         if raw.get("error") is not None:
             _check_error(raw["error"])
+        children = raw.get("children", [])
+        if not isinstance(children, list) or not all(map(topology.valid_task_id, children)):
+            raise ProtocolError("result record 'children' must be a list of task ids")
         return cls(**{k: v for k, v in raw.items() if k in _RECORD_NAMES})
 
     @classmethod

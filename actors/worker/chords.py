@@ -116,13 +116,19 @@ class ChordJoin:
         subject = topology.chord_counter_subject(chord_id)
         count = await self._counters.add(subject, len(members), f"{chord_id}.{batch_id}")
         if count is None:  # this very batch was counted before
-            count = await self._counters.total(subject)
+            count = await self._counters.total(subject, fresh=True)
         if count < size:
             return
         stored = await self._chords.scan(f"{chord_id}.r")
         keys = [f"{chord_id}.r.{i}" for i in range(size)]
-        if not all(key in stored for key in keys):
-            return  # counted a redelivered member twice: the member still missing fires
+        for key in keys:
+            if key not in stored:
+                # The scan's replica may lag behind (a chord never fired when it did): ask the
+                # leader, which has every member's acknowledged result.
+                value = await self._chords.get(key, fresh=True)
+                if value is None:
+                    return  # counted a redelivered member twice: the member still missing fires
+                stored[key] = value
         results = [decode(stored[key], topology.MSGPACK) for key in keys]
         last = members[-1]
         await _fire(self.connection, last.message, results)
@@ -146,7 +152,7 @@ async def _fire(connection: Connection, message: TaskMessage, results: list[Any]
     marker = f"{chord_id}.fired"
     chords = _chords(connection)
     if await chords.create(marker, FIRING) is None:
-        state = await chords.get(marker)
+        state = await chords.get(marker, fresh=True)
         if state != FIRING:
             return
         # The firing member may have died before publishing: publish again. The body's

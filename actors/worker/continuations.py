@@ -52,6 +52,23 @@ async def succeeded(client: Client, message: TaskMessage, value: Any) -> None:
             await _abort_chord(connection, message, error, str(exc))
 
 
+def following_ids(message: TaskMessage) -> list[str]:
+    """Ids of the links and the next chain step a success of ``message`` publishes (its
+    children; the same ids :func:`succeeded` gives them)."""
+    if not (message.link or message.chain):
+        return []
+    hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
+    out: list[TaskMessage] = []
+    try:
+        for index, wire in enumerate(message.link):
+            out.extend(_prepare(wire, f"{message.id}.link.{index}").messages([None], [], hop))
+        if message.chain:
+            out.extend(_prepare(message.chain[0], f"{message.id}.next").messages([None], [], hop))
+    except Exception:  # a step that cannot be built fails when it is sent, not here
+        pass
+    return [m.id for m in out]
+
+
 async def failed(client: Client, message: TaskMessage, exc: BaseException) -> None:
     """Call the errbacks, fail the rest of the chain, and fail the chord this task was in."""
     if not (message.link_error or message.chain or message.chord):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from actors.errors import ActorsError
+from actors.middleware import ExceptionInfo, Hooks
 from actors.nats.broker import Broker
 from actors.wire import events, topology
 from actors.wire.message import TaskMessage
@@ -25,12 +27,22 @@ _REPR = 200  # characters of args, results and errors kept in an event
 
 
 class TaskEvents:
-    """Records what becomes of each task a worker handles. With ``enabled`` False every method
-    is a no-op, so the worker calls them unconditionally."""
+    """Records what becomes of each task a worker handles, as events and as calls to the
+    middleware ``hooks`` (signals, task class handlers); ``actor`` finds the Actor of a task
+    name. With ``enabled`` False no event is recorded, so the worker calls every method
+    unconditionally."""
 
-    def __init__(self, hostname: str, enabled: bool) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        enabled: bool,
+        hooks: Hooks | None = None,
+        actor: Callable[[str], Any] | None = None,
+    ) -> None:
         self.hostname = hostname
         self.enabled = enabled
+        self.hooks = hooks or Hooks()
+        self._actor = actor or (lambda name: None)
         self._pending: list[dict[str, Any]] = []
         self._clock = 0
         self._flushes = 0
@@ -42,33 +54,59 @@ class TaskEvents:
 
     def received(self, message: TaskMessage) -> None:
         """A delivered message passed its checks and will run (or be skipped as revoked)."""
+        actor = self._actor(message.task)
+        self.hooks.task_received(actor, message)
         if self.enabled:
             extra = {"args": repr(message.args)[:_REPR], "kwargs": repr(message.kwargs)[:_REPR]}
             if message.eta:
                 extra["eta"] = message.eta
             if message.expires:
                 extra["expires"] = message.expires
+            # The workflow around the task, for monitors (only what is set: a plain task
+            # adds nothing).
+            for name in ("root_id", "parent_id", "group_id"):
+                if getattr(message, name):
+                    extra[name] = getattr(message, name)
+            if message.chord:
+                extra["chord"] = str(message.chord.get("id"))
             self._task(events.TASK_RECEIVED, message, extra)
 
     def started(self, message: TaskMessage) -> None:
         """The task function is about to be called."""
+        actor = self._actor(message.task)
+        self.hooks.before_start(actor, message)
         if self.enabled:
             self._task(events.TASK_STARTED, message, None)
 
     def succeeded(self, message: TaskMessage, runtime: float, value: Any) -> None:
         """The task returned ``value`` after ``runtime`` seconds."""
+        actor = self._actor(message.task)
+        self.hooks.on_success(actor, message, value)
         if self.enabled:
             extra = {"runtime": runtime, "result": repr(value)[:_REPR]}
             self._task(events.TASK_SUCCEEDED, message, extra)
 
     def failed(self, message: TaskMessage, runtime: float, exc: BaseException) -> None:
         """The task raised ``exc`` and will not be retried."""
+        actor, einfo = self._actor(message.task), ExceptionInfo.of(exc)
+        self.hooks.on_failure(actor, message, einfo)
         if self.enabled:
             extra = {"runtime": runtime, "exception": repr(exc)[:_REPR]}
             self._task(events.TASK_FAILED, message, extra)
 
-    def retried(self, message: TaskMessage, exc: BaseException | None, eta: Any) -> None:
-        """The task asked for (or was given) another attempt."""
+    def retried(
+        self,
+        message: TaskMessage,
+        exc: BaseException | None,
+        eta: Any,
+        signal: BaseException | None = None,
+    ) -> None:
+        """The task asked for (or was given) another attempt: ``exc`` is the error retried,
+        ``signal`` the Retry the task raised (the hooks get ``exc``, else ``signal``)."""
+        cause = exc if exc is not None else signal
+        if cause is not None:
+            actor, einfo = self._actor(message.task), ExceptionInfo.of(cause)
+            self.hooks.on_retry(actor, message, einfo)
         if self.enabled:
             extra = {"eta": _text(eta)}
             if exc is not None:
@@ -77,11 +115,19 @@ class TaskEvents:
 
     def revoked(self, message: TaskMessage, reason: str) -> None:
         """The task was revoked: skipped, or terminated while it ran."""
+        actor = self._actor(message.task)
+        self.hooks.on_revoked(actor, message, reason)
         if self.enabled:
             self._task(events.TASK_REVOKED, message, {"reason": reason})
 
-    def rejected(self, task: str, task_id: str | None, reason: str) -> None:
-        """A message that cannot run was dead-lettered."""
+    def finished(self, message: TaskMessage, state: str, value: Any) -> None:
+        """The run ended in ``state`` with ``value``, its outcome stored (hooks only)."""
+        actor = self._actor(message.task)
+        self.hooks.after_return(actor, message, state, value)
+
+    def rejected(self, task: str, task_id: str | None, reason: str, unknown: bool = False) -> None:
+        """A message that cannot run was dead-lettered (``unknown``: it names another task)."""
+        self.hooks.on_rejected(task, task_id, reason, unknown)
         if self.enabled:
             self.add(events.TASK_REJECTED, uuid=task_id, name=task, reason=reason)
 

@@ -45,6 +45,8 @@ class Rejection:
     message: TaskMessage | None = None
     """Set when the message was read but its arguments do not fit: the errbacks, chain and
     chord that it carries are failed too, as if the task had raised."""
+    unknown: bool = False
+    """The message names a task other than the actor of its subject (signal task_unknown)."""
 
 
 def check_message(
@@ -75,7 +77,7 @@ def check_message(
         return Rejection(f"malformed message: {exc}", message_id(data, content_type))
     if message.task != actor.name:
         reason = f"message names task {message.task!r} but came on {received.subject}"
-        return Rejection(reason, message.id)
+        return Rejection(reason, message.id, unknown=True)
     try:
         check_arguments(actor, message)
     except TypeError as exc:

@@ -9,23 +9,25 @@ final record is finished from that record instead of being run again.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
 
 from actors.actor import Actor
+from actors.client import children
 from actors.client.client import Client
 from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, ProtocolError, Revoked
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.nats.consumer import Delivery
 from actors.retry import Retry
-from actors.wire import topology
+from actors.wire import routing, topology
 from actors.wire.message import TaskMessage, clip_text
 from actors.wire.record import FAILURE, REVOKED, SUCCESS, ResultRecord, rebuild_exception
 from actors.worker import continuations
 from actors.worker.dead_letters import dead_letter
-from actors.worker.message_checks import message_id
+from actors.worker.message_checks import check_unserved, message_id
 from actors.worker.retries import next_message, retry_msg_id, retry_record
 
 log = structlog.get_logger(__name__)
@@ -50,6 +52,7 @@ class Outcomes:
         """Store the result of a task that returned (callbacks and workflows hook in here)."""
         if store:
             record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
+            record.children = [*children.sent(), *continuations.following_ids(message)]
             await self.store(record)
         await continuations.succeeded(self.client, message, value)
 
@@ -62,6 +65,7 @@ class Outcomes:
             record = ResultRecord.failure(
                 message.id, actor.name, exc, status=status, retries=message.retries
             )
+            record.children = children.sent()
             await self.store(record)
         await continuations.failed(self.client, message, exc)
 
@@ -109,6 +113,18 @@ class Outcomes:
             await self.put(ResultRecord.failure(record.id, record.task, error))
 
     # -- messages that cannot run ------------------------------------------------------------
+
+    async def unserved(self, d: Delivery, grace: float, hand_back: float) -> None:
+        """A task of a named queue that this worker does not serve: nak it for another worker
+        of the queue (redelivered after ``hand_back`` seconds) until it is ``grace`` seconds
+        old, then dead-letter it with TaskNotRegistered (docs/routing.md)."""
+        refused = check_unserved(d, time.time() - d.published, grace)
+        if refused is None:
+            await d.nak(delay=hand_back)
+            return
+        route = routing.parse_subject(d.subject)
+        task = route.task if route is not None else "_unknown"
+        await self.reject(d, task, refused.reason, refused.task_id, refused.error)
 
     async def reject(
         self,
@@ -205,7 +221,8 @@ class Outcomes:
         and do not run the task again. Links, chain steps and chord joins are idempotent."""
         connection = await self.client.connection()
         try:
-            record = await connection.results.fetch(message.id)
+            # From the leader: a lagging replica's "no record" would run a finished task again.
+            record = await connection.results.fetch(message.id, fresh=True)
         except ProtocolError:
             return False  # a malformed record proves nothing: run the task
         if record is None or not record.ready or record.retries != message.retries:

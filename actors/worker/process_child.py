@@ -61,6 +61,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             task=message.task, task_id=message.id, retries=message.retries
         )
         actor = find_actor(request["module"], request["task"])
+        actor.app.client.hooks.worker_process_init()
         current_request.set(Request.from_message(message, {"pool": "process"}))
         args = [actor, *message.args] if actor.options.bind else message.args
         soft = request.get("soft")

@@ -13,6 +13,7 @@ import structlog
 
 from actors.actor import Actor, Request, current_request
 from actors.app import App
+from actors.client import children
 from actors.config import redact_url
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
@@ -20,12 +21,12 @@ from actors.nats.consumer import Delivery, PullConsumer
 from actors.retry import Retry
 from actors.wire import routing
 from actors.wire.message import TaskMessage
-from actors.wire.record import STARTED, ResultRecord
+from actors.wire.record import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, ResultRecord
 from actors.wire.registry import WorkerRecord
 from actors.worker import continuations
 from actors.worker.dead_letters import sweep_unrouted
 from actors.worker.events import TaskEvents
-from actors.worker.message_checks import Rejection, check_message, check_unserved, map_calls
+from actors.worker.message_checks import Rejection, check_message, map_calls
 from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
 from actors.worker.presence import Presence
@@ -88,7 +89,10 @@ class Worker:
         self.remote_control = RemoteControl(self)
         self.failed = 0
         self._active = 0
-        self.events = TaskEvents(self.hostname, self.settings.events)
+        # The one observer: events, and the middleware hooks (signals, task class handlers).
+        self.events = TaskEvents(
+            self.hostname, self.settings.events, app.client.hooks, app.registry.get
+        )
         self.presence = Presence.of(
             self.hostname,
             [a.name for a in self.actors],
@@ -97,6 +101,7 @@ class Worker:
             self._snapshot,
             self.events,
         )
+        self.events.hooks.worker_init(self)
 
     @property
     def active(self) -> int:
@@ -160,6 +165,7 @@ class Worker:
             concurrency=self.concurrency,
             hostname=self.hostname,
         )
+        self.events.hooks.worker_ready(self)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop fetching, let in-flight tasks finish for ``grace`` seconds, then close.
@@ -194,6 +200,7 @@ class Worker:
         if self._broker is not None:
             await self._broker.close()
         log.info("worker.stopped", processed=self.processed)
+        self.events.hooks.worker_shutdown(self)
 
     async def run(self, stop: asyncio.Event, grace: float | None = None) -> None:
         """Start, serve until ``stop`` is set, then stop gracefully.
@@ -234,16 +241,7 @@ class Worker:
         self._in_hand[d.stream_seq] = (d, time.monotonic())
         try:
             if target is None:  # a task of a named queue that this worker does not serve
-                grace = self.settings.unrouted_grace
-                refused = check_unserved(d, time.time() - d.published, grace)
-                if refused is None:
-                    await d.nak(delay=_HAND_BACK)  # for another worker of the queue
-                else:
-                    route = routing.parse_subject(d.subject)
-                    task = route.task if route is not None else "_unknown"
-                    await self.outcomes.reject(
-                        d, task, refused.reason, refused.task_id, refused.error
-                    )
+                await self.outcomes.unserved(d, self.settings.unrouted_grace, _HAND_BACK)
                 return
             actor = target.actor
             if actor.options.rate_limit and self._rates is not None:
@@ -271,7 +269,7 @@ class Worker:
             if checked.message is not None:  # its errbacks, chain and chord fail as well
                 message, reason = checked.message, checked.reason
                 await continuations.failed(self.app.client, message, ProtocolError(reason))
-            self.events.rejected(actor.name, checked.task_id, checked.reason)
+            self.events.rejected(actor.name, checked.task_id, checked.reason, checked.unknown)
             await self.outcomes.reject(
                 d, actor.name, checked.reason, checked.task_id, checked.error
             )
@@ -310,20 +308,24 @@ class Worker:
         info.update(queue=message.queue or routing.DEFAULT_QUEUE, priority=message.priority)
         request = Request.from_message(message, info)
         current_request.set(request)
+        children.begin()  # the tasks it sends are stored as its children
         if store and actor.track_started:
             await self.outcomes.put(ResultRecord(id=message.id, task=actor.name, status=STARTED))
         began = time.perf_counter()
         self.events.started(message)
         self._active += 1
+        ended: tuple[str, Any]  # state and return value or exception, for after_return
         try:
             value = await self._call(actor, message)
         except Retry as requested:
-            self.events.retried(message, requested.exc, requested.when)
+            ended = (RETRY, requested.exc or requested)
+            self.events.retried(message, requested.exc, requested.when, requested)
             await self.outcomes.retry(message, requested, store)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             again = autoretry(actor, message.retries, exc)
             self._task_failed(message, runtime_ms / 1000, exc, again)
+            ended = (RETRY if again else REVOKED if isinstance(exc, Revoked) else FAILURE, exc)
             if again is not None:
                 await self.outcomes.retry(message, again, store)
             elif isinstance(exc, Revoked):
@@ -339,8 +341,10 @@ class Worker:
             log.info("task.succeeded", runtime_ms=runtime_ms)
             self.events.succeeded(message, runtime_ms / 1000, value)
             await self.outcomes.succeeded(actor, message, value, store)
+            ended = (SUCCESS, value)
         finally:
             self._active -= 1
+        self.events.finished(message, *ended)
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1

@@ -281,7 +281,6 @@ def check(runs: list[Run]) -> None:
     assert sum(run.events["task.not_acked"] for run in runs) == 0, [r.line() for r in runs]
 
 
-@pytest.mark.soak  # failed once in CI (random node); issue 15 stays open
 @pytest.mark.timeout(290)
 @pytest.mark.parametrize("kind", list(VICTIMS))
 async def test_chord_body_runs_once_when_a_node_dies(

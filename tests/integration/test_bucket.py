@@ -95,3 +95,16 @@ async def test_counters_count_once_per_message_id(broker: Broker) -> None:
     assert await counters.add(subject, 2, "chord-1.batch-a") is None  # a repeat
     assert await counters.add(subject, 1) == 3
     assert await counters.total(subject) == 3
+    assert await counters.total(subject, fresh=True) == 3
+
+
+async def test_fresh_reads_ask_the_leader_and_agree_with_direct_gets(broker: Broker) -> None:
+    """The chord join decides on reads from the leader (a replica may lag behind)."""
+    kv = Bucket(broker, "test_kv")
+    assert await kv.get("f.missing", fresh=True) is None
+    await kv.put("f.a", b"\x00binary\xff")
+    assert await kv.get("f.a", fresh=True) == await kv.get("f.a") == b"\x00binary\xff"
+    await kv.delete("f.a")  # a delete marker, told apart by its header
+    assert await kv.get("f.a", fresh=True) is None
+    with pytest.raises(ProtocolError):
+        await kv.get("f a", fresh=True)

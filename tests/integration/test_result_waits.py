@@ -11,6 +11,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from structlog.testing import capture_logs
 
 from actors import App, AsyncResult, BrokerUnavailable, ProtocolError, TaskFailed
 from actors.nats.bucket import Bucket
@@ -120,3 +121,29 @@ async def test_forged_records_make_get_raise_protocol_error_or_task_failed(app: 
         await sent.aget(timeout=30)
     assert time.monotonic() - began < 10
     assert set(sys.modules) - modules == set()
+
+
+async def test_a_first_wait_outlasts_jetstream_not_answering(
+    make_app: Callable[..., App], nats_server: EmbeddedServer, worker
+) -> None:
+    """The result watch starts on the first wait; while JetStream does not answer (here the
+    server is down, in a cluster a leader election) it is tried again for as long as the wait
+    may last, not only for ``publish_timeout`` (a chaos test once failed on this)."""
+    served = make_app("served")
+    register(served)
+    await worker(served, concurrency=2)
+    client = make_app("client", publish_timeout=0.5)
+    sleep = register(client)["sleep"]
+    sent = await sleep.aapply_async((0,), task_id="first-wait")
+    await aeventually(sent.astate, until=lambda state: state == "SUCCESS", what="the result")
+    await asyncio.to_thread(nats_server.stop)
+    with capture_logs() as logs:
+        waiting = asyncio.ensure_future(client.AsyncResult("first-wait").aget(timeout=60))
+        await aeventually(
+            lambda: [e for e in logs if e["event"] == "results.watch_retrying"],
+            what="the watch tried again",
+            timeout=30,
+        )
+        assert not waiting.done()
+        await asyncio.to_thread(nats_server.start)
+        assert await asyncio.wait_for(waiting, 60) == 0

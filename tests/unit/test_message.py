@@ -33,7 +33,7 @@ MSGPACK_VALUES = st.recursive(
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-(2**63), 2**64 - 1)  # the range msgpack carries; JSON is held to it
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -392,3 +392,16 @@ def test_every_wire_field_is_documented() -> None:
     fields = WIRE_FIELDS + [f.name for f in dataclasses.fields(ResultRecord)]
     undocumented = [name for name in fields if f"`{name}`" not in doc]
     assert not undocumented, f"fields missing from docs/protocol.md: {undocumented}"
+
+
+@pytest.mark.parametrize("number", [str(2**64), str(-(2**63) - 1), "9" * 5000])
+def test_a_json_integer_msgpack_cannot_carry_is_refused(number: str) -> None:
+    """Values of a JSON message are re-sent as msgpack (chain steps, results): a number msgpack
+    cannot carry would fail there, far from its sender. It is refused when decoded."""
+    body = b'{"id":"x","task":"t","args":[' + number.encode() + b"]}"
+    with pytest.raises(ProtocolError, match="body is not valid application/json"):
+        decode(body, JSON)
+    assert decode(b'{"args":[18446744073709551615,-9223372036854775808]}', JSON)["args"] == [
+        2**64 - 1,
+        -(2**63),
+    ]

@@ -377,7 +377,8 @@ def task_signatures(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str
     return st.fixed_dictionaries(
         {"task": NAMES},
         optional={
-            "args": mostly(st.lists(st.integers(), max_size=2)),
+            # What a decoder can produce: msgpack's integers (JSON's are held to the same range).
+            "args": mostly(st.lists(st.integers(-(2**63), 2**64 - 1), max_size=2)),
             "kwargs": mostly(st.just({})),
             "options": mostly(options(inner)),
             "immutable": mostly(st.booleans()),
