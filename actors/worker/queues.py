@@ -125,8 +125,21 @@ class QueueConsumers:
         return found
 
     def serves(self, actor: Actor[Any, Any]) -> bool:
-        """Whether this worker runs ``actor``'s messages."""
-        return self._actors.get(actor.name) is actor
+        """Whether this worker runs ``actor``'s messages, and a consumer it pulls from
+        delivers some of them."""
+        if self._actors.get(actor.name) is not actor:
+            return False
+        if any(queue != routing.DEFAULT_QUEUE for queue in self.gates):
+            return True
+        return any(self._pulled(routing.subject_for(actor.name, None, b)) for b in routing.BANDS)
+
+    def _pulled(self, subject: str) -> bool:
+        """Whether a running pull loop of this worker delivers ``subject``."""
+        return any(
+            subject in held and self._consumers[name].running
+            for name, held in self._held.items()
+            if name in self._consumers
+        )
 
     async def start(
         self, broker: Broker, actors: Iterable[Actor[Any, Any]], on_delivery: OnDelivery
@@ -145,7 +158,10 @@ class QueueConsumers:
                     names.append((name, gate))
                     continue
                 wanted = [routing.subject_for(a.name, queue, band) for a in actors]
-                names += [(n, gate) for n in await self._default_consumers(broker, band, wanted)]
+                wanted = [subject for subject in wanted if not self._pulled(subject)]
+                if wanted:
+                    found = await self._default_consumers(broker, band, wanted)
+                    names += [(name, gate) for name in found]
         for actor in actors:
             self._actors[actor.name] = actor
         self._targets.clear()
@@ -163,17 +179,12 @@ class QueueConsumers:
             await self._consumers[name].stop()
 
     def forget(self, actor: Actor[Any, Any]) -> list[str]:
-        """Stop running ``actor``; return the consumers to stop (those of the default queue
-        that deliver only its messages). ConfigurationError when a default-queue consumer
-        delivers other actors too. On a named queue its messages are then handed back."""
+        """Stop running ``actor``; return the consumers to stop: those of the default queue
+        that deliver only its messages (its messages then wait for a worker that serves it).
+        Its messages from consumers that deliver other actors too are handed back as a
+        named queue's are (docs/routing.md, "Remote control")."""
         subjects = {routing.subject_for(actor.name, None, band) for band in routing.BANDS}
-        names = [n for n, held in self._held.items() if held & subjects]
-        shared = [n for n in names if self._held[n] - subjects]
-        if shared:
-            raise ConfigurationError(
-                f"{actor.name} is consumed through {', '.join(shared)} together with other "
-                "actors: run it from a worker of its own (--actors) or on a queue of its own"
-            )
+        names = [n for n, held in self._held.items() if held and held <= subjects]
         self._actors.pop(actor.name, None)
         self._targets.clear()
         return names

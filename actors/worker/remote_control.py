@@ -23,7 +23,7 @@ import structlog
 from actors.actor import Actor
 from actors.app import App
 from actors.config import Settings
-from actors.errors import ActorsError, ConfigurationError, ProtocolError
+from actors.errors import ActorsError, ProtocolError
 from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
 from actors.nats.scatter import Responder
@@ -287,10 +287,7 @@ class RemoteControl:
         actor = self._served(name)
         if actor is None:
             return control.error(f"not consuming from {name!r}")
-        try:
-            consumers = worker.queues.forget(actor)
-        except ConfigurationError as exc:
-            return control.error(str(exc))
+        consumers = worker.queues.forget(actor)
         worker.actors.remove(actor)
         self._cancelled.add(name)
         # Tasks in flight still report done() to the stopped pull loops.
