@@ -13,7 +13,8 @@ from actors.canvas import chunks
 from actors.client.progress import store_state
 from actors.client.results import AsyncResult
 from actors.errors import ActorsError
-from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, SendOptions
+from actors.options import NO_OPTIONS, ActorOptions, SendKwargs, send_options
+from actors.replace import replace_signal
 from actors.retry import retry_signal
 from actors.signature import AppLike, Signature, task_message
 from actors.wire.message import TaskMessage
@@ -162,6 +163,21 @@ class Actor(Generic[P, R]):
             kwargs=dict(kwargs) if kwargs is not None else None,
         )
 
+    def replace(self, sig: Any) -> NoReturn:
+        """Replace this running (bound) task with ``sig``: call it inside the task.
+
+        Raises :class:`actors.replace.Replace`. The task stores no result of its own: ``sig``
+        (a task signature) runs under this task's id, so the task's
+        result becomes the replacement's, and its callbacks, errbacks, the rest of its chain
+        and its chord follow the replacement (Celery's ``Task.replace``).
+        """
+        request = current_request.get()
+        if request is None or request.id is None:
+            raise ActorsError(f"{self.name}.replace() can only be called while the task runs")
+        if request.message is not None and request.message.map is not None:
+            raise ActorsError(f"{self.name}.replace() cannot replace one item of a map/starmap")
+        raise replace_signal(sig)
+
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None
     ) -> None:
@@ -202,15 +218,20 @@ class Actor(Generic[P, R]):
         **options: Unpack[SendKwargs],
     ) -> TaskMessage:
         """Build the task message apply_async would send."""
-        send = SendOptions(**options) if options else NO_OPTIONS
-        message = task_message(self.name, args, kwargs, send)
+        send = send_options(options) if options else NO_OPTIONS
+        zone = self.app.client.settings.timezone
+        message = task_message(self.name, args, kwargs, send, zone=zone)
         if send.ignore_result is None and send.expires is not None and self.ignore_result:
             message.ignore_result = True  # lets the server drop it at expiry (see destination)
         return message
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
-        """Send the task to a worker: ``add.delay(2, 2)``."""
-        return self.app.client.run_blocking(self.aapply_async(args, kwargs))
+        """Send the task to a worker: ``add.delay(2, 2)``.
+
+        Returns once the message is handed to the connection; its publish is confirmed in
+        the background unless ``confirm_publish`` is set (docs/tasks.md "Publish pipeline").
+        """
+        return self.apply_async(args, kwargs)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Async twin of :meth:`delay`."""
@@ -228,7 +249,10 @@ class Actor(Generic[P, R]):
         Type checkers check the options but not ``args`` and ``kwargs``: a tuple and a map of
         the parameters ``P`` cannot be spelled in Python's types (``delay`` is checked).
         """
-        return self.app.client.run_blocking(self.aapply_async(args, kwargs, **options))
+        message = self.message(args, kwargs, **options)
+        client = self.app.client
+        client.send(message, expect_result=self._stores(message))
+        return AsyncResult(message.id, client, self.name)
 
     async def aapply_async(
         self,
@@ -240,11 +264,12 @@ class Actor(Generic[P, R]):
         message = self.message(args, kwargs, **options)
         client = self.app.client
         connection = await client.connection()
-        stores = not (
-            self.ignore_result if message.ignore_result is None else message.ignore_result
-        )
-        await connection.send(message, expect_result=stores)
+        await connection.send(message, expect_result=self._stores(message))
         return AsyncResult(message.id, client, self.name)
+
+    def _stores(self, message: TaskMessage) -> bool:
+        """True when the worker will store the result of ``message``."""
+        return not (self.ignore_result if message.ignore_result is None else message.ignore_result)
 
     # -- signatures (docs/workflows.md) -----------------------------------------------------
 
@@ -268,7 +293,7 @@ class Actor(Generic[P, R]):
         **options: Any,
     ) -> Signature:
         """A signature with options: ``add.signature((2, 2), countdown=10)``."""
-        return Signature(self, args, kwargs, options, immutable=immutable)
+        return Signature(self, args, kwargs, immutable=immutable).set(**options)
 
     def map(self, items: Iterable[Any]) -> Signature:
         """One message calling the task with each item in order: ``[task(i) for i in items]``."""

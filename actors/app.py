@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, Literal, Protocol, overload
 
+from actors import app_setup, current
 from actors.actor import Actor, P, R
 from actors.client import results
 from actors.client.client import Client
@@ -13,7 +14,8 @@ from actors.client.result_set import GroupResults
 from actors.config import Settings
 from actors.errors import ConfigurationError, TaskNotRegistered
 from actors.middleware import Middleware, TaskClassMiddleware
-from actors.options import SendOptions, actor_options
+from actors.options import actor_options, send_options
+from actors.signature import task_message
 from actors.task_class import Task, class_task, task_class
 from actors.wire import topology
 from actors.wire.ids import new_task_id
@@ -46,18 +48,30 @@ class RegisterBound(Protocol):
 class App:
     """An actors application: ``App("tasks")``, then ``@app.actor`` on functions.
 
-    ``nats_url`` and ``config`` override settings (see :class:`actors.config.Settings`), which
-    otherwise come from ``ACTORS_*`` environment variables. ``app.client`` sends the tasks and
-    reads their results.
+    ``nats_url`` (or Celery's ``broker``) and ``config`` override settings (see
+    :class:`actors.config.Settings`; Celery's setting names are read too), which otherwise come
+    from ``ACTORS_*`` environment variables. ``app.client`` sends the tasks and reads their
+    results.
     """
 
-    def __init__(self, name: str = "actors", nats_url: str | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        name: str = "actors",
+        nats_url: str | None = None,
+        *,
+        broker: str | None = None,
+        **config: Any,
+    ) -> None:
         self.name = name
-        if nats_url is not None:
-            config["nats_url"] = nats_url
+        if nats_url is not None and broker is not None and nats_url != broker:
+            raise ConfigurationError("give nats_url or broker (its Celery name), not both")
+        url = nats_url if nats_url is not None else broker
+        if url is not None:
+            config["nats_url"] = url
         self.conf = Settings.build(config)
         self.registry: dict[str, Actor[Any, Any]] = {}
         self.client = Client(self.conf, name=f"actors:{name}")
+        current.created(self)
 
     def __repr__(self) -> str:
         return f"<App {self.name} actors={len(self.registry)}>"
@@ -67,6 +81,24 @@ class App:
     def add_middleware(self, middleware: Middleware) -> None:
         """Add a middleware: its hooks run around every publish and task run of this app."""
         self.client.hooks.add(middleware)
+
+    @property
+    def tasks(self) -> dict[str, Actor[Any, Any]]:
+        """The registered actors by name (Celery's ``app.tasks``; a copy)."""
+        return dict(self.registry)
+
+    def set_current(self) -> None:
+        """Make this the App that signatures without ``app=`` send through (actors/current.py)."""
+        current.set_current(self)
+
+    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Update the settings from a module (or its name, e.g. ``"celeryconfig"``) or an
+        object, as Celery does; see :func:`actors.app_setup.config_from_object`."""
+        app_setup.config_from_object(self, obj, namespace)
+
+    def autodiscover_tasks(self, packages: Sequence[str], related_name: str = "tasks") -> None:
+        """Import ``<package>.tasks`` of each package that has one, registering its actors."""
+        app_setup.autodiscover_tasks(packages, related_name)
 
     @property
     def control(self) -> Control:
@@ -106,7 +138,7 @@ class App:
         kind = task_class(options.pop("base", None))  # base=MyTask: a Task subclass
         if kind is not Actor:
             self.client.hooks.ensure(TaskClassMiddleware)  # calls the handlers of task classes
-        parsed = actor_options({"bind": bind, **options})
+        parsed = actor_options({**app_setup.task_defaults(self.conf), "bind": bind, **options})
 
         def register(function: Callable[..., Any]) -> Actor[Any, Any]:
             if isinstance(function, type):  # a class-based task: @app.actor on a Task subclass
@@ -215,15 +247,16 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
+        **options: Any,
     ) -> results.AsyncResult[Any]:
         """Send a task by name; the task need not be registered in this process.
 
-        ``queue`` and ``priority`` as for ``apply_async`` (docs/routing.md)."""
-        return self.client.run_blocking(
-            self.asend_task(name, args, kwargs, task_id, queue, priority)
-        )
+        Pipelined like ``delay()`` (see :meth:`flush`). ``options`` are those of
+        ``apply_async`` (``countdown``, ``eta``, ``link``, ...).
+        """
+        message = self._named_message(name, args, kwargs, task_id, options)
+        self.client.send(message, expect_result=message.ignore_result is not True)
+        return results.AsyncResult(message.id, self.client, name)
 
     async def asend_task(
         self,
@@ -231,22 +264,36 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
+        **options: Any,
     ) -> results.AsyncResult[Any]:
         """Async twin of :meth:`send_task`."""
-        SendOptions(queue=queue, priority=priority)  # checks both
-        message = TaskMessage(
-            id=task_id or new_task_id(),
-            task=topology.validate_task_name(name),
-            args=list(args or ()),
-            kwargs=dict(kwargs or {}),
-            queue=queue,
-            priority=priority,
-        )
+        message = self._named_message(name, args, kwargs, task_id, options)
         connection = await self.client.connection()
-        await connection.send(message)
+        await connection.send(message, expect_result=message.ignore_result is not True)
         return results.AsyncResult(message.id, self.client, name)
+
+    def flush(self) -> None:
+        """Wait until every task sent from sync code so far is stored by the server.
+
+        Raises PublishFailed for the first publish that failed and was not raised yet (by
+        its ``get()`` or an earlier flush), noting how many more did. ``delay()`` returns
+        before its publish is confirmed (unless ``confirm_publish``); call this where a
+        script must know its tasks are queued, e.g. before it reports success.
+        """
+        self.client.flush()
+
+    def _named_message(
+        self,
+        name: str,
+        args: Sequence[Any] | None,
+        kwargs: dict[str, Any] | None,
+        task_id: str | None,
+        options: dict[str, Any],
+    ) -> TaskMessage:
+        send = send_options({"task_id": task_id or new_task_id(), **options})
+        return task_message(
+            topology.validate_task_name(name), args, kwargs, send, zone=self.conf.timezone
+        )
 
     async def aclose(self) -> None:
         """Close the client's connection of the running loop."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Self, cast
 
 from actors.client.client import Client
 from actors.client.result_set import GroupResult
 from actors.errors import ConfigurationError, ConfigurationTypeError
+from actors.options import check_send_options
 from actors.signature import (
     ActorLike,
     AppLike,
@@ -283,8 +284,16 @@ class chunks(group):
         ]
         super().__init__(*starmaps, app=task.app)
 
-    def clone(self, **options: Any) -> Self:
+    def clone(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
         """A copy with copied member signatures (still a chunks)."""
+        if args or kwargs:
+            raise ConfigurationTypeError("chunks.clone takes no args or kwargs")
+        check_send_options(options)
         twin = copy.copy(self)
         twin.tasks = [t.clone() for t in self.tasks]
         twin.options = {**self.options, **options}
@@ -306,7 +315,7 @@ def signature(
     """A signature by task name (the task need not be registered here), or from a wire map."""
     if isinstance(task, dict):
         return from_wire(task, app)
-    return Signature(task, args, kwargs, options, immutable=immutable, app=app)
+    return Signature(task, args, kwargs, immutable=immutable, app=app).set(**options)
 
 
 def _members(tasks: tuple[Any, ...]) -> tuple[Any, ...]:

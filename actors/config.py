@@ -9,7 +9,9 @@ from datetime import timedelta
 from difflib import get_close_matches
 from typing import Any
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from actors import celery_settings
 from actors.errors import ConfigurationError
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -56,6 +58,13 @@ class Settings:
     unrouted_grace: float = 60.0
     """A message no worker has a consumer for is failed (TaskNotRegistered) after this age."""
     publish_timeout: float = 10.0
+    confirm_publish: bool = False
+    """Sync ``delay()``/``apply_async()``/``send_task()`` wait for the server's PubAck before
+    they return (and raise there when the publish fails). Off (the default): the message is
+    handed to the connection and confirmed in the background; a failure is raised by the
+    task's ``get()``/``ready()`` and by ``app.flush()`` (docs/tasks.md "Publish pipeline")."""
+    publish_window: int = 1000
+    """Pipelined publishes not yet confirmed, at most; ``delay()`` blocks while it is full."""
     max_disconnected: float = 60.0
     """Seconds a worker may stay disconnected from NATS before it exits (status 4) so that its
     supervisor (systemd, Kubernetes, ``--processes``) restarts it."""
@@ -79,6 +88,20 @@ class Settings:
     embedded_dir: str = ".actors"
     """Where the embedded nats-server keeps its data (under ``nats/``)."""
     timezone: str = "UTC"
+    """IANA zone of beat's crontabs, and of naive ``eta``/``expires`` datetimes."""
+    acks_late: bool = True
+    """Default of the actor option ``acks_late`` (Celery's ``task_acks_late``)."""
+    max_retries: int | None = 3
+    """Default of the actor option ``max_retries`` (None: retry for ever)."""
+    default_retry_delay: float = 180.0
+    """Default of the actor option ``default_retry_delay``, in seconds."""
+    prefetch_multiplier: int = 1
+    """Each consumer (one per queue and priority band) holds up to its queue's slots x this many
+    fetched messages."""
+    max_tasks_per_child: int | None = None
+    """A worker process that ran this many tasks stops and its supervisor starts a fresh one."""
+    max_memory_per_child: int | None = None
+    """A worker process whose resident memory passes this many KiB after a task is replaced."""
     beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
     task_routes: Any = None
     """Celery's ``task_routes``: a map of task name or glob to a queue name (or
@@ -86,7 +109,11 @@ class Settings:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELDS:
-            raise ConfigurationError(_unknown(name))
+            if name not in celery_settings.RENAMED and name not in celery_settings.REFUSED:
+                raise ConfigurationError(_unknown(name))
+            for ours, converted in celery_settings.translate(name, value):
+                setattr(self, ours, converted)
+            return
         super().__setattr__(name, _coerce(name, value))
 
     def __repr__(self) -> str:
@@ -109,7 +136,8 @@ class Settings:
         return text
 
     def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        """Set several settings at once, like Celery's ``app.conf.update``."""
+        """Set several settings at once, like Celery's ``app.conf.update``; Celery's setting
+        names are read as ours (actors/celery_settings.py)."""
         for name, value in {**(values or {}), **kwargs}.items():
             setattr(self, name, value)
 
@@ -180,6 +208,8 @@ def _unknown(name: str) -> str:
 def _coerce(name: str, value: Any) -> Any:
     """Convert strings from the environment and timedeltas to the setting's type."""
     kind = _FIELDS[name].type
+    if name == "timezone":
+        _check_zone(value)
     try:
         if isinstance(value, timedelta):
             return value.total_seconds()
@@ -190,8 +220,8 @@ def _coerce(name: str, value: Any) -> Any:
             if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ValueError(value)
             return lowered in ("1", "true", "yes", "on")
-        if kind == "int":
-            return int(value)
+        if kind in ("int", "int | None"):
+            return int(value) if value.strip().lower() not in ("", "none") else None
         if kind in ("float", "float | None"):
             return float(value) if value.strip().lower() not in ("", "none") else None
     except ValueError:
@@ -199,3 +229,12 @@ def _coerce(name: str, value: Any) -> Any:
             f"setting {name!r} expects {kind}, got {value!r} (check ACTORS_{name.upper()})"
         ) from None
     return value
+
+
+def _check_zone(value: Any) -> None:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"timezone {value!r} is not an IANA zone name (e.g. 'Europe/Paris')"
+        ) from None

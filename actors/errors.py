@@ -25,6 +25,20 @@ class BrokerUnavailable(ActorsError):
     """NATS could not be reached, or a JetStream request failed."""
 
 
+class PublishFailed(BrokerUnavailable):
+    """A task message handed to the publish pipeline was not stored by JetStream.
+
+    Raised by the task's ``AsyncResult.get()``, ``wait()`` and ``ready()``, by
+    ``app.flush()``, or by ``delay()`` itself with ``confirm_publish``. ``task_id`` names the
+    task and ``cause`` is the error the publish ended with.
+    """
+
+    def __init__(self, task_id: str, cause: BaseException) -> None:
+        super().__init__(f"task {task_id} was not sent: {cause}")
+        self.task_id = task_id
+        self.cause = cause
+
+
 class ProtocolError(ActorsError, ValueError):
     """A message or result record does not follow docs/protocol.md."""
 

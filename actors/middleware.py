@@ -86,8 +86,9 @@ class Middleware:
         """The task was revoked: ``reason`` is "revoked", "expired" or "terminated"."""
 
     def after_return(self, actor: Any, message: TaskMessage, state: str, value: Any) -> None:
-        """The run ended in ``state`` (SUCCESS, FAILURE, RETRY, REVOKED) with ``value``
-        (the return value or the exception), its outcome stored and its workflow continued."""
+        """The run ended in ``state`` (SUCCESS, FAILURE, RETRY, REVOKED, or IGNORED when it
+        called ``self.replace``) with ``value`` (the return value or the exception), its
+        outcome stored and its workflow continued."""
 
     def on_rejected(self, task: str, task_id: str | None, reason: str, unknown: bool) -> None:
         """A message that cannot run was dead-lettered; ``unknown`` when it names a task the

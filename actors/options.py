@@ -92,6 +92,8 @@ class SendOptions:
     countdown: float | timedelta | None = None
     eta: datetime | str | None = None
     expires: float | timedelta | datetime | str | None = None
+    # Every field here is a known send option (check_send_options): routing options such as
+    # ``queue`` and ``priority`` become known by being added here (docs/routing.md).
     queue: str | None = None
     priority: int | None = None
 
@@ -110,6 +112,25 @@ class SendOptions:
 SEND_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(SendOptions))
 """The names of the options of ``apply_async``."""
 NO_OPTIONS = SendOptions()
+_CANVAS_OPTION_NAMES = frozenset({*SEND_OPTION_NAMES, "group_id"})
+"""What a signature's options may hold: the send options, and a group's id."""
+
+
+def send_options(options: Mapping[str, Any]) -> SendOptions:
+    """``apply_async``'s keyword options checked (ConfigurationError for an unknown one)."""
+    check_send_options(options, SEND_OPTION_NAMES)
+    return SendOptions(**options)
+
+
+def check_send_options(options: Mapping[str, Any], known: Any = _CANVAS_OPTION_NAMES) -> None:
+    """Raise ConfigurationError for an option that is not a send option: it would ride the
+    wire and do nothing (e.g. Celery's ``routing_key``, or a typo)."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown send option(s) {', '.join(unknown)}; known: {', '.join(SEND_OPTION_NAMES)}"
+            " (docs/celery.md lists Celery's options that have no equivalent)"
+        )
 
 
 class SendKwargs(TypedDict, total=False):

@@ -18,8 +18,10 @@ from typing import Any, Protocol, Self, cast
 from actors.client.client import Client, Connection
 from actors.client.result_set import GroupResult
 from actors.client.results import AsyncResult
-from actors.errors import ConfigurationError, ConfigurationTypeError, ProtocolError
-from actors.options import SendOptions
+from actors.current import current_app, find_current
+from actors.errors import ConfigurationTypeError, ProtocolError
+from actors.options import SendOptions, check_send_options
+from actors.wire import types
 from actors.wire.ids import derived_id, new_task_id
 from actors.wire.message import TaskMessage, WireSignature, format_time
 from actors.wire.timing import time_field
@@ -113,14 +115,35 @@ class Canvas:
         raise NotImplementedError
 
     def set(self, **options: Any) -> Self:
-        """Set options (any apply_async option) in place; returns self."""
+        """Set options (any apply_async option) in place; returns self.
+
+        An unknown option is a ConfigurationError. Naive ``eta``/``expires`` datetimes are
+        read in the App's ``timezone`` now (stored as RFC 3339 UTC).
+        """
+        check_send_options(options)
         SendOptions.pick(options)  # checks queue and priority now, not when the step is sent
+        for name in ("eta", "expires"):
+            value = options.get(name)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                app = self.find_app() or find_current()
+                zone = app.client.settings.timezone if app is not None else "UTC"
+                options[name] = time_field(value, zone=zone)
         self.options.update(options)
         return self
 
-    def clone(self, **options: Any) -> Self:
-        """A deep copy (via the wire form), with ``options`` set on it."""
+    def clone(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
+        """A deep copy (via the wire form), with ``options`` set on it; as in Celery, ``args``
+        are prepended to a task signature's args and ``kwargs`` merged over its kwargs."""
         twin = from_wire(self.to_wire(), self.find_app())
+        if args or kwargs:
+            if not isinstance(twin, Signature):
+                raise ConfigurationTypeError(f"{type(self).__name__}.clone takes no args/kwargs")
+            twin.args, twin.kwargs = (*(args or ()), *twin.args), {**twin.kwargs, **(kwargs or {})}
         return cast(Self, twin.set(**options))
 
     def find_app(self) -> AppLike | None:
@@ -128,14 +151,10 @@ class Canvas:
         return self.app or next((t.app for t in self.tasks_in() if t.app), None)
 
     def bound_app(self) -> AppLike:
-        """The App this signature sends through."""
+        """The App this signature sends through: its own, else the current App
+        (actors/current.py); ConfigurationError when there is none."""
         app = self.find_app()
-        if app is None:
-            raise ConfigurationError(
-                f"{self!r} is not bound to an app: build it from an actor (add.s(...)) or pass "
-                "app= to signature()"
-            )
-        return app
+        return app if app is not None else cast(AppLike, current_app())
 
     def __or__(self, other: Canvas) -> Canvas:
         """``a | b``: the chain of both."""
@@ -178,6 +197,10 @@ class Canvas:
     def with_kwargs(self, kwargs: dict[str, Any]) -> Self:
         """Merge keyword arguments (task signatures only)."""
         raise ConfigurationTypeError(f"{type(self).__name__} takes no keyword arguments when sent")
+
+
+# A signature given as an argument (or returned) travels as its wire map.
+types.send_as_data(Canvas, lambda sig: sig.to_wire())
 
 
 class Signature(Canvas, kind="task"):
@@ -303,14 +326,16 @@ def task_message(
     hop: Hop = _START,
     chain: list[WireSignature] | None = None,
     mode: str | None = None,
+    zone: str = "UTC",
 ) -> TaskMessage:
     """The message of one call of ``task`` sent with ``options``; ``hop`` and ``chain`` place
-    it in a workflow, ``mode`` makes it a map or starmap."""
+    it in a workflow, ``mode`` makes it a map or starmap; naive datetimes are read in ``zone``."""
     eta = expires = None
     if options.countdown is not None or options.eta is not None or options.expires is not None:
         now = datetime.now(UTC)
-        eta = time_field(options.eta if options.countdown is None else options.countdown, now)
-        expires = time_field(options.expires, now)
+        when = options.eta if options.countdown is None else options.countdown
+        eta = time_field(when, now, zone)
+        expires = time_field(options.expires, now, zone)
     return TaskMessage(
         id=options.task_id or new_task_id(),
         task=task,

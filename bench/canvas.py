@@ -18,21 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from actors import App, chain, chord
+from actors import chain, chord
+from bench.tasks import add, app, tsum
 
 ROOT = Path(__file__).resolve().parent.parent
-
-app = App("bench")
-
-
-@app.actor(name="bench.add")
-def add(x: int, y: int) -> int:
-    return x + y
-
-
-@app.actor(name="bench.tsum")
-def tsum(numbers: list[int]) -> int:
-    return sum(numbers)
 
 
 async def chord_seconds(size: int) -> float:
@@ -87,7 +76,7 @@ def main() -> None:
         app.conf.nats_url = url
         env = {**os.environ, "ACTORS_NATS_URL": url, "PYTHONPATH": str(ROOT)}
         worker = subprocess.Popen(
-            [sys.executable, "-m", "actors", "run", "bench.canvas:app", "--log-level", "warning"],
+            [sys.executable, "-m", "actors", "run", "bench.tasks:app", "--log-level", "warning"],
             env=env,
             cwd=ROOT,
         )

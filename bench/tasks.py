@@ -15,6 +15,11 @@ async def aadd(x: int, y: int) -> int:
     return x + y
 
 
+@app.actor(name="bench.tsum")
+def tsum(numbers: list[int]) -> int:
+    return sum(numbers)
+
+
 @app.actor(name="bench.noop", ignore_result=True)
 async def noop(x: int) -> None:
     return None

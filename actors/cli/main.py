@@ -26,6 +26,7 @@ from actors.cli.run_checks import (
     LogFormat,
     LogLevel,
     check_metrics_installed,
+    check_recycling,
     check_run_options,
 )
 from actors.client.control import Control
@@ -115,6 +116,17 @@ def run(
     http_host: Annotated[
         str, typer.Option(help="Address the metrics and health ports listen on.")
     ] = "0.0.0.0",
+    max_tasks_per_child: Annotated[
+        int | None,
+        typer.Option(help="Replace a worker process after it ran this many tasks."),
+    ] = None,
+    max_memory_per_child: Annotated[
+        int | None,
+        typer.Option(help="Replace a worker process once its resident memory passes this (KiB)."),
+    ] = None,
+    autoscale: Annotated[
+        str | None, typer.Option(help="Celery's MAX,MIN: not offered (see docs/celery.md).")
+    ] = None,
     events: Annotated[
         bool | None,
         typer.Option(
@@ -137,6 +149,7 @@ def run(
     )
     if metrics_port is not None:
         check_metrics_installed()
+    check_recycling(max_tasks_per_child, max_memory_per_child, autoscale)
     try:
         served_queues = tuple(parse_queues(queues).items()) if queues is not None else ()
     except ActorsError as exc:
@@ -144,12 +157,27 @@ def run(
     configure_logging(log_level, log_format)
     if events is not None:  # through the environment, so that every worker process sees it
         os.environ["ACTORS_EVENTS"] = "1" if events else "0"
+    for name, limit in (
+        ("ACTORS_MAX_TASKS_PER_CHILD", max_tasks_per_child),
+        ("ACTORS_MAX_MEMORY_PER_CHILD", max_memory_per_child),
+    ):
+        if limit is not None:
+            os.environ[name] = str(limit)
     try:
         loaded, server = open_app(app)
     except ActorsError as exc:
         fail(exc)
     if events is not None:
         loaded.conf.events = events
+    for setting, limit in (
+        ("max_tasks_per_child", max_tasks_per_child),
+        ("max_memory_per_child", max_memory_per_child),
+    ):
+        if limit is not None:
+            setattr(loaded.conf, setting, limit)
+    # A process that stops to be recycled needs a supervisor to start the next one.
+    recycles = bool(loaded.conf.max_tasks_per_child or loaded.conf.max_memory_per_child)
+    supervised = processes > 1 or recycles
     options = WorkerOptions(
         app_path=app,
         actors=tuple(a.strip() for a in (actors or "").split(",") if a.strip()),
@@ -166,7 +194,7 @@ def run(
     try:
         for name in options.actors:
             loaded.get_actor(name)
-        code = run_worker(options) if processes <= 1 else run_processes(options, processes)
+        code = run_processes(options, processes) if supervised else run_worker(options)
     except ActorsError as exc:
         fail(exc)
     finally:

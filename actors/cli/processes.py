@@ -22,6 +22,7 @@ from actors.client.background_loop import new_event_loop
 from actors.log import configure_logging, share_output_lock
 from actors.worker import Worker
 from actors.worker.health import HttpEndpoints, serve_endpoints
+from actors.worker.recycling import EXIT_RECYCLE
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -54,8 +55,9 @@ class WorkerOptions:
 def run_worker(options: WorkerOptions) -> int:
     """Run one worker in this process until SIGTERM or SIGINT; return the exit code.
 
-    The code is 0, or EXIT_CONNECTION_LOST when the worker lost its NATS connection for good,
-    so that a supervisor starts a fresh process.
+    The code is 0, EXIT_CONNECTION_LOST when the worker lost its NATS connection for good, or
+    EXIT_RECYCLE when it passed max_tasks_per_child or max_memory_per_child, so that a
+    supervisor starts a fresh process.
     """
     configure_logging(options.log_level, options.log_format)
     if options.nats_url:
@@ -91,7 +93,9 @@ def run_worker(options: WorkerOptions) -> int:
                 await endpoint.stop()
 
     run_loop(main())
-    return EXIT_CONNECTION_LOST if worker.lost_reason else 0
+    if worker.lost_reason:
+        return EXIT_CONNECTION_LOST
+    return EXIT_RECYCLE if worker.recycler.reason else 0
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
@@ -191,7 +195,9 @@ def run_processes(options: WorkerOptions, processes: int) -> int:
                 log.info("worker.process_stopped", index=index)
                 stopping = True
                 break
-            if child is not None:
+            if child is not None and child.exitcode == EXIT_RECYCLE:
+                log.info("worker.process_recycled", index=index)
+            elif child is not None:
                 log.warning("worker.process_exited", index=index, exitcode=child.exitcode)
             own = options if index == 0 else _later_process(options, index)
             children[index] = context.Process(

@@ -11,7 +11,9 @@ import typer
 from actors.cli.output import fail
 
 LOG_FORMATS = ("console", "json")
-LogLevel = Annotated[str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")]
+LogLevel = Annotated[
+    str, typer.Option("--log-level", "--loglevel", "-l", help="debug, info, warning or error.")
+]
 LogFormat = Annotated[str | None, typer.Option(help="console or json (default: console on a TTY).")]
 
 
@@ -45,3 +47,22 @@ def check_metrics_installed() -> None:
     """Exit 2 with what to install when prometheus-client is missing."""
     if importlib.util.find_spec("prometheus_client") is None:
         fail("--metrics-port needs prometheus-client: pip install 'actors[metrics]'")
+
+
+def check_recycling(
+    max_tasks_per_child: int | None, max_memory_per_child: int | None, autoscale: str | None
+) -> None:
+    """Exit with a message for bad recycling limits, and for Celery's ``--autoscale``."""
+    for flag, value in (
+        ("--max-tasks-per-child", max_tasks_per_child),
+        ("--max-memory-per-child", max_memory_per_child),
+    ):
+        if value is not None and value < 1:
+            fail(f"{flag} must be at least 1, got {value}")
+    if autoscale is not None:
+        fail(
+            "--autoscale is not offered: sync tasks run in threads, and an idle thread costs no "
+            "CPU and little memory, so growing and shrinking the pool would save nothing; "
+            "--concurrency caps tasks in flight, --processes adds processes "
+            "(docs/celery.md, 'Worker options')"
+        )

@@ -11,13 +11,15 @@ from typing import Any, TypeVar
 from actors.client import children
 from actors.client.background_loop import BackgroundLoop
 from actors.client.events import publish_sent
+from actors.client.pipeline import Pipeline
 from actors.client.result_waiter import ResultWaiter
 from actors.client.router import Router
 from actors.config import Settings
-from actors.errors import EncodeError, MessageTooLarge
+from actors.errors import BrokerUnavailable, EncodeError, MessageTooLarge, PublishFailed
 from actors.middleware import Hooks
 from actors.nats.broker import Broker
 from actors.wire.message import TaskMessage, encode
+from actors.wire.record import ResultRecord
 from actors.wire.timing import destination
 
 T = TypeVar("T")
@@ -39,7 +41,7 @@ class Connection:
 
         ``expect_result=False`` for tasks whose result is not stored.
         """
-        subject, body, headers = self._wire(message, msg_id)
+        subject, body, headers = self.wire(message, msg_id)
         if expect_result:
             self.results.sent(message.id)
         ack = await self.broker.publish(subject, body, headers)
@@ -52,7 +54,7 @@ class Connection:
 
     async def send_many(self, messages: list[TaskMessage]) -> None:
         """Publish task messages pipelined (workflows); each is stored once by its task id."""
-        wired = [self._wire(message, None) for message in messages]
+        wired = [self.wire(message) for message in messages]
         for message in messages:
             if message.ignore_result is not True:
                 self.results.sent(message.id)
@@ -63,16 +65,22 @@ class Connection:
         if self.broker.settings.task_send_sent_event:
             await publish_sent(self.broker, messages)
 
-    def _wire(self, message: TaskMessage, msg_id: str | None) -> tuple[str, bytes, dict[str, str]]:
+    def wire(
+        self, message: TaskMessage, msg_id: str | None = None
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """Subject, body and headers of ``message``; EncodeError or MessageTooLarge when it
+        cannot be sent. Safe from any thread (reads settings and the server's limit only).
+        Calls the ``before_publish`` hooks first, which may add ``message.headers``."""
         self.router.route(message)  # before the subject is chosen: queue and band name it
         subject, headers = destination(message, msg_id or message.id)
-        self.hooks.before_publish(message, subject)  # may add message.headers
+        self.hooks.before_publish(message, subject)
         try:
             body = encode(message.to_wire())
         except (TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"arguments of {message.task} cannot be sent: {exc}; use msgpack types "
-                "(None, bool, int, float, str, bytes, list, dict)"
+                "(None, bool, int, float, str, bytes, list, dict) or datetime, date, time, "
+                'UUID, Decimal and signatures (docs/protocol.md, "Argument types")'
             ) from None
         limit = self.broker.settings.max_message_bytes
         if len(body) > limit:
@@ -103,6 +111,7 @@ class Client:
         """Chooses the queue and priority of messages that name none (docs/routing.md)."""
         self._connections: dict[asyncio.AbstractEventLoop, asyncio.Future[Connection]] = {}
         self._background: BackgroundLoop | None = None
+        self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
         self.hooks = Hooks()
         """The middleware every publish and every task run of this app goes through."""
@@ -153,6 +162,80 @@ class Client:
             background = self._background
         return background.run_blocking(coro)
 
+    # -- the sync path's publish pipeline ----------------------------------------------------
+
+    def send(self, message: TaskMessage, expect_result: bool = True) -> None:
+        """Send ``message`` from sync code (``delay()``, ``apply_async()``, ``send_task()``).
+
+        Pipelined by default: the message is handed to the connection and its PubAck is
+        confirmed in the background (:mod:`actors.client.pipeline`). With ``confirm_publish``,
+        or on a loop a worker lent (a task's sends are stored before the task is acked),
+        this waits for the PubAck and raises when the publish fails.
+        """
+        pipeline = None if self.settings.confirm_publish else self._sending_pipeline()
+        if pipeline is None:
+            self.run_blocking(self._send_confirmed(message, expect_result))
+        else:
+            pipeline.put(message, expect_result)
+
+    def _sending_pipeline(self) -> Pipeline | None:
+        """The pipeline for sync sends; None on a loop a worker lent (even if this client
+        pipelined sends on its own loop before the worker started: those stay confirmed
+        by that pipeline, later ones are confirmed on the worker's loop)."""
+        background = self._background
+        if background is not None and not background.owns_loop:
+            return None
+        return self._pipeline or self._start_pipeline()
+
+    async def _send_confirmed(self, message: TaskMessage, expect_result: bool) -> None:
+        connection = await self.connection()
+        try:
+            await connection.send(message, expect_result=expect_result)
+        except BrokerUnavailable as exc:
+            raise PublishFailed(message.id, exc) from exc
+
+    def _start_pipeline(self) -> Pipeline | None:
+        background = self._background
+        if background is not None and not background.owns_loop:
+            return None  # a worker's loop: its tasks' sends are confirmed
+        connection = self.run_blocking(self.connection())
+        with self._lock:
+            background = self._background
+            if background is None or not background.owns_loop:
+                return None
+            if self._pipeline is None:
+                self._pipeline = Pipeline(connection, background.loop, self.settings.publish_window)
+            return self._pipeline
+
+    async def confirmed(self, task_id: str) -> None:
+        """Raise PublishFailed if the pipelined publish of ``task_id`` failed; on the
+        pipeline's loop, first wait until it is confirmed."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        if asyncio.get_running_loop() is pipeline.loop:
+            await pipeline.confirmed(task_id)
+        elif (failed := pipeline.failure(task_id)) is not None:
+            raise failed
+
+    def arrived(self, task_id: str) -> ResultRecord | None:
+        """The ready record of ``task_id`` if it already reached the sync path's connection
+        (sent from here, stored since); from any thread, without waiting."""
+        pipeline = self._pipeline
+        return None if pipeline is None else pipeline.results.take_arrived(task_id)
+
+    def publish_failure(self, task_id: str) -> PublishFailed | None:
+        """The error the pipelined publish of ``task_id`` failed with, if it did."""
+        pipeline = self._pipeline
+        return None if pipeline is None else pipeline.failure(task_id)
+
+    def flush(self) -> None:
+        """Wait until every message sent from sync code so far is stored; raise
+        PublishFailed for any that was not (and not raised already)."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            self.run_blocking(pipeline.flush())
+
     async def aclose(self) -> None:
         """Close the connection of the running loop."""
         future = self._connections.pop(asyncio.get_running_loop(), None)
@@ -161,9 +244,13 @@ class Client:
 
     def close(self) -> None:
         """Close the sync facade's connection and stop its background loop (a lent loop and
-        its connection are left to the worker)."""
+        its connection are left to the worker). Pipelined publishes are flushed first, and a
+        failure not raised yet is logged."""
         with self._lock:
             background, self._background = self._background, None
+            pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.flush_and_log(self.settings.publish_timeout * 3 + 5)
         if background is not None and background.owns_loop:
             background.run_blocking(self.aclose())
             background.close()

@@ -67,6 +67,7 @@ async def follow(
 
     stop = results.listen(task_id, tell)
     try:
+        await results.start_watch(timeout)  # live before the read: no update falls between
         current = await results.fetch(task_id)
         if current is not None and not current.ready:
             tell(current)

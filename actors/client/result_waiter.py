@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class ResultWaiter:
         self._expected: dict[str, ResultRecord | None] = {}
         self._watch: asyncio.Future[Watch] | None = None
         self._live = False
+        self._taken: deque[str] = deque()  # ids take_arrived() handed out, to forget here
         self._deadlines = TimeoutHeap()
         self._rereads: set[asyncio.Task[None]] = set()
         self._listeners: dict[str, list[Callable[[ResultRecord], None]]] = {}
@@ -51,9 +53,22 @@ class ResultWaiter:
         # setdefault: a record that already arrived (a re-send of the same id) must stay.
         if not self._live:
             return
+        while self._taken:
+            self._expected.pop(self._taken.popleft(), None)
         self._expected.setdefault(task_id, None)
         if len(self._expected) > self._keep:
             del self._expected[next(iter(self._expected))]
+
+    def take_arrived(self, task_id: str) -> ResultRecord | None:
+        """The ready record of ``task_id`` if it already came through the watch, else None.
+
+        Callable from any thread (the sync path's ``get()`` skips its hop to the loop): it
+        only reads the dict, and leaves the removal to the loop's thread.
+        """
+        record = self._expected.get(task_id)
+        if record is not None:
+            self._taken.append(task_id)
+        return record
 
     def resent(self, task_id: str) -> None:
         """Note that the server dropped a send of ``task_id`` as a duplicate.
@@ -137,9 +152,13 @@ class ResultWaiter:
         await asyncio.shield(watch)
         self._live = True
 
+    async def start_watch(self, timeout: float | None) -> None:
+        """Start the watch if it is not live, trying again while JetStream does not answer
+        (a leader election can outlast ``publish_timeout``) for up to ``timeout`` seconds."""
+        if not self._live:
+            await self._start_watch_within(timeout)
+
     async def _start_watch_within(self, timeout: float | None) -> None:
-        """Start the watch, trying again while JetStream does not answer (a leader election
-        can outlast ``publish_timeout``) for as long as the wait may last."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -154,6 +173,10 @@ class ResultWaiter:
 
     async def wait(self, task_id: str, timeout: float | None) -> ResultRecord:
         """The record once it is ready; ResultTimeout after ``timeout`` seconds."""
+        arrived = self._expected.get(task_id)
+        if arrived is not None:  # the common case after a burst of sends: no future to set up
+            del self._expected[task_id]
+            return arrived
         return (await self.wait_many([task_id], timeout))[0]
 
     async def wait_many(self, task_ids: Sequence[str], timeout: float | None) -> list[ResultRecord]:
@@ -161,8 +184,7 @@ class ResultWaiter:
 
         Raises ResultTimeout after ``timeout`` seconds.
         """
-        if not self._live:
-            await self._start_watch_within(timeout)
+        await self.start_watch(timeout)
         loop = asyncio.get_running_loop()
         futures: dict[str, asyncio.Future[ResultRecord]] = {}
         unknown: list[str] = []
@@ -220,7 +242,8 @@ class ResultWaiter:
         """Call ``callback`` with each record of ``task_id`` that arrives through the watch
         (PROGRESS, STARTED, RETRY ... and the final one); returns the function that stops it.
 
-        Call it after a wait started the watch. A failing callback is logged and ignored.
+        Start the watch first (:meth:`start_watch`), then read the current record: an update
+        stored between the two is then not missed. A failing callback is logged and ignored.
         """
         self._listeners.setdefault(task_id, []).append(callback)
 

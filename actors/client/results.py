@@ -61,6 +61,9 @@ class AsyncResult(Generic[R]):
 
     async def _aload(self) -> ResultRecord | None:
         if self._record is None or not self._record.ready:
+            failed = self.client.publish_failure(self.id)
+            if failed is not None:
+                raise failed
             connection = await self.client.connection()
             self._record = await connection.results.fetch(self.id)
         return self._record
@@ -167,7 +170,11 @@ class AsyncResult(Generic[R]):
         update the task stores (``update_state``), then of the final record, from the
         connection's one KV watch (in sync code: on the client's background thread).
         """
-        return self.client.run_blocking(self.aget(timeout, propagate, on_message))
+        if on_message is None and (self._record is None or not self._record.ready):
+            self._record = self.client.arrived(self.id)  # no hop to the loop when it is here
+        if self._record is None or not self._record.ready:
+            return self.client.run_blocking(self.aget(timeout, propagate, on_message))
+        return self._returned(propagate)
 
     wait = get
 
@@ -177,13 +184,21 @@ class AsyncResult(Generic[R]):
         propagate: bool = True,
         on_message: OnMessage | None = None,
     ) -> R:
-        """Async twin of :meth:`get`."""
+        """Async twin of :meth:`get`.
+
+        Raises PublishFailed when the task's pipelined publish failed (see ``app.flush``).
+        """
         if self._record is None or not self._record.ready:
+            await self.client.confirmed(self.id)
             connection = await self.client.connection()
             if on_message is not None:
                 self._record = await follow(connection.results, self.id, timeout, on_message)
             else:
                 self._record = await connection.results.wait(self.id, timeout)
+        return self._returned(propagate)
+
+    def _returned(self, propagate: bool) -> R:
+        assert self._record is not None
         outcome = _outcome(self._record)
         if propagate and isinstance(outcome, BaseException):
             raise outcome

@@ -30,7 +30,7 @@ from actors.nats.connection import (
     check_size,
     reply_status,
 )
-from actors.nats.retrying import RETRYABLE, NotReady, RetryEpisodes, retry_request
+from actors.nats.retrying import REQUESTS, RETRYABLE, NotReady, RetryEpisodes, retry_request
 from actors.nats.streams import Streams
 
 
@@ -159,19 +159,42 @@ class Broker:
         self, subject: str, body: bytes, headers: dict[str, str] | None, wait: float
     ) -> PublishAck:
         reply = await self._request(f"publish to {subject}", subject, body, headers, wait)
+        return _read_ack(subject, reply)
+
+    async def publish_started(
+        self, subject: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[PublishAck]:
+        """Send a publish and return the future of its answer without waiting for it.
+
+        Many publishes are in flight at once (the sync client's pipeline); the future ends
+        as :meth:`publish` would: the first attempt waits for its answer as long as the
+        first attempt of :meth:`publish`, and on "no responders", "no leader" or no answer
+        the message is re-sent by :meth:`publish` (same headers, so the same
+        ``Nats-Msg-Id``: a re-send is stored once). MessageTooLarge is raised here, before
+        anything is sent; a lost connection raises BrokerUnavailable.
+        """
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[PublishAck] = loop.create_future()
+        wait = REQUESTS.wait(0, self.settings.publish_timeout)
         try:
-            ack = json.loads(reply.data)
-        except ValueError as exc:
-            raise BrokerUnavailable(f"publish to {subject}: unreadable answer {exc!r}") from exc
-        error = ack.get("error")
-        if error:
-            code = error.get("err_code")
-            refusal = f"publish to {subject} refused: {error.get('description')}"
-            raise NotReady(refusal) if code == JS_UNAVAILABLE else PublishRefused(refusal, code)
-        total = ack.get("val")
-        return PublishAck(
-            int(ack["seq"]), bool(ack.get("duplicate")), None if total is None else int(total)
-        )
+            reply = await self._requests.send(subject, body, headers, wait)
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"publish to {subject} failed: {exc!r}") from exc
+
+        def answered(reply: asyncio.Future[Msg]) -> None:
+            if reply.cancelled():  # the loop is closing
+                result.cancel()
+                return
+            try:
+                result.set_result(_read_ack(subject, reply.result()))
+            except RETRYABLE:
+                again = loop.create_task(self.publish(subject, body, headers))
+                again.add_done_callback(lambda done: _copy_outcome(done, result))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        reply.add_done_callback(answered)
+        return result
 
     async def publish_many(
         self,
@@ -359,3 +382,32 @@ def _parse_headers(block: bytes) -> dict[str, str]:
         if sep:
             headers[name.strip()] = value.strip()
     return headers
+
+
+def _read_ack(subject: str, reply: Msg) -> PublishAck:
+    """The stream's answer to a publish; NotReady (retryable) or PublishRefused when the
+    stream refused it."""
+    try:
+        ack = json.loads(reply.data)
+    except ValueError as exc:
+        raise BrokerUnavailable(f"publish to {subject}: unreadable answer {exc!r}") from exc
+    error = ack.get("error")
+    if error:
+        code = error.get("err_code")
+        refusal = f"publish to {subject} refused: {error.get('description')}"
+        raise NotReady(refusal) if code == JS_UNAVAILABLE else PublishRefused(refusal, code)
+    total = ack.get("val")
+    return PublishAck(
+        int(ack["seq"]), bool(ack.get("duplicate")), None if total is None else int(total)
+    )
+
+
+def _copy_outcome(source: asyncio.Future[PublishAck], target: asyncio.Future[PublishAck]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())

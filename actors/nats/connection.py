@@ -195,6 +195,14 @@ class ReplyInbox:
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
     ) -> Msg:
+        """Send a request and wait up to ``timeout`` seconds for its reply."""
+        return await (await self.send(subject, payload, headers, timeout))
+
+    async def send(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
+    ) -> asyncio.Future[Msg]:
+        """Send a request and return the future of its reply (TimeoutError after
+        ``timeout`` seconds) without waiting for it: requests pipelined."""
         check_size(self._nc, subject, payload, headers)  # before a future waits for a reply
         if self._sub is None:
             self._sub = await self._nc.subscribe(
@@ -204,14 +212,16 @@ class ReplyInbox:
         token = str(self._next)
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._futures[token] = future
+        future.add_done_callback(lambda _: self._futures.pop(token, None))
         self._deadlines.add(future, timeout)
         try:
             await self._nc.publish(
                 subject, payload, reply=f"{self._prefix}.{token}", headers=headers
             )
-            return await future
-        finally:
-            del self._futures[token]
+        except BaseException:
+            future.cancel()
+            raise
+        return future
 
     async def _on_reply(self, msg: Msg) -> None:
         future = self._futures.get(msg.subject[len(self._prefix) + 1 :])

@@ -11,6 +11,7 @@ from typing import Any
 import msgpack
 
 from actors.errors import ConfigurationError, ProtocolError
+from actors.wire import types
 from actors.wire.topology import JSON, MSGPACK, PROTOCOL_VERSION
 from actors.wire.validation import check_message
 from actors.wire.validation import clip_text as clip_text  # re-exported: bounds untrusted text
@@ -93,10 +94,12 @@ def format_time(moment: datetime) -> str:
 
 
 def encode(value: Any, content_type: str = MSGPACK) -> bytes:
-    """Encode a map for the wire. Raises TypeError for values msgpack/JSON cannot carry."""
+    """Encode a map for the wire. datetime, date, time, UUID and Decimal become tagged maps
+    and signatures their wire maps (actors/wire/types.py); TypeError for anything else that
+    msgpack/JSON cannot carry."""
     if content_type == JSON:
-        return json.dumps(value, separators=(",", ":")).encode()
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+        return json.dumps(value, separators=(",", ":"), default=types.default).encode()
+    return msgpack.packb(value, use_bin_type=True, default=types.default)  # type: ignore[no-any-return]
 
 
 _INT_RANGE = (-(2**63), 2**64 - 1)
@@ -111,14 +114,21 @@ def _wire_int(text: str) -> int:
     return value
 
 
-def decode(data: bytes, content_type: str | None) -> Any:
-    """Decode a body by its Content-Type (msgpack when absent); ProtocolError when invalid."""
+def decode(data: bytes, content_type: str | None, typed: bool = True) -> Any:
+    """Decode a body by its Content-Type (msgpack when absent); ProtocolError when invalid.
+
+    Tagged maps become datetime, date, time, UUID and Decimal values unless ``typed`` is
+    False (to read the id of a message whose tagged values are bad).
+    """
     kind = (content_type or MSGPACK).split(";")[0].strip().lower()
+    hook = types.object_hook if typed else None
     try:
         if kind == JSON:
-            return json.loads(data, parse_int=_wire_int)
+            return json.loads(data, parse_int=_wire_int, object_hook=hook)
         if kind == MSGPACK:
-            return msgpack.unpackb(data, raw=False, strict_map_key=False)
+            return msgpack.unpackb(data, raw=False, strict_map_key=False, object_hook=hook)
+    except ProtocolError:
+        raise  # a bad tagged value: its own reason
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         # TypeError: a map with an unhashable key; RecursionError: absurdly deep nesting.
         # Only the type and a short text: msgpack's ExtraData repr holds the trailing bytes.

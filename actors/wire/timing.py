@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from actors.wire import routing, topology
 from actors.wire.message import TaskMessage, format_time
 
 
 def time_field(
-    value: float | timedelta | datetime | str | None, now: datetime | None = None
+    value: float | timedelta | datetime | str | None,
+    now: datetime | None = None,
+    zone: str = "UTC",
 ) -> str | None:
     """A ``countdown``, ``eta`` or ``expires`` value as an RFC 3339 time field.
 
-    Seconds (a number or a timedelta) count from ``now`` (default: the current time); an
-    aware datetime is formatted in UTC; a string is taken as already RFC 3339 (options read
-    back from a signature's wire form); None stays None.
+    Seconds (a number or a timedelta) count from ``now`` (default: the current time); a
+    datetime is formatted in UTC, a naive one read in ``zone`` first (the app's ``timezone``,
+    UTC by default, as Celery does with ``enable_utc``); a string is taken as already RFC 3339
+    (options read back from a signature's wire form); None stays None.
     """
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC if zone == "UTC" else ZoneInfo(zone))
         return format_time(value)
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     return format_time((now or datetime.now(UTC)) + timedelta(seconds=seconds))

@@ -125,7 +125,7 @@ def check_unserved(received: Received, age: float, grace: float) -> Rejection | 
 def message_id(data: bytes, content_type: str | None) -> str | None:
     """The task id of a message that may be malformed, when it can be read at all."""
     try:
-        body = decode(data, content_type)
+        body = decode(data, content_type, typed=False)
     except ProtocolError:
         return None
     task_id = body.get("id") if isinstance(body, dict) else None  # a map, possibly malformed

@@ -9,6 +9,7 @@ final record is finished from that record instead of being run again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from actors.errors import ActorsError, BrokerUnavailable, MessageTooLarge, Proto
 from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.nats.consumer import Delivery
+from actors.replace import Replace, replacement_message
 from actors.retry import Retry
 from actors.wire import routing, topology
 from actors.wire.message import TaskMessage, clip_text
@@ -42,7 +44,7 @@ class Outcomes:
         self.results = Bucket(broker, topology.RESULTS_BUCKET)
         self._last_seq = 0  # highest stream sequence run here
         self._replay_mark = 0  # after a reconnect: _last_seq at that moment
-        self._running: dict[int, asyncio.Event] = {}  # stream sequence -> set when it ends
+        self._running: dict[int, asyncio.Future[Any]] = {}  # stream sequence -> its run
 
     # -- outcomes of a run -----------------------------------------------------------------
 
@@ -77,6 +79,16 @@ class Outcomes:
         following = next_message(message, signal)
         connection = await self.client.connection()
         await connection.send(following, retry_msg_id(following))
+
+    async def replaced(
+        self, message: TaskMessage, signal: Replace, store: bool, delivery_seq: int
+    ) -> None:
+        """Publish the replacement of a task that called ``self.replace(sig)``; the task
+        itself stores nothing (the replacement stores its result under the same id)."""
+        log.info("task.replaced", by=repr(signal.sig))
+        connection = await self.client.connection()
+        following, msg_id = replacement_message(message, signal, store, delivery_seq)
+        await connection.send(following, msg_id, expect_result=False)
 
     async def revoked(self, message: TaskMessage, reason: str, store: bool) -> None:
         """Store REVOKED for a message skipped because its task was revoked."""
@@ -196,24 +208,22 @@ class Outcomes:
         self._claim(d.stream_seq)
         self._last_seq = max(self._last_seq, d.stream_seq)
         if running is not None:
-            await running.wait()
+            await asyncio.wait((running,))
         elif d.delivered == 1 and d.stream_seq > self._replay_mark:
             return False
         return await self._already_done(message, d)
 
     def _claim(self, seq: int) -> None:
-        """Note that message ``seq`` runs here until the current asyncio task ends."""
-        ended = asyncio.Event()
-        self._running[seq] = ended
-
-        def release(_: object) -> None:
-            if self._running.get(seq) is ended:
-                del self._running[seq]
-            ended.set()
-
+        """Note that message ``seq`` runs here until the current asyncio task ends (the task
+        itself is what a copy waits on: no Event and closure per message)."""
         task = asyncio.current_task()
         assert task is not None
-        task.add_done_callback(release)
+        self._running[seq] = task
+        task.add_done_callback(functools.partial(self._release, seq))
+
+    def _release(self, seq: int, task: asyncio.Future[Any]) -> None:
+        if self._running.get(seq) is task:
+            del self._running[seq]
 
     async def _already_done(self, message: TaskMessage, d: Delivery) -> bool:
         """Finish a redelivered message whose run already stored its final record (the worker

@@ -28,6 +28,7 @@ from typing import Any
 from actors.actor import Actor
 from actors.config import Settings
 from actors.errors import Revoked, SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLost
+from actors.replace import Replace
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
@@ -245,6 +246,8 @@ class Executor:
         reply = decode(out, topology.MSGPACK)
         if "retry" in reply:
             raise Retry.from_wire(reply["retry"])
+        if "replace" in reply:
+            raise Replace.from_wire(reply["replace"])
         if "error" in reply:
             raise rebuild_exception(reply["error"], reply.get("traceback"))
         return reply.get("result")

@@ -3,10 +3,10 @@
 Started as ``python -m actors.worker.process_child``. Reads a msgpack request
 ``{"module", "task", "message", "soft"}`` on stdin, imports the module, finds
 the actor by name among the module's Apps and Actors, runs it, and writes one msgpack reply to
-the original stdout: ``{"result": value}``, ``{"error": {...}, "traceback": str}`` or
-``{"retry": {...}}``. Anything the task prints goes to stderr. The child times the soft
-limit itself (SIGALRM raises SoftTimeLimitExceeded); the worker SIGKILLs the child at the hard
-limit or on terminate.
+the original stdout: ``{"result": value}``, ``{"error": {...}, "traceback": str}``,
+``{"retry": {...}}`` or ``{"replace": {...}}``. Anything the task prints goes to stderr. The
+child times the soft limit itself (SIGALRM raises SoftTimeLimitExceeded); the worker SIGKILLs
+the child at the hard limit or on terminate.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from actors.actor import Actor, Request, current_request
 from actors.app import App
 from actors.errors import SoftTimeLimitExceeded, TaskNotRegistered
 from actors.log import configure_inherited_logging
+from actors.replace import Replace
 from actors.retry import Retry
 from actors.wire import topology
 from actors.wire.message import TaskMessage, decode, encode
@@ -70,10 +71,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             signal.setitimer(signal.ITIMER_REAL, soft)
         value = actor.fn(*args, **message.kwargs)
         signal.setitimer(signal.ITIMER_REAL, 0)
+        actor.app.client.flush()  # the task's own sends are stored before it counts as done
         encode(value)
         return {"result": value}
     except Retry as signal_:
         return {"retry": signal_.to_wire()}
+    except Replace as replaced:
+        return {"replace": replaced.to_wire()}
     except BaseException as exc:
         return {"error": describe_exception(exc), "traceback": traceback.format_exc()}
 

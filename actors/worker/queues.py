@@ -88,11 +88,15 @@ class QueueConsumers:
     """The consumers and slots of a worker's queues.
 
     ``queues`` maps each queue to its own number of slots, or None to share ``shared`` slots
-    with the other queues given without a number.
+    with the other queues given without a number. Each consumer holds up to its queue's slots
+    times ``prefetch_multiplier`` fetched messages.
     """
 
-    def __init__(self, queues: Mapping[str, int | None], shared: int) -> None:
+    def __init__(
+        self, queues: Mapping[str, int | None], shared: int, prefetch_multiplier: int = 1
+    ) -> None:
         self.queues = dict(queues)
+        self.prefetch_multiplier = prefetch_multiplier
         shared_gate = PriorityGate(shared)
         self.gates = {
             queue: PriorityGate(slots) if slots else shared_gate
@@ -197,9 +201,7 @@ class QueueConsumers:
         def deliver(delivery: Delivery) -> None:
             on_delivery(self.target(delivery.subject), delivery, consumer)
 
-        # Fetch ahead up to twice the slots: a task waiting for a slot is visible to
-        # `inspect reserved`, and the next one is at hand when a slot frees up.
-        consumer = PullConsumer(broker, name, deliver, 2 * gate.slots)
+        consumer = PullConsumer(broker, name, deliver, gate.slots * self.prefetch_multiplier)
         return consumer
 
     async def _default_consumers(self, broker: Broker, band: str, wanted: list[str]) -> list[str]:

@@ -47,6 +47,7 @@ class Worker(Protocol):
     settings: Settings
     hostname: str
     concurrency: int
+    prefetch: int
     stopping: bool
     processed: int
     actors: list[Actor[Any, Any]]

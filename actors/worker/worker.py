@@ -18,6 +18,7 @@ from actors.config import redact_url
 from actors.errors import ActorsError, BrokerUnavailable, ProtocolError, Revoked
 from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
+from actors.replace import IGNORED, Replace
 from actors.retry import Retry
 from actors.wire import routing
 from actors.wire.message import TaskMessage
@@ -32,6 +33,7 @@ from actors.worker.pools import Executor
 from actors.worker.presence import Presence
 from actors.worker.queues import QueueConsumers, Target
 from actors.worker.rate_limits import RateLimiter
+from actors.worker.recycling import Recycler
 from actors.worker.remote_control import RemoteControl
 from actors.worker.retries import autoretry
 from actors.worker.revocations import Revocations
@@ -50,7 +52,7 @@ class Worker:
     ``actor_names`` limits which actors are served (default: all registered). ``queues`` maps
     the queues served to their own number of slots, or None to share ``concurrency`` slots
     (default: the default queue only, as ``actors run`` without ``-Q``). Each consumer may
-    hold up to twice its queue's slots in fetched messages.
+    hold up to its queue's slots times ``prefetch_multiplier`` in fetched messages.
     """
 
     def __init__(
@@ -62,15 +64,20 @@ class Worker:
         queues: Mapping[str, int | None] | None = None,
     ) -> None:
         self.app = app
-        self.settings = app.conf
+        self.settings = settings = app.conf
         names = list(actor_names) if actor_names else sorted(app.registry)
         self.actors = [app.get_actor(name) for name in names]
         if not self.actors:
             raise ActorsError(f"app {app.name!r} has no actors to serve")
         self.queues = QueueConsumers(
-            queues or {routing.DEFAULT_QUEUE: None}, concurrency or self.settings.concurrency
+            queues or {routing.DEFAULT_QUEUE: None},
+            concurrency or self.settings.concurrency,
+            self.settings.prefetch_multiplier,
         )
         self.concurrency = self.queues.slots
+        self.prefetch = self.concurrency * self.settings.prefetch_multiplier
+        """Fetched messages the worker may hold at most (Celery's prefetch): each consumer
+        holds up to its queue's slots times ``prefetch_multiplier``."""
         self.hostname = hostname or f"{os.getpid()}@{socket.gethostname()}"
         self.stopping = False
         self._broker: Broker | None = None
@@ -83,6 +90,8 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self._sweep_cursors: dict[str, int] = {}
         self._lost = asyncio.Event()
+        self.recycler = Recycler(settings.max_tasks_per_child, settings.max_memory_per_child)
+        """Its ``reason`` says why this worker stopped to be replaced, once it did."""
         self.lost_reason: str | None = None
         """Why the connection to NATS was lost for good, once it was (see max_disconnected)."""
         self.processed = 0
@@ -217,17 +226,19 @@ class Worker:
             raise BrokerUnavailable(f"connection to NATS lost: {self.lost_reason}")
 
     async def wait_stopped(self, stop: asyncio.Event) -> None:
-        """Return once ``stop`` is set or the connection is lost for good (then ``stop`` is set)."""
+        """Return once ``stop`` is set, the connection is lost for good, or a recycling limit
+        is passed (then ``stop`` is set)."""
         waits = {
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._lost.wait()),
+            asyncio.ensure_future(self.recycler.due.wait()),
         }
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for wait in waits:
                 wait.cancel()
-        if self.lost_reason:
+        if self.lost_reason or self.recycler.reason:
             stop.set()
 
     # -- per message ------------------------------------------------------------------------
@@ -260,7 +271,8 @@ class Worker:
                 await self.outcomes.internal_error(target.actor, d, exc)
         finally:
             self._in_hand.pop(d.stream_seq, None)
-            consumer.done()
+            if not (self.stopping or self.recycler.reason):  # stopping: pull nothing more
+                consumer.done()
 
     async def _process(self, target: Target, d: Delivery) -> None:
         settings, actor = self.settings, target.actor
@@ -321,6 +333,9 @@ class Worker:
             ended = (RETRY, requested.exc or requested)
             self.events.retried(message, requested.exc, requested.when, requested)
             await self.outcomes.retry(message, requested, store)
+        except Replace as replaced:
+            ended = (IGNORED, replaced)
+            await self.outcomes.replaced(message, replaced, store, d.stream_seq)
         except Exception as exc:
             runtime_ms = round((time.perf_counter() - began) * 1000, 3)
             again = autoretry(actor, message.retries, exc)
@@ -348,6 +363,7 @@ class Worker:
         if actor.options.acks_late:
             await d.ack()
         self.processed += 1
+        self.recycler.task_done(self.processed)  # past a limit, wait_stopped returns
 
     def _task_failed(
         self, message: TaskMessage, runtime: float, exc: Exception, again: Retry | None

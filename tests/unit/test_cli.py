@@ -65,6 +65,10 @@ def test_fail_prints_the_error_and_exits_with_its_code() -> None:
         (["-Q", "mail,re ports"], "invalid queue name 're ports'"),
         (["-Q", "mail:0"], "-Q 'mail:0': the concurrency after ':' must be a whole number"),
         (["--queues", ","], "-Q names no queue"),
+        (["--loglevel", "bogus"], "unknown --log-level 'bogus'"),  # Celery's spelling
+        (["--max-tasks-per-child", "0"], "--max-tasks-per-child must be at least 1, got 0"),
+        (["--max-memory-per-child", "-5"], "--max-memory-per-child must be at least 1, got -5"),
+        (["--autoscale", "10,3"], "--autoscale is not offered: sync tasks run in threads"),
     ],
 )
 def test_run_refuses_a_bad_option_in_one_line(args: list[str], error: str) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors import App, ConfigurationError
+from actors.signature import Hop
 from actors.wire.message import TaskMessage
 from actors.wire.timing import destination, time_field
 
@@ -21,8 +22,21 @@ def test_seconds_and_datetimes_become_rfc3339_utc() -> None:
     assert time_field(NOW, NOW) == "2030-01-02T03:04:05.678000Z"
     assert time_field("2031-01-01T00:00:00Z", NOW) == "2031-01-01T00:00:00Z"
     assert time_field(None, NOW) is None
-    with pytest.raises(ValueError, match="timezone-aware"):
-        time_field(datetime(2031, 1, 1), NOW)
+    # A naive datetime is read in the app's time zone (UTC unless given), as Celery does.
+    assert time_field(datetime(2031, 1, 1), NOW) == "2031-01-01T00:00:00Z"
+    assert time_field(datetime(2031, 1, 1), NOW, "Europe/Paris") == "2030-12-31T23:00:00Z"
+
+
+def test_naive_eta_and_expires_are_read_in_the_app_timezone() -> None:
+    app = App("zoned", timezone="America/New_York")
+    add = app.actor(name="t.add")(lambda x, y: x + y)
+    message = add.message((1, 2), eta=datetime(2031, 7, 1, 12), expires=datetime(2031, 7, 2))
+    assert message.eta == "2031-07-01T16:00:00Z"  # EDT is UTC-4
+    assert message.expires == "2031-07-02T04:00:00Z"
+    sig = add.s(1, 2).set(eta=datetime(2031, 1, 1, 12))  # EST, UTC-5
+    assert sig.options["eta"] == "2031-01-01T17:00:00Z"
+    sig.assign_ids()
+    assert sig.messages([], [], Hop())[0].eta == "2031-01-01T17:00:00Z"
 
 
 def test_countdown_wins_over_eta_and_expires_counts_from_now() -> None:

@@ -1,0 +1,1 @@
+"""A package with a tasks module, for app.autodiscover_tasks."""
