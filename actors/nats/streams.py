@@ -291,9 +291,13 @@ class Streams:
     async def consumer_filters(self) -> dict[str, list[str]]:
         """Every consumer on the task stream with its filter subjects (all pages)."""
         filters: dict[str, list[str]] = {}
+        offset = 0
         try:
             while True:
-                page = await self._js.consumers_info(topology.TASK_STREAM, offset=len(filters))
+                # Count the pages' items, not the names seen: a consumer created meanwhile
+                # shifts the list, and a repeated name must not make the same page come back.
+                page = await self._js.consumers_info(topology.TASK_STREAM, offset=offset)
+                offset += len(page)
                 for info in page:
                     config = info.config
                     subjects = list(config.filter_subjects or ())
