@@ -252,3 +252,25 @@ def test_a_queue_given_to_a_group_chain_or_chord_goes_to_every_task_without_one(
     assert queues(joined) == [("mail", None)]
     [member] = joined.messages([], [], Hop())
     assert member.chord is not None and member.chord["body"]["options"]["queue"] == "mail"
+
+
+async def test_listing_consumers_ends_when_a_new_one_shifts_the_pages() -> None:
+    # A consumer created by another worker between two pages shifts the list by one: the
+    # next page repeats a name already read. Listing must still end (it once looped for ever).
+    from types import SimpleNamespace
+
+    from actors.config import Settings
+    from actors.nats.streams import Streams
+
+    def info(name: str) -> SimpleNamespace:
+        config = SimpleNamespace(filter_subjects=[f"actors.task.{name}"], filter_subject=None)
+        return SimpleNamespace(name=name, config=SimpleNamespace(**vars(config), ack_wait=30.0))
+
+    pages = {0: [info("a"), info("b")], 2: [info("b")], 3: []}
+
+    class Listing:
+        async def consumers_info(self, stream: str, offset: int = 0) -> list[SimpleNamespace]:
+            return pages[offset]
+
+    filters = await asyncio.wait_for(Streams(Listing(), Settings()).consumer_filters(), 5)
+    assert filters == {"a": ["actors.task.a"], "b": ["actors.task.b"]}
