@@ -15,6 +15,21 @@ from tests.helpers import aeventually
 from tests.integration.test_bad_input import dead_letters
 
 
+@pytest.fixture
+async def make_app(make_app: Callable[..., App]) -> Any:
+    """The shared make_app, with each app's connection on the test's loop closed after it
+    (else a client left connected logs reconnect errors into later tests' output)."""
+    made: list[App] = []
+
+    def make(*args: Any, **conf: Any) -> App:
+        made.append(make_app(*args, **conf))
+        return made[-1]
+
+    yield make
+    for app in made:
+        await app.aclose()
+
+
 def register(app: App, label: str) -> dict[str, Any]:
     """Actors that say which worker ran them (``label``) and where they came from."""
 
