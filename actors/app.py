@@ -169,6 +169,7 @@ class App:
             registered: Actor[Any, Any] = kind(self, function, task_name, parsed)
             registered.explicit_options = frozenset(options)
             self.registry[task_name] = registered
+            self.client.router.set_actor(task_name, parsed.queue, parsed.priority)
             return registered
 
         return register(fn) if fn is not None else register

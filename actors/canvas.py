@@ -80,6 +80,7 @@ class group(Canvas, kind="group"):
         if self.options.get("link"):
             raise ConfigurationError("a group has no link: use a chord to run a task after it")
         self.options.setdefault("group_id", derived_id(seed and f"{seed}.g"))
+        _spread_route(self.options, self.tasks)
         _spread_errbacks(self.options, self.tasks)
         for index, task in enumerate(self.tasks):
             task.assign_ids(seed and f"{seed}.{index}")
@@ -145,6 +146,7 @@ class chain(Canvas, kind="chain"):
     def assign_ids(self, seed: str | None = None) -> None:
         """See :meth:`Canvas.assign_ids`: ``link_error`` of the chain goes to every step,
         ``link`` to the last one."""
+        _spread_route(self.options, self.tasks)
         _spread_errbacks(self.options, self.tasks)
         if "link" in self.options:
             self.tasks[-1].options["link"] = link_list(self.options.pop("link"))
@@ -221,6 +223,7 @@ class chord(Canvas, kind="chord"):
     def assign_ids(self, seed: str | None = None) -> None:
         """See :meth:`Canvas.assign_ids`."""
         body = self._body()
+        _spread_route(self.options, [self.header, body])
         _spread_errbacks(self.options, [body])
         self.header.assign_ids(seed and f"{seed}.h")
         body.assign_ids(seed and f"{seed}.b")
@@ -336,6 +339,15 @@ def _first(result: Result) -> Result:
     while result.parent is not None:
         result = cast(Result, result.parent)  # a GroupResult or an AsyncResult
     return result
+
+
+def _spread_route(options: dict[str, Any], parts: list[Canvas]) -> None:
+    """A queue or priority given to a group, chain or chord applies to every part inside that
+    names none (docs/routing.md)."""
+    for name in ("queue", "priority"):
+        if options.get(name) is not None:
+            for part in parts:
+                part.options.setdefault(name, options[name])
 
 
 def _spread_errbacks(options: dict[str, Any], tasks: list[Canvas]) -> None:

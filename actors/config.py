@@ -98,7 +98,8 @@ class Settings:
     default_retry_delay: float = 180.0
     """Default of the actor option ``default_retry_delay``, in seconds."""
     prefetch_multiplier: int = 1
-    """Each actor's consumer holds up to concurrency x this many fetched messages."""
+    """Each consumer (one per queue and priority band) holds up to its queue's slots x this many
+    fetched messages."""
     max_tasks_per_child: int | None = None
     """A worker process that ran this many tasks stops and its supervisor starts a fresh one."""
     max_memory_per_child: int | None = None
@@ -107,6 +108,9 @@ class Settings:
     tracing: bool = False
     """Install OpenTelemetry tracing (``actors.tracing.TracingMiddleware``) on the App; needs
     the extra ``actors[otel]`` (ConfigurationError without it)."""
+    task_routes: Any = None
+    """Celery's ``task_routes``: a map of task name or glob to a queue name (or
+    ``{"queue": ..., "priority": ...}``), or a list of such maps (docs/routing.md)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELDS:

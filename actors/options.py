@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from actors.backoff import parse_rate
 from actors.errors import ConfigurationError
+from actors.wire.routing import check_priority, check_queue
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +36,10 @@ class ActorOptions:
     max_deliveries: int | None = None
     pool: str | None = None
     """``"thread"`` or ``"process"`` for sync tasks; default thread, process with time_limit."""
+    queue: str | None = None
+    """The queue this actor's tasks go to unless a call or ``task_routes`` names another."""
+    priority: int | None = None
+    """Default priority (0-9) of this actor's tasks; None is the normal band."""
 
 
 _ACTOR_OPTIONS = {f.name for f in dataclasses.fields(ActorOptions)}
@@ -57,6 +62,10 @@ def actor_options(options: dict[str, Any]) -> ActorOptions:
         values["rate_limit"] = str(parse_rate(values["rate_limit"]))
     if values.get("pool") not in (None, "thread", "process"):
         raise ConfigurationError(f"pool must be 'thread' or 'process', got {values['pool']!r}")
+    if values.get("queue") is not None:
+        check_queue(values["queue"])
+    if values.get("priority") is not None:
+        check_priority(values["priority"])
     for name in ("time_limit", "soft_time_limit", "default_retry_delay", "retry_backoff_max"):
         if isinstance(values.get(name), timedelta):
             values[name] = values[name].total_seconds()
@@ -71,7 +80,8 @@ class SendOptions:
     succeeds (with its result prepended) or fails (with ``task_id, error, traceback``
     prepended). ``countdown`` (seconds) or ``eta`` (aware datetime): do not run before then (a
     server-side schedule); countdown wins. ``expires`` (seconds from now, or a datetime): not
-    started by then means not run, state REVOKED (reason ``expired``).
+    started by then means not run, state REVOKED (reason ``expired``). ``queue``: the queue
+    to send to (docs/routing.md); ``priority``: 0 (lowest) to 9 (most urgent).
     """
 
     task_id: str | None = None
@@ -84,6 +94,14 @@ class SendOptions:
     expires: float | timedelta | datetime | str | None = None
     # Every field here is a known send option (check_send_options): routing options such as
     # ``queue`` and ``priority`` become known by being added here (docs/routing.md).
+    queue: str | None = None
+    priority: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue(self.queue)
+        if self.priority is not None:
+            check_priority(self.priority)
 
     @classmethod
     def pick(cls, options: Mapping[str, Any]) -> SendOptions:
@@ -129,3 +147,5 @@ class SendKwargs(TypedDict, total=False):
     countdown: float | timedelta | None
     eta: datetime | str | None
     expires: float | timedelta | datetime | str | None
+    queue: str | None
+    priority: int | None

@@ -107,6 +107,8 @@ def replacement_messages(
     final.options[MSG_ID] = derived_id(seed)
     final.options["link"] = [*link_list(final.options.get("link")), *message.link]
     final.options["ignore_result"] = not store
+    if final.task == builtins.ACCUMULATE and message.queue is not None:
+        final.options.setdefault("queue", message.queue)  # served where the replaced task was
     hop = Hop(
         message.root_id, message.parent_id, message.chord, message.group_id, message.group_index
     )

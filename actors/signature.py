@@ -122,6 +122,7 @@ class Canvas:
         read in the App's ``timezone`` now (stored as RFC 3339 UTC).
         """
         check_send_options(options)
+        SendOptions.pick(options)  # checks queue and priority now, not when the step is sent
         for name in ("eta", "expires"):
             value = options.get(name)
             if isinstance(value, datetime) and value.tzinfo is None:
@@ -360,6 +361,8 @@ def task_message(
         ignore_result=options.ignore_result,
         map=mode,
         headers=dict(options.headers or {}),
+        queue=options.queue,
+        priority=options.priority,
     )
 
 

@@ -16,7 +16,7 @@ from difflib import get_close_matches
 from typing import Any, Literal
 
 from actors.errors import ConfigurationError
-from actors.options import SEND_OPTION_NAMES
+from actors.options import SEND_OPTION_NAMES, SendOptions
 from actors.wire import topology
 from actors.wire.message import encode, format_time, parse_time
 from schedulers.schedules import Schedule, load_zone, parse_schedule, schedule_from_dict
@@ -173,6 +173,10 @@ def check_options(where: str, options: Mapping[str, Any]) -> None:
             f"apply_async, which takes: {', '.join(sorted(BEAT_OPTIONS))} (task_id is set "
             "by beat)"
         )
+    try:  # queue and priority are checked now, not at the first tick
+        SendOptions(queue=options.get("queue"), priority=options.get("priority"))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 def _schedule(where: str, value: Any, tz: str) -> Schedule:

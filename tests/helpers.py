@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 
@@ -123,8 +123,17 @@ async def asettled(url: str, *tasks: str, timeout: float = 20.0) -> list[Backlog
         js = nc.jetstream()
 
         async def backlog(task: str) -> Backlog:
-            info = await js.consumer_info(topology.TASK_STREAM, topology.consumer_name(task))
-            return Backlog(task, info.num_pending, info.num_ack_pending, info.num_redelivered)
+            # Acked messages leave the work-queue stream: what is left on the subject waits
+            # or runs. The consumer holding the subject serves several actors (docs/routing.md).
+            subject = topology.task_subject(task)
+            info = await js.stream_info(topology.TASK_STREAM, subjects_filter=subject)
+            left = (info.state.subjects or {}).get(subject, 0)
+            holder = await consumer_of(js, subject)
+            if holder is None:
+                return Backlog(task, left, -1, 0)
+            consumer = await js.consumer_info(topology.TASK_STREAM, holder)
+            unacked = consumer.num_ack_pending if left else 0
+            return Backlog(task, left, unacked, consumer.num_redelivered)
 
         return [
             await aeventually(
@@ -138,6 +147,18 @@ async def asettled(url: str, *tasks: str, timeout: float = 20.0) -> list[Backlog
         ]
     finally:
         await nc.close()
+
+
+async def consumer_of(js: Any, subject: str) -> str | None:
+    """The name of the consumer on the task stream whose filters hold ``subject``."""
+    offset = 0
+    while page := await js.consumers_info(topology.TASK_STREAM, offset=offset):
+        for info in page:
+            config = info.config
+            if subject == config.filter_subject or subject in (config.filter_subjects or ()):
+                return str(info.name)
+        offset += len(page)
+    return None
 
 
 def settled(url: str, *tasks: str, timeout: float = 20.0) -> list[Backlog]:

@@ -40,6 +40,7 @@ from actors.nats.server import EmbeddedServer
 from actors.wire import topology
 from actors.wire.record import ResultRecord
 from actors.worker import dead_letters
+from actors.worker.queues import parse_queues
 
 # Never print local variables in a traceback: settings and URLs may hold passwords.
 cli = typer.Typer(
@@ -91,6 +92,15 @@ def run(
     actors: Annotated[
         str | None, typer.Option("--actors", help="Comma-separated task names to serve.")
     ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Queues to serve, comma-separated, each with its own concurrency if given "
+            "(reports:4,mail:32); default: the default queue.",
+        ),
+    ] = None,
     log_level: LogLevel = "info",
     log_format: LogFormat = None,
     beat: Annotated[
@@ -140,6 +150,10 @@ def run(
     if metrics_port is not None:
         check_metrics_installed()
     check_recycling(max_tasks_per_child, max_memory_per_child, autoscale)
+    try:
+        served_queues = tuple(parse_queues(queues).items()) if queues is not None else ()
+    except ActorsError as exc:
+        fail(exc)
     configure_logging(log_level, log_format)
     if events is not None:  # through the environment, so that every worker process sees it
         os.environ["ACTORS_EVENTS"] = "1" if events else "0"
@@ -168,6 +182,7 @@ def run(
         app_path=app,
         actors=tuple(a.strip() for a in (actors or "").split(",") if a.strip()),
         concurrency=concurrency,
+        queues=served_queues,
         log_level=log_level,
         log_format=log_format,
         nats_url=server.url if server else None,

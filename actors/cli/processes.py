@@ -38,6 +38,8 @@ class WorkerOptions:
     app_path: str
     actors: tuple[str, ...] = ()
     concurrency: int | None = None
+    queues: tuple[tuple[str, int | None], ...] = ()
+    """``-Q``: the queues served and their own slots (None: shared); empty: the default queue."""
     log_level: str = "info"
     log_format: str | None = None
     nats_url: str | None = None
@@ -63,7 +65,9 @@ def run_worker(options: WorkerOptions) -> int:
     app = load_app(options.app_path)
     if options.nats_url:
         app.conf.nats_url = options.nats_url
-    worker = Worker(app, options.actors or None, options.concurrency)
+    worker = Worker(
+        app, options.actors or None, options.concurrency, queues=dict(options.queues) or None
+    )
 
     companions = [load_callable(path) for path in options.companions]
 

@@ -13,6 +13,7 @@ from actors.client.background_loop import BackgroundLoop
 from actors.client.events import publish_sent
 from actors.client.pipeline import Pipeline
 from actors.client.result_waiter import ResultWaiter
+from actors.client.router import Router
 from actors.config import Settings
 from actors.errors import BrokerUnavailable, EncodeError, MessageTooLarge, PublishFailed
 from actors.middleware import Hooks
@@ -30,6 +31,7 @@ class Connection:
 
     broker: Broker
     results: ResultWaiter
+    router: Router
     hooks: Hooks = field(default_factory=Hooks)
 
     async def send(
@@ -70,6 +72,7 @@ class Connection:
         """Subject, body and headers of ``message``; EncodeError or MessageTooLarge when it
         cannot be sent. Safe from any thread (reads settings and the server's limit only).
         Calls the ``before_publish`` hooks first, which may add ``message.headers``."""
+        self.router.route(message)  # before the subject is chosen: queue and band name it
         subject, headers = destination(message, msg_id or message.msg_id or message.id)
         self.hooks.before_publish(message, subject)
         try:
@@ -105,6 +108,8 @@ class Client:
         self.settings = settings
         self.name = name
         """The connection name the NATS server shows."""
+        self.router = Router(settings)
+        """Chooses the queue and priority of messages that name none (docs/routing.md)."""
         self._connections: dict[asyncio.AbstractEventLoop, asyncio.Future[Connection]] = {}
         self._background: BackgroundLoop | None = None
         self._pipeline: Pipeline | None = None
@@ -134,7 +139,7 @@ class Client:
                 del self._connections[loop]
                 future.exception()  # mark retrieved
                 raise
-            future.set_result(Connection(broker, ResultWaiter(broker), self.hooks))
+            future.set_result(Connection(broker, ResultWaiter(broker), self.router, self.hooks))
         return await asyncio.shield(future)
 
     def lend(self, loop: asyncio.AbstractEventLoop, broker: Broker) -> Connection:
@@ -143,7 +148,7 @@ class Client:
         Blocking calls from the worker's other threads (a sync task calling ``other.delay()``)
         then run on that loop too, over the worker's connection. Returns the connection.
         """
-        connection = Connection(broker, ResultWaiter(broker), self.hooks)
+        connection = Connection(broker, ResultWaiter(broker), self.router, self.hooks)
         future: asyncio.Future[Connection] = loop.create_future()
         future.set_result(connection)
         self._connections[loop] = future

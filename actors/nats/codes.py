@@ -17,3 +17,9 @@ WRONG_LAST_SEQUENCE_CONSTANT = 10164
 
 WRONG_LAST_SEQUENCES = frozenset({WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_CONSTANT})
 """Every code meaning a compare-and-set write found another revision."""
+
+MAX_CONSUMERS = 10026
+"""Maximum consumers limit reached (nats-server allows 1,000 per stream by default)."""
+
+CONSUMER_NOT_UNIQUE = 10100
+"""Filtered consumer not unique on a work-queue stream: another consumer has that subject."""

@@ -34,6 +34,8 @@ class Delivery:
     delivered: int
     stream_seq: int
     _msg: Msg
+    published: float = 0.0
+    """When the message was stored in the stream (Unix seconds)."""
 
     @property
     def acked(self) -> bool:
@@ -59,9 +61,9 @@ class Delivery:
 
         await retry_request(what, attempt, timeout)
 
-    async def nak(self) -> None:
-        """Negative ack: redeliver now."""
-        await self._msg.nak()
+    async def nak(self, delay: float | None = None) -> None:
+        """Negative ack: redeliver now, or after ``delay`` seconds."""
+        await self._msg.nak(delay=delay)
 
     async def in_progress(self) -> None:
         """Heartbeat: reset the ack timer of a long task."""
@@ -69,7 +71,9 @@ class Delivery:
 
 
 class PullConsumer:
-    """Keeps pull requests outstanding for up to ``limit`` messages in hand at once.
+    """The pull loop of one durable consumer on the task stream (``durable``, its name).
+
+    Keeps pull requests outstanding for up to ``limit`` messages in hand at once.
 
     Messages arrive on one inbox subscription and go straight to ``on_delivery``; the worker
     calls :meth:`done` when one is finished. A new pull request is sent whenever the free
@@ -85,10 +89,10 @@ class PullConsumer:
     HEARTBEAT = 2.0
 
     def __init__(
-        self, broker: Broker, task_name: str, on_delivery: Callable[[Delivery], None], limit: int
+        self, broker: Broker, durable: str, on_delivery: Callable[[Delivery], None], limit: int
     ) -> None:
         self._broker = broker
-        self._durable = topology.consumer_name(task_name)
+        self._durable = durable
         self._on_delivery = on_delivery
         self._limit = limit
         self._threshold = max(1, limit // 4)
@@ -100,6 +104,11 @@ class PullConsumer:
         self._task: asyncio.Task[None] | None = None
         self._sub: Any = None
         self._inbox = ""
+
+    @property
+    def name(self) -> str:
+        """The durable consumer's name."""
+        return self._durable
 
     @property
     def running(self) -> bool:
@@ -205,4 +214,5 @@ def _delivery(msg: Msg) -> Delivery:
         delivered=int(tokens[-5]),
         stream_seq=int(tokens[-4]),
         _msg=msg,
+        published=int(tokens[-2]) / 1e9,
     )

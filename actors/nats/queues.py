@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import nats.js.errors
 
 from actors.errors import BrokerUnavailable, ProtocolError
 from actors.nats.broker import Broker, StoredMessage
 from actors.nats.connection import NATS_ERRORS
-from actors.wire import topology
+from actors.wire import routing, topology
 from actors.wire.message import decode
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """What waits for one actor. Counts are read at one moment, not atomically."""
+    """What waits for one actor, on all queues and bands together. Counts are read at one
+    moment, not atomically."""
 
     actor: str
     pending: int
     """Messages no worker has fetched yet."""
     in_flight: int
-    """Fetched by a worker and not acked yet."""
+    """Fetched by a worker and not acked yet. Exact when the actor's consumer serves no other
+    actor with messages in flight; otherwise at most that (a consumer counts for all its
+    actors, docs/routing.md)."""
     redelivered: int
-    """In flight and delivered more than once."""
+    """In flight and delivered more than once (counted per consumer)."""
     dead: int
     """Dead letters of this actor in ACTORS_DEAD."""
     consumers: int
-    """Durable consumers on the actor's subject (1 once any worker has served it)."""
+    """Durable consumers that deliver the actor's messages."""
     waiting: int
     """Pull requests waiting for messages: roughly, idle worker capacity asking for work."""
 
@@ -40,48 +44,79 @@ async def _subject_counts(broker: Broker, stream: str, prefix: str) -> dict[str,
     return {subject[len(prefix) :]: count for subject, count in (info.state.subjects or {}).items()}
 
 
-async def queue_stats(broker: Broker) -> list[QueueStats]:
-    """One row per actor that has a consumer, queued messages or dead letters, by name."""
-    queued = await _subject_counts(broker, topology.TASK_STREAM, topology.TASK_PREFIX)
-    dead = await _subject_counts(broker, topology.DEAD_STREAM, topology.DEAD_PREFIX)
+async def _consumer_infos(broker: Broker) -> list[Any]:
+    infos: list[Any] = []
     try:
-        infos = await broker.js.consumers_info(topology.TASK_STREAM)
+        while page := await broker.js.consumers_info(topology.TASK_STREAM, offset=len(infos)):
+            infos += page
     except NATS_ERRORS as exc:
         raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
-    consumers: dict[str, list[object]] = {}
+    return infos
+
+
+async def queue_stats(broker: Broker) -> list[QueueStats]:
+    """One row per actor that has a consumer, queued messages or dead letters, by name."""
+    stored = await _subject_counts(broker, topology.TASK_STREAM, "")
+    dead = await _subject_counts(broker, topology.DEAD_STREAM, topology.DEAD_PREFIX)
+    infos = await _consumer_infos(broker)
+    filters = {id(i): {*(i.config.filter_subjects or ()), i.config.filter_subject} for i in infos}
+    names = set(dead)
     for info in infos:
-        name = topology.task_name_from_subject(info.config.filter_subject or "")
-        if name is not None:
-            consumers.setdefault(name, []).append(info)
+        for subject in filters[id(info)]:
+            route = routing.parse_subject(subject or "")
+            if route is not None and topology.valid_task_name(route.task):
+                names.add(route.task)
+    queued: dict[str, int] = {}
+    in_flight: dict[str, int] = {}
+    holders: dict[str, dict[int, Any]] = {}
+    for subject, count in stored.items():
+        route = routing.parse_subject(subject)
+        if route is None:
+            continue
+        names.add(route.task)
+        queued[route.task] = queued.get(route.task, 0) + count
+        mine = [i for i in infos if routing.consumed_by(subject, filters[id(i)])]
+        holders.setdefault(route.task, {}).update({id(i): i for i in mine})
+        unacked = sum(i.num_ack_pending or 0 for i in mine)
+        in_flight[route.task] = in_flight.get(route.task, 0) + min(count, unacked)
+    for info in infos:
+        for subject in filters[id(info)]:
+            route = routing.parse_subject(subject or "")
+            if route is not None:
+                holders.setdefault(route.task, {})[id(info)] = info
     rows = []
-    for name in sorted(set(queued) | set(dead) | set(consumers)):
-        mine: list[object] = consumers.get(name, [])
-        in_flight = max((getattr(i, "num_ack_pending", 0) or 0 for i in mine), default=0)
+    for name in sorted(names):
+        mine = list(holders.get(name, {}).values())
+        flying = in_flight.get(name, 0)
         rows.append(
             QueueStats(
                 actor=name,
                 # Work-queue retention: a message stays stored until acked.
-                pending=max(0, queued.get(name, 0) - in_flight),
-                in_flight=in_flight,
-                redelivered=max((getattr(i, "num_redelivered", 0) or 0 for i in mine), default=0),
+                pending=max(0, queued.get(name, 0) - flying),
+                in_flight=flying,
+                redelivered=max((i.num_redelivered or 0 for i in mine), default=0),
                 dead=dead.get(name, 0),
                 consumers=len(mine),
-                waiting=sum(getattr(i, "num_waiting", 0) or 0 for i in mine),
+                waiting=sum(i.num_waiting or 0 for i in mine),
             )
         )
     return rows
 
 
 async def purge_queue(broker: Broker, actor: str) -> int:
-    """Delete every message waiting for ``actor`` (in flight ones too); return how many."""
-    subject = topology.task_subject(actor)
-    before = (await _subject_counts(broker, topology.TASK_STREAM, topology.TASK_PREFIX)).get(
-        actor, 0
-    )
-    try:
-        await broker.js.purge_stream(topology.TASK_STREAM, subject=subject)
-    except NATS_ERRORS as exc:
-        raise BrokerUnavailable(f"purging {subject} failed: {exc!r}") from exc
+    """Delete every message waiting for ``actor`` on any queue (in flight ones too); return
+    how many."""
+    stored = await _subject_counts(broker, topology.TASK_STREAM, "")
+    before = 0
+    for subject, count in stored.items():
+        route = routing.parse_subject(subject)
+        before += count if route is not None and route.task == actor else 0
+    on_queues = f"{routing.QUEUE_PREFIX}*.*.{topology.subject_tokens(actor)}"
+    for subject in (topology.task_subject(actor), on_queues):
+        try:
+            await broker.js.purge_stream(topology.TASK_STREAM, subject=subject)
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"purging {subject} failed: {exc!r}") from exc
     return before
 
 

@@ -11,10 +11,10 @@ from nats.js import api
 
 from actors.config import Settings
 from actors.errors import BrokerUnavailable, ConfigurationError
-from actors.nats.codes import STREAM_NAME_IN_USE
+from actors.nats.codes import CONSUMER_NOT_UNIQUE, MAX_CONSUMERS, STREAM_NAME_IN_USE
 from actors.nats.connection import NATS_ERRORS
 from actors.nats.retrying import RETRYABLE, Backoff, retry_until
-from actors.wire import topology
+from actors.wire import routing, topology
 
 _SETUP_PATIENCE = 30.0  # seconds to wait for JetStream to answer stream set-up
 # Set-up waits out a meta leader election: nats-py's own timeout per attempt, then a second.
@@ -31,7 +31,7 @@ def stream_configs(settings: Settings) -> list[api.StreamConfig]:
         # (holding actors.sched.> too) is reported before ACTORS_SCHEDULED collides.
         api.StreamConfig(
             name=topology.TASK_STREAM,
-            subjects=[topology.TASK_PREFIX + ">"],
+            subjects=[topology.TASK_PREFIX + ">", routing.QUEUE_PREFIX + ">"],
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
             num_replicas=replicas,
@@ -45,7 +45,10 @@ def stream_configs(settings: Settings) -> list[api.StreamConfig]:
                     subject_transforms=[
                         api.SubjectTransform(
                             src=topology.DUE_PREFIX + ">", dest=topology.TASK_PREFIX + ">"
-                        )
+                        ),
+                        api.SubjectTransform(
+                            src=routing.DUE_QUEUE_PREFIX + ">", dest=routing.QUEUE_PREFIX + ">"
+                        ),
                     ],
                 )
             ],
@@ -55,7 +58,11 @@ def stream_configs(settings: Settings) -> list[api.StreamConfig]:
         # source consumer of ACTORS removes each fired message as it copies it.
         api.StreamConfig(
             name=topology.SCHEDULED_STREAM,
-            subjects=[topology.SCHEDULE_PREFIX + ">", topology.DUE_PREFIX + ">"],
+            subjects=[
+                topology.SCHEDULE_PREFIX + ">",
+                topology.DUE_PREFIX + ">",
+                routing.DUE_QUEUE_PREFIX + ">",
+            ],
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
             num_replicas=replicas,
@@ -141,6 +148,7 @@ class Streams:
         self._settings = settings
         self._topology_ready = False
         self._consumers: set[str] = set()
+        self._ack_waits: dict[str, float | None] = {}
 
     async def ensure_topology(self, update: bool = True) -> None:
         """Create the streams and KV buckets actors uses, where missing.
@@ -251,26 +259,69 @@ class Streams:
         self._consumers.add(durable)
         return durable
 
-    async def served_subjects(self) -> set[str]:
-        """The filter subjects of the consumers on the task stream, as configured."""
+    async def ensure_group_consumer(
+        self, durable: str, subjects: list[str], max_ack_pending: int = 20_000
+    ) -> str:
+        """Create or update a durable consumer filtering ``subjects`` (one queue and band of
+        a worker, docs/routing.md); return its name.
+
+        Raises ConfigurationError when the server refuses it for a reason the operator must
+        fix: the consumer cap of the stream, or a subject another consumer holds.
+        """
+        if durable in self._consumers:
+            return durable
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            filter_subjects=subjects,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self._settings.ack_wait,
+            max_ack_pending=max_ack_pending,
+            max_waiting=1024,
+        )
         try:
-            infos = await self._js.consumers_info(topology.TASK_STREAM)
+            await self._js.add_consumer(topology.TASK_STREAM, config)
+        except nats.js.errors.BadRequestError as exc:
+            raise _consumer_refused(durable, exc) from exc
+        except NATS_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}") from exc
+        self._consumers.add(durable)
+        return durable
+
+    async def consumer_filters(self) -> dict[str, list[str]]:
+        """Every consumer on the task stream with its filter subjects (all pages)."""
+        filters: dict[str, list[str]] = {}
+        offset = 0
+        try:
+            while True:
+                # Count the pages' items, not the names seen: a consumer created meanwhile
+                # shifts the list, and a repeated name must not make the same page come back.
+                page = await self._js.consumers_info(topology.TASK_STREAM, offset=offset)
+                offset += len(page)
+                for info in page:
+                    config = info.config
+                    subjects = list(config.filter_subjects or ())
+                    if config.filter_subject:
+                        subjects.append(config.filter_subject)
+                    filters[str(info.name)] = subjects
+                    self._ack_waits[str(info.name)] = config.ack_wait
+                if not page:
+                    return filters
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot list consumers: {exc!r}") from exc
-        served: set[str] = set()
-        for info in infos:
-            config = info.config
-            if config.filter_subject:
-                served.add(config.filter_subject)
-            served.update(config.filter_subjects or ())
-        return served
+
+    def up_to_date(self, durable: str) -> bool:
+        """Whether a consumer listed by :meth:`consumer_filters` has this ``ack_wait``."""
+        return self._ack_waits.get(durable) == self._settings.ack_wait
+
+    async def served_subjects(self) -> set[str]:
+        """The filter subjects of the consumers on the task stream, as configured."""
+        return {s for subjects in (await self.consumer_filters()).values() for s in subjects}
 
     async def task_subject_counts(self) -> dict[str, int]:
-        """Messages waiting per task subject."""
+        """Messages waiting per task subject (``actors.task.>`` and ``actors.queue.>``)."""
         try:
-            info = await self._js.stream_info(
-                topology.TASK_STREAM, subjects_filter=topology.TASK_PREFIX + ">"
-            )
+            info = await self._js.stream_info(topology.TASK_STREAM, subjects_filter=">")
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot read stream info: {exc!r}") from exc
         return dict(info.state.subjects or {})
@@ -281,3 +332,26 @@ class Streams:
             await self._js.purge_stream(stream)
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"purging {stream} failed: {exc!r}") from exc
+
+
+class SubjectTaken(ConfigurationError):
+    """Another consumer on the task stream already filters one of the subjects."""
+
+
+def _consumer_refused(durable: str, exc: nats.js.errors.BadRequestError) -> Exception:
+    if exc.err_code == MAX_CONSUMERS:
+        return ConfigurationError(
+            f"cannot create consumer {durable}: the stream {topology.TASK_STREAM} has reached "
+            "nats-server's consumer cap (max_consumers, 1,000 per stream by default). Workers "
+            "need one consumer per queue, band and set of actors served, so this is usually "
+            "left-over per-actor consumers of an older actors (delete them, docs/routing.md "
+            "'Upgrading') or many workers serving different --actors on one queue; or raise "
+            "the cap (jetstream { limits { max_consumers: N } } or the account's limit)"
+        )
+    if exc.err_code == CONSUMER_NOT_UNIQUE:
+        return SubjectTaken(
+            f"cannot create consumer {durable}: another consumer on {topology.TASK_STREAM} "
+            "already filters one of its subjects (a work-queue stream allows one consumer per "
+            "subject); list them with `nats consumer ls ACTORS` and remove the stale one"
+        )
+    return BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}")

@@ -44,6 +44,10 @@ class TaskMessage:
     ignore_result: bool | None = None
     map: str | None = None
     headers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    queue: str | None = None
+    """The queue it was routed to; None is the default queue (docs/routing.md)."""
+    priority: int | None = None
+    """0 (lowest) to 9 (most urgent); None is the normal band."""
     v: int = PROTOCOL_VERSION
     msg_id: str | None = None
     """Not on the wire: the ``Nats-Msg-Id`` to publish with when it is not ``id`` (a

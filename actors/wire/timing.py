@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from actors.wire import topology
+from actors.wire import routing, topology
 from actors.wire.message import TaskMessage, format_time
 
 
@@ -41,16 +41,22 @@ def destination(
     (``actors.sched.<id>`` or ``actors.sched.<id>.<retries>``, stream ACTORS_SCHEDULED) with
     ``Nats-Schedule: @at`` and ``Nats-Schedule-Target: actors.due.<task>``: the server
     publishes it there at that time, and ACTORS sources it as ``actors.task.<task>``.
-    Anything else goes straight to the actor's subject. A message that stores no result and
-    has ``expires`` (and no eta) also gets ``Nats-TTL``, so the server drops it unseen.
+    Anything else goes straight to the actor's subject. A message with a ``queue`` or a
+    ``priority`` outside the normal band goes to ``actors.queue.<queue>.<band>.<task>``
+    (scheduled: via ``actors.dueq.<queue>.<band>.<task>``), see actors/wire/routing.py.
+    A message that stores no result and has ``expires`` (and no eta) also gets ``Nats-TTL``,
+    so the server drops it unseen.
     """
     now = now or datetime.now(UTC)
-    target = topology.task_subject(message.task)
+    band = routing.band_of(message.priority)
+    target = routing.subject_for(message.task, message.queue, band)
     headers = {"Nats-Msg-Id": topology.header_value(msg_id), "Content-Type": topology.MSGPACK}
     eta = message.eta_datetime()
     if eta is not None and eta > now:
         headers[topology.SCHEDULE] = f"@at {format_time(eta)}"
-        headers[topology.SCHEDULE_TARGET] = topology.due_subject(message.task)
+        headers[topology.SCHEDULE_TARGET] = routing.due_subject_for(
+            message.task, message.queue, band
+        )
         return topology.schedule_subject(message.id, message.retries), headers
     expires = message.expires_datetime()
     if expires is not None and message.ignore_result:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.errors import ProtocolError
+from actors.wire.routing import valid_priority, valid_queue
 from actors.wire.topology import MAX_TASK_NAME, PROTOCOL_VERSION, valid_task_id, valid_task_name
 
 MAX_NESTING = 32
@@ -38,6 +39,8 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "ignore_result": bool,
     "map": str,
     "headers": dict,
+    "queue": str,
+    "priority": int,
     "v": int,
 }
 """The optional fields of a task message and their types (null means absent)."""
@@ -90,6 +93,7 @@ def _check_fields(values: Mapping[str, Any]) -> None:
         raise ProtocolError("field 'group_index' must be 0 or more")
     _check_map_mode(values.get("map"), "map")
     _check_str_keys(values.get("headers"), "headers")
+    _check_route(values, "")
     if "chord" in values:
         _check_chord(values["chord"])
     for name in ("link", "link_error"):
@@ -259,6 +263,16 @@ def _check_options(options: Mapping[str, Any], path: str, depth: int) -> None:
             _check_seconds(value, f"{path}.{name}")
     _check_type(options.get("ignore_result"), (bool, _NONE), f"{path}.ignore_result")
     _check_str_keys(options.get("headers"), f"{path}.headers")
+    _check_route(options, f"{path}.")
+
+
+def _check_route(values: Mapping[str, Any], path: str) -> None:
+    """``queue`` is a queue name, ``priority`` an integer 0-9 (docs/protocol.md)."""
+    queue, priority = values.get("queue"), values.get("priority")
+    if queue is not None and not valid_queue(queue):
+        raise ProtocolError(f"field '{path}queue' must be 1-64 letters, digits, '_' or '-'")
+    if priority is not None and not valid_priority(priority):
+        raise ProtocolError(f"field '{path}priority' must be an integer from 0 to 9")
 
 
 def _check_type(value: Any, expected: type | tuple[type, ...], path: str) -> None:

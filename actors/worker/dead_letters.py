@@ -26,7 +26,7 @@ from actors.errors import (
 from actors.nats.broker import Broker, StoredMessage
 from actors.nats.bucket import Bucket
 from actors.nats.connection import wire_size
-from actors.wire import topology
+from actors.wire import routing, topology
 from actors.wire.message import clip_text, decode
 from actors.wire.record import ResultRecord
 from actors.worker.message_checks import message_id
@@ -65,6 +65,9 @@ async def dead_letter(
     }
     if task:
         ours[topology.DEAD_TASK] = task
+    route = routing.parse_subject(subject)
+    if route is not None:
+        ours[topology.DEAD_QUEUE] = route.queue
     copied = {k: v for k, v in headers.items() if _copyable(k, v)}
     dead_headers = {**copied, **ours}
     body = data
@@ -74,7 +77,7 @@ async def dead_letter(
         if wire_size(b"", dead_headers) > broker.max_payload:
             dead_headers = ours  # the original headers alone are too large: keep only ours
         body = data[: max(0, broker.max_payload - wire_size(b"", dead_headers))]
-    name = task or topology.task_name_from_subject(subject) or "_unknown"
+    name = task or (route.task if route is not None else "_unknown")
     await broker.publish(topology.dead_subject(name), body, dead_headers)
     log.error(
         "task.dead_lettered",
@@ -117,7 +120,7 @@ async def sweep_unrouted(
     moved = 0
     for subject in waiting:
         name = _task_name(subject)
-        if name is None or subject not in served:
+        if name is None or not routing.consumed_by(subject, served):
             moved += await _sweep_subject(broker, subject, name, grace, cutoff, cursors)
     for gone in set(cursors) - set(waiting):
         del cursors[gone]
@@ -134,8 +137,11 @@ async def _sweep_subject(
 ) -> int:
     """Move the messages on ``subject`` (task ``name``, None if invalid) older than ``cutoff``."""
     error: type[ActorsError]
-    if name is not None:
-        reason = f"no worker serves task {name!r} (no consumer after {grace:g}s)"
+    route = routing.parse_subject(subject)
+    if name is not None and route is not None:
+        where = "" if route.queue == routing.DEFAULT_QUEUE else f" on queue {route.queue!r}"
+        where += "" if route.band == routing.NORMAL else f" ({route.band} priority band)"
+        reason = f"no worker serves task {name!r}{where} (no consumer after {grace:g}s)"
         error = TaskNotRegistered
     else:
         reason = (
@@ -174,7 +180,8 @@ async def _sweep_subject(
 
 def _task_name(subject: str) -> str | None:
     """The task name in a task subject, or None when it is not a valid one (``*``, ``-``)."""
-    name = topology.task_name_from_subject(subject)
+    route = routing.parse_subject(subject)
+    name = route.task if route is not None else None
     try:
         return None if name is None else topology.validate_task_name(name)
     except ConfigurationError:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from actors.actor import Actor
-from actors.errors import ActorsError, ProtocolError, WorkerLost
-from actors.wire import topology
-from actors.wire.message import TaskMessage, decode
+from actors.errors import ActorsError, ProtocolError, TaskNotRegistered, WorkerLost
+from actors.wire import routing, topology
+from actors.wire.message import TaskMessage, clip_text, decode
 
 
 class Received(Protocol):
@@ -106,6 +106,20 @@ def map_calls(message: TaskMessage) -> list[tuple[list[Any], dict[str, Any]]]:
     if not all(isinstance(item, list) for item in message.args[0]):
         raise TypeError("every starmap item must be a list of arguments")
     return [(list(item), message.kwargs) for item in message.args[0]]
+
+
+def check_unserved(received: Received, age: float, grace: float) -> Rejection | None:
+    """For a message on a subject no actor of this worker serves (a named queue's consumer
+    delivers every task of the queue): None while it is younger than ``grace`` (hand it back,
+    another worker of the queue may serve it), then why it fails (TaskNotRegistered)."""
+    if age < grace:
+        return None
+    route = routing.parse_subject(received.subject)
+    where = f" on queue {route.queue!r}" if route is not None else ""
+    task = route.task if route is not None else received.subject
+    reason = f"no worker{where} serves task {clip_text(task, 200)!r} (handed back for {grace:g}s)"
+    task_id = message_id(received.data, received.headers.get("Content-Type"))
+    return Rejection(reason, task_id, TaskNotRegistered)
 
 
 def message_id(data: bytes, content_type: str | None) -> str | None:

@@ -145,13 +145,13 @@ class _WorkerCollector(Collector):
             connected.add_metric([], 0)
         yield connected
         up = GaugeMetricFamily(
-            "actors_pull_loop_up", "1 while the actor's pull loop runs.", labels=["actor"]
+            "actors_pull_loop_up", "1 while the consumer's pull loop runs.", labels=["consumer"]
         )
         idle = GaugeMetricFamily(
             "actors_pull_loop_idle_seconds",
-            "Seconds since the server last sent the actor's consumer anything (messages or "
+            "Seconds since the server last sent the consumer anything (messages or "
             "heartbeats, every 5 s when all is well).",
-            labels=["actor"],
+            labels=["consumer"],
         )
         for name, consumer in sorted(worker.consumers.items()):
             up.add_metric([name], 1 if consumer.running else 0)

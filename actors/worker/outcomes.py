@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from typing import Any
 
 import structlog
@@ -24,12 +25,12 @@ from actors.nats.consumer import Delivery
 from actors.replace import Replace, replacement_messages
 from actors.retry import Retry
 from actors.signature import send_all
-from actors.wire import topology
+from actors.wire import routing, topology
 from actors.wire.message import TaskMessage, clip_text
 from actors.wire.record import FAILURE, REVOKED, SUCCESS, ResultRecord, rebuild_exception
 from actors.worker import continuations
 from actors.worker.dead_letters import dead_letter
-from actors.worker.message_checks import message_id
+from actors.worker.message_checks import check_unserved, message_id
 from actors.worker.retries import next_message, retry_msg_id, retry_record
 
 log = structlog.get_logger(__name__)
@@ -126,6 +127,18 @@ class Outcomes:
             await self.put(ResultRecord.failure(record.id, record.task, error))
 
     # -- messages that cannot run ------------------------------------------------------------
+
+    async def unserved(self, d: Delivery, grace: float, hand_back: float) -> None:
+        """A task of a named queue that this worker does not serve: nak it for another worker
+        of the queue (redelivered after ``hand_back`` seconds) until it is ``grace`` seconds
+        old, then dead-letter it with TaskNotRegistered (docs/routing.md)."""
+        refused = check_unserved(d, time.time() - d.published, grace)
+        if refused is None:
+            await d.nak(delay=hand_back)
+            return
+        route = routing.parse_subject(d.subject)
+        task = route.task if route is not None else "_unknown"
+        await self.reject(d, task, refused.reason, refused.task_id, refused.error)
 
     async def reject(
         self,

@@ -31,6 +31,7 @@ from actors.nats.stored import scan
 from actors.wire import control, topology
 from actors.wire.message import TaskMessage, decode
 from actors.worker.pools import Executor, uses_process
+from actors.worker.queues import QueueConsumers, Target
 
 log = structlog.get_logger(__name__)
 
@@ -53,12 +54,14 @@ class Worker(Protocol):
     _broker: Broker | None
     _executor: Executor | None
     _in_hand: dict[int, tuple[Delivery, float]]
-    _consumers: dict[str, PullConsumer]
+    queues: QueueConsumers
 
     @property
     def broker(self) -> Broker: ...
 
-    def _dispatcher(self, actor: Actor[Any, Any]) -> Callable[[Delivery], None]: ...
+    def _dispatch(
+        self, target: Target | None, delivery: Delivery, consumer: PullConsumer
+    ) -> None: ...
 
 
 def _sigterm() -> None:
@@ -268,12 +271,12 @@ class RemoteControl:
         if name not in worker.app.registry:
             return control.error(f"unknown task {name!r}: it is not registered in this app")
         actor = worker.app.get_actor(name)
-        await worker.broker.streams.ensure_consumer(name)
-        consumer = PullConsumer(worker.broker, name, worker._dispatcher(actor), worker.prefetch)
-        # Tasks still finishing from a cancelled consumer call done() on its successor: the
-        # credit count evens out as they finish.
-        worker._consumers[name] = consumer
-        await consumer.start()
+        await worker.queues.start(worker.broker, [actor], worker._dispatch)
+        if not worker.queues.serves(actor):
+            return control.error(
+                f"{name!r} is consumed by other workers through a consumer shared with actors "
+                "this worker does not serve (docs/routing.md)"
+            )
         worker.actors.append(actor)
         self._cancelled.discard(name)
         log.warning("control.add_consumer", task=name)
@@ -285,10 +288,11 @@ class RemoteControl:
         actor = self._served(name)
         if actor is None:
             return control.error(f"not consuming from {name!r}")
+        consumers = worker.queues.forget(actor)
         worker.actors.remove(actor)
         self._cancelled.add(name)
-        # Stays in the worker's consumers: tasks in flight report done() to it.
-        await worker._consumers[name].stop()
+        # Tasks in flight still report done() to the stopped pull loops.
+        await worker.queues.stop(consumers)
         log.warning("control.cancel_consumer", task=name)
         return control.ok(f"no longer consuming from {name}")
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -21,6 +21,7 @@ from actors.nats.broker import Broker
 from actors.nats.consumer import Delivery, PullConsumer
 from actors.replace import IGNORED, Replace
 from actors.retry import Retry
+from actors.wire import routing
 from actors.wire.message import TaskMessage
 from actors.wire.record import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, ResultRecord
 from actors.wire.registry import WorkerRecord
@@ -31,6 +32,7 @@ from actors.worker.message_checks import Rejection, check_message, map_calls
 from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
 from actors.worker.presence import Presence
+from actors.worker.queues import QueueConsumers, Target
 from actors.worker.rate_limits import RateLimiter
 from actors.worker.recycling import Recycler
 from actors.worker.remote_control import RemoteControl
@@ -40,12 +42,18 @@ from actors.worker.thread_pool import ThreadPool
 
 log = structlog.get_logger(__name__)
 
+_HAND_BACK = 1.0
+"""Seconds before a task this worker does not serve is delivered again (to any worker of its
+queue), until ``unrouted_grace`` has passed since it was sent."""
+
 
 class Worker:
     """Serves the actors of an app in this process, on the running event loop.
 
-    ``actor_names`` limits which actors are served (default: all registered). ``concurrency``
-    bounds tasks running at once; each actor may also hold up to that many fetched messages.
+    ``actor_names`` limits which actors are served (default: all registered). ``queues`` maps
+    the queues served to their own number of slots, or None to share ``concurrency`` slots
+    (default: the default queue only, as ``actors run`` without ``-Q``). Each consumer may
+    hold up to its queue's slots times ``prefetch_multiplier`` in fetched messages.
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class Worker:
         actor_names: Sequence[str] | None = None,
         concurrency: int | None = None,
         hostname: str | None = None,
+        queues: Mapping[str, int | None] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings = app.conf
@@ -61,15 +70,19 @@ class Worker:
         self.actors = [app.get_actor(name) for name in names]
         if all(a.name.startswith(builtins.PREFIX) for a in self.actors):
             raise ActorsError(f"app {app.name!r} has no actors to serve")
-        self.concurrency = concurrency or self.settings.concurrency
+        self.queues = QueueConsumers(
+            queues or {routing.DEFAULT_QUEUE: None},
+            concurrency or self.settings.concurrency,
+            self.settings.prefetch_multiplier,
+        )
+        self.concurrency = self.queues.slots
         self.prefetch = self.concurrency * self.settings.prefetch_multiplier
-        """Fetched messages each actor's consumer may hold (Celery's prefetch)."""
+        """Fetched messages the worker may hold at most (Celery's prefetch): each consumer
+        holds up to its queue's slots times ``prefetch_multiplier``."""
         self.hostname = hostname or f"{os.getpid()}@{socket.gethostname()}"
         self.stopping = False
         self._broker: Broker | None = None
         self._outcomes: Outcomes | None = None
-        self._consumers: dict[str, PullConsumer] = {}
-        self._slots = asyncio.Semaphore(self.concurrency)
         self._in_hand: dict[int, tuple[Delivery, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._executor: Executor | None = None
@@ -107,8 +120,8 @@ class Worker:
 
     @property
     def consumers(self) -> dict[str, PullConsumer]:
-        """The pull consumer of each served actor, by name (after :meth:`start`)."""
-        return dict(self._consumers)
+        """The pull loops of the served queues and bands, by consumer name."""
+        return self.queues.consumers
 
     def _snapshot(self, record: WorkerRecord) -> None:
         record.active, record.processed, record.failed = self.active, self.processed, self.failed
@@ -141,14 +154,8 @@ class Worker:
         )
         await self._revocations.start()
         self._rates = RateLimiter(self._broker)
-        for actor in self.actors:
-            await self._broker.streams.ensure_consumer(actor.name)
-            consumer = PullConsumer(
-                self._broker, actor.name, self._dispatcher(actor), self.prefetch
-            )
-            self._consumers[actor.name] = consumer
-        for consumer in self._consumers.values():
-            await consumer.start()
+        self.app.client.router.rules()  # a bad task_routes fails here, not at the first send
+        await self.queues.start(self._broker, self.actors, self._dispatch)
         await self.remote_control.start()
         self._background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
@@ -163,6 +170,8 @@ class Worker:
             "worker.started",
             nats=redact_url(",".join(self.settings.nats_servers)),
             actors=[a.name for a in self.actors],
+            queues={q: gate.slots for q, gate in self.queues.gates.items()},
+            consumers=len(self.queues.consumers),
             concurrency=self.concurrency,
             hostname=self.hostname,
         )
@@ -181,8 +190,7 @@ class Worker:
         if grace is None:
             grace = 0.0 if self.lost_reason else self.settings.shutdown_grace
         log.info("worker.stopping", in_flight=len(self._tasks), grace_s=grace)
-        for consumer in self._consumers.values():
-            await consumer.stop()
+        await self.queues.stop()
         if self._tasks:
             _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in unfinished:
@@ -236,37 +244,39 @@ class Worker:
 
     # -- per message ------------------------------------------------------------------------
 
-    def _dispatcher(self, actor: Actor[Any, Any]) -> Callable[[Delivery], None]:
-        def on_delivery(delivery: Delivery) -> None:
-            task = asyncio.create_task(self._handle(actor, delivery))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _dispatch(self, target: Target | None, delivery: Delivery, consumer: PullConsumer) -> None:
+        task = asyncio.create_task(self._handle(target, delivery, consumer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-        return on_delivery
-
-    async def _handle(self, actor: Actor[Any, Any], d: Delivery) -> None:
+    async def _handle(self, target: Target | None, d: Delivery, consumer: PullConsumer) -> None:
         self._in_hand[d.stream_seq] = (d, time.monotonic())
         try:
+            if target is None:  # a task of a named queue that this worker does not serve
+                await self.outcomes.unserved(d, self.settings.unrouted_grace, _HAND_BACK)
+                return
+            actor = target.actor
             if actor.options.rate_limit and self._rates is not None:
                 await self._rates.acquire(actor.name, actor.options.rate_limit)
-            async with self._slots:
+            async with target.gate.slot(target.rank):
                 if self.stopping:
                     await d.nak()  # not started: hand it to another worker now
                     return
-                await self._process(actor, d)
+                await self._process(target, d)
         except asyncio.CancelledError:
             raise
         except BrokerUnavailable as exc:  # transient: the message is delivered again
-            log.warning("task.not_acked", task=actor.name, seq=d.stream_seq, error=str(exc))
+            log.warning("task.not_acked", subject=d.subject, seq=d.stream_seq, error=str(exc))
         except Exception as exc:
-            await self.outcomes.internal_error(actor, d, exc)
+            if target is not None:
+                await self.outcomes.internal_error(target.actor, d, exc)
         finally:
             self._in_hand.pop(d.stream_seq, None)
             if not (self.stopping or self.recycler.reason):  # stopping: pull nothing more
-                self._consumers[actor.name].done()
+                consumer.done()
 
-    async def _process(self, actor: Actor[Any, Any], d: Delivery) -> None:
-        settings = self.settings
+    async def _process(self, target: Target, d: Delivery) -> None:
+        settings, actor = self.settings, target.actor
         checked = check_message(actor, d, settings.max_deliveries, settings.max_message_bytes)
         if isinstance(checked, Rejection):
             if checked.message is not None:  # its errbacks, chain and chord fail as well
@@ -277,6 +287,10 @@ class Worker:
                 d, actor.name, checked.reason, checked.task_id, checked.error
             )
             return
+        # A retry goes back to the queue and band the message came from.
+        checked.queue = None if target.queue == routing.DEFAULT_QUEUE else target.queue
+        if routing.band_of(checked.priority) != target.band:
+            checked.priority = None if target.band == routing.NORMAL else target.priority
         self.events.received(checked)
         await self._run(actor, checked, d)
 
@@ -303,10 +317,9 @@ class Worker:
             # from here on loses the task rather than running it twice.
             await d.ack_confirmed(self.settings.publish_timeout)
             self._in_hand.pop(d.stream_seq, None)
-        request = Request.from_message(
-            message,
-            {"subject": d.subject, "stream_seq": d.stream_seq, "delivered": d.delivered},
-        )
+        info = {"subject": d.subject, "stream_seq": d.stream_seq, "delivered": d.delivered}
+        info.update(queue=message.queue or routing.DEFAULT_QUEUE, priority=message.priority)
+        request = Request.from_message(message, info)
         current_request.set(request)
         children.begin()  # the tasks it sends are stored as its children
         if store and actor.track_started:

@@ -29,7 +29,7 @@ from actors.wire import topology
 from tests.apps.failover import register
 from tests.cluster import Cluster, Node
 from tests.conftest import WorkerProcess
-from tests.helpers import aeventually, lines
+from tests.helpers import aeventually, consumer_of, lines
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -138,7 +138,9 @@ async def settle(cluster: Cluster, *tasks: str, timeout: float = 60.0) -> None:
         js = nc.jetstream(timeout=5)
 
         async def backlog() -> list[tuple[int, int]]:
-            names = [topology.consumer_name(task) for task in tasks]
+            names = {await consumer_of(js, topology.task_subject(task)) for task in tasks}
+            if None in names:
+                return [(-1, -1)]
             infos = [await js.consumer_info(topology.TASK_STREAM, name) for name in names]
             return [(info.num_pending, info.num_ack_pending) for info in infos]
 

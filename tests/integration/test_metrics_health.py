@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -67,7 +68,8 @@ def test_metrics_count_the_tasks_and_the_probes_answer(
     )
     assert sample(text, "actors_tasks_total", actor="basic.add", outcome="succeeded") == 3
     assert sample(text, "actors_task_runtime_seconds_count", actor="basic.add") == 3
-    assert sample(text, "actors_pull_loop_up", actor="basic.add") == 1
+    [consumer] = re.findall(r'actors_pull_loop_up\{consumer="(q~default~normal~\w+)"', text)
+    assert sample(text, "actors_pull_loop_up", consumer=consumer) == 1
     assert sample(text, "actors_nats_connected") == 1
     assert sample(text, "actors_worker_processed") == 4
     assert "actors_tasks_in_flight" in text

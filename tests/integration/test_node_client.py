@@ -75,3 +75,14 @@ def test_node_client_reads_a_failure(
     assert record["error"]["args"] == ["kaput"]
     assert "CustomError: kaput" in record["traceback"]
     assert "result" not in record
+
+
+def test_node_client_sends_to_a_named_queue_with_a_priority(
+    node_client: list[str], nats_server: Any, worker_process: Any
+) -> None:
+    proc = worker_process("tests.apps.basic:app", "-Q", "fast")
+    options = ("--queue", "fast", "--priority", "9")
+    record = run_client(node_client, nats_server.url, "basic.ctx", ["[1]"], options)
+    assert record["status"] == "SUCCESS", record
+    assert record["result"]["subject"] == "actors.queue.fast.high.basic.ctx"
+    assert proc.count("task.succeeded") == 1

@@ -91,7 +91,7 @@ def test_call_runs_a_task_and_result_prints_it(
         until=lambda r: r.get("in_flight") == 1,
         what="the running task in flight",
     )
-    assert row["pending"] == 0 and row["consumers"] == 1
+    assert row["pending"] == 0 and row["consumers"] == 3  # one per priority band
 
     failed = actors_cli(
         "call", "basic.boom", "--args", '["no"]', "--wait", "--nats-url", nats_server.url

@@ -63,7 +63,10 @@ def test_inspect_reserved_shows_a_task_waiting_for_a_slot(
     app: App, worker_process, tmp_path: Path
 ) -> None:
     tasks = register(app)
-    proc = worker_process("tests.apps.basic:app", "--concurrency", "1")
+    # One slot and a prefetch of two: the add waits in hand (its consumer is the sleep's).
+    proc = worker_process(
+        "tests.apps.basic:app", "--concurrency", "1", ACTORS_PREFETCH_MULTIPLIER="2"
+    )
     marker = tmp_path / "marker"
     tasks["sleep"].delay(10.0, str(marker))
     eventually(lambda: lines(marker), what="the task started", timeout=20)
@@ -196,7 +199,10 @@ def test_cli_shutdown_cancel_and_add_consumer(
     app: App, worker_process, nats_server: EmbeddedServer
 ) -> None:
     tasks = register(app)
-    proc = worker_process("tests.apps.basic:app")
+    worker_process("tests.apps.basic:app", "--actors", "basic.aadd,basic.ctx")
+    # This worker's consumers deliver basic.add alone: cancelling stops them, and a task
+    # sent meanwhile waits for add-consumer.
+    proc = worker_process("tests.apps.basic:app", "--actors", "basic.add")
     me = hostname(proc.pid)
     cancelled = cli(nats_server.url, "control", "cancel-consumer", "basic.add", "-d", me)
     assert cancelled.returncode == 0 and "no longer consuming from basic.add" in cancelled.stdout

@@ -4,7 +4,10 @@
 // then wait for the key `<task id>` in the KV bucket `actors_results`.
 //
 //   node client.mjs [--url URL] [--content-type json|msgpack] [--id ID] [--timeout SECONDS]
-//                   TASK [ARGS_JSON [KWARGS_JSON]]
+//                   [--queue QUEUE] [--priority 0-9] TASK [ARGS_JSON [KWARGS_JSON]]
+//
+// With --queue or --priority the message goes to `actors.queue.<queue>.<band>.<task name>`
+// (docs/protocol.md, "Queues and priorities").
 //
 // TASK, ARGS_JSON and KWARGS_JSON may also come from ACTORS_TASK, ACTORS_ARGS and
 // ACTORS_KWARGS, the URL from NATS_URL. On success the decoded result record is printed as
@@ -25,6 +28,15 @@ const CONTENT_TYPES = { json: "application/json", msgpack: "application/msgpack"
 const READY_STATES = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 const TASK_NAME = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
 const TASK_ID = /^[A-Za-z0-9_\-=]{1,128}$/;
+const QUEUE_PREFIX = "actors.queue.";
+const DEFAULT_QUEUE = "default";
+const QUEUE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The band of a priority: 0-2 low, 3-6 (or none) normal, 7-9 high. */
+function band(priority) {
+  if (priority === undefined) return "normal";
+  return priority <= 2 ? "low" : priority >= 7 ? "high" : "normal";
+}
 
 class UsageError extends Error {}
 
@@ -37,6 +49,8 @@ function parseCommandLine(argv, env) {
       "content-type": { type: "string", default: "json" },
       id: { type: "string", default: randomUUID() },
       timeout: { type: "string", default: "30" },
+      queue: { type: "string" },
+      priority: { type: "string" },
     },
   });
   const [task = env.ACTORS_TASK, args = env.ACTORS_ARGS ?? "[]", kwargs = env.ACTORS_KWARGS ?? "{}"] =
@@ -55,7 +69,16 @@ function parseCommandLine(argv, env) {
   if (!(timeout > 0)) {
     throw new UsageError(`--timeout must be a positive number of seconds`);
   }
+  if (values.queue !== undefined && !QUEUE_NAME.test(values.queue)) {
+    throw new UsageError(`--queue ${JSON.stringify(values.queue)} is not a queue name`);
+  }
+  const priority = values.priority === undefined ? undefined : Number(values.priority);
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= 9)) {
+    throw new UsageError(`--priority must be an integer from 0 to 9`);
+  }
   return {
+    queue: values.queue,
+    priority,
     url: values.url,
     task,
     id: values.id,
@@ -80,8 +103,11 @@ function parseJson(text, what, isRightKind) {
 }
 
 /** The task message body and its NATS headers (docs/protocol.md, "Task messages"). */
-function taskMessage({ id, task, args, kwargs, contentType }) {
+function taskMessage({ id, task, args, kwargs, contentType, queue, priority }) {
   const message = { v: PROTOCOL_VERSION, id, task, args, kwargs };
+  const named = queue !== undefined && queue !== DEFAULT_QUEUE;
+  if (named) message.queue = queue;
+  if (priority !== undefined) message.priority = priority;
   const body =
     contentType === CONTENT_TYPES.json
       ? new TextEncoder().encode(JSON.stringify(message))
@@ -89,7 +115,11 @@ function taskMessage({ id, task, args, kwargs, contentType }) {
   const hdrs = headers();
   hdrs.set("Nats-Msg-Id", id);
   hdrs.set("Content-Type", contentType);
-  return { subject: TASK_PREFIX + task, body, hdrs };
+  const subject =
+    named || band(priority) !== "normal"
+      ? `${QUEUE_PREFIX}${queue ?? DEFAULT_QUEUE}.${band(priority)}.${task}`
+      : TASK_PREFIX + task;
+  return { subject, body, hdrs };
 }
 
 /** Wait for a finished result record under `id`; null when `timeoutMs` passes first. */

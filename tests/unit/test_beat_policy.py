@@ -295,6 +295,8 @@ def test_entry_accepts_the_documented_forms() -> None:
     assert entry.schedule.to_dict()["tz"] == "Europe/Berlin"
     seconds = parse_entry("s", {"task": "tasks.add", "schedule": 30, "args": (16, 16)}, "UTC")
     assert seconds.schedule == Interval(30) and seconds.args == [16, 16]
+    queued = parse_entry("q", {"task": "a.b", "schedule": 5, "options": {"queue": "mail"}}, "UTC")
+    assert queued.options == {"queue": "mail"}
     own_tz = parse_entry("t", {"task": "a.b", "schedule": "@daily", "tz": "Asia/Tokyo"}, "UTC")
     assert own_tz.schedule.next_after(T0) == datetime(2024, 5, 1, 15, 0, tzinfo=UTC)
 
@@ -309,6 +311,8 @@ def test_entry_accepts_the_documented_forms() -> None:
         ({"task": "a.b", "schedule": "61 * * * *"}, "out of range"),
         ({"task": "a.b", "schedule": 1, "options": {"countdownn": 3}}, "unknown option"),
         ({"task": "a.b", "schedule": 1, "options": {"task_id": "x"}}, "unknown option"),
+        ({"task": "a.b", "schedule": 1, "options": {"queue": "a b"}}, "invalid queue name"),
+        ({"task": "a.b", "schedule": 1, "options": {"priority": 11}}, "invalid priority"),
         ({"task": "a.b", "schedule": 1, "args": [object()]}, "cannot be sent"),
         ({"task": "a.b", "schedule": 1, "enabled": "yes"}, "True or False"),
         ({"task": "a.b", "schedule": 1, "tz": "Mars/Olympus"}, "unknown time zone"),

@@ -62,6 +62,9 @@ def test_fail_prints_the_error_and_exits_with_its_code() -> None:
         (["--concurrency", "0"], "--concurrency must be at least 1, got 0"),
         (["--processes", "0"], "--processes must be at least 1, got 0"),
         (["--health-port", "70000"], "--health-port must be a TCP port"),
+        (["-Q", "mail,re ports"], "invalid queue name 're ports'"),
+        (["-Q", "mail:0"], "-Q 'mail:0': the concurrency after ':' must be a whole number"),
+        (["--queues", ","], "-Q names no queue"),
         (["--loglevel", "bogus"], "unknown --log-level 'bogus'"),  # Celery's spelling
         (["--max-tasks-per-child", "0"], "--max-tasks-per-child must be at least 1, got 0"),
         (["--max-memory-per-child", "-5"], "--max-memory-per-child must be at least 1, got -5"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from actors.cli.processes import _STOP_MARGIN
 from actors.config import Settings
-from actors.wire import topology
+from actors.wire import routing, topology
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 WORKER = (DEPLOY / "kubernetes" / "worker.yaml").read_text()
@@ -57,5 +57,5 @@ def test_keda_scales_the_worker_on_its_consumers_lag() -> None:
         assert "lagThreshold:" in trigger and ":8222" in trigger
         consumer = re.search(r"consumer: (\S+)", trigger)
         assert consumer and consumer.group(1) in {
-            topology.consumer_name(name) for name in ("tasks.add", "tasks.digest")
+            routing.consumer_name("reports", band) for band in routing.BANDS
         }
