@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self, cast
 
-from actors.client.client import Client, Connection
+from actors.client.client import Client
+from actors.client.connection import Connection
 from actors.client.result_set import GroupResult
 from actors.client.results import AsyncResult
 from actors.current import current_app, find_current

@@ -15,10 +15,8 @@ is logged (``publish.failed``).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import functools
 import threading
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,7 +29,7 @@ from actors.nats.broker import PublishAck
 from actors.wire.message import TaskMessage
 
 if TYPE_CHECKING:
-    from actors.client.client import Connection
+    from actors.client.connection import Connection
     from actors.client.result_waiter import ResultWaiter
 
 log = structlog.get_logger(__name__)
@@ -83,7 +81,6 @@ class Pipeline:
         # Written on the loop thread, read anywhere (single dict operations):
         self._failed: dict[str, PublishFailed] = {}
         loop.call_soon_threadsafe(self._note_thread)
-        atexit.register(_flush_at_exit, weakref.ref(self))
 
     def _note_thread(self) -> None:
         self._loop_thread = threading.get_ident()
@@ -284,9 +281,3 @@ class Pipeline:
     async def _flush_quietly(self) -> list[PublishFailed]:
         await self._settle()
         return self.take_unreported()
-
-
-def _flush_at_exit(pipeline_ref: weakref.ref[Pipeline]) -> None:
-    pipeline = pipeline_ref()
-    if pipeline is not None:
-        pipeline.flush_and_log(pipeline._patience)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors.client.client import Connection
+from actors.client.connection import Connection
 from actors.client.result_waiter import ResultWaiter
 from actors.nats.bucket import Bucket
 from actors.wire import topology

@@ -28,7 +28,7 @@ from actors.wire.message import TaskMessage, WireSignature, decode, encode
 from actors.wire.record import describe_exception
 
 if TYPE_CHECKING:
-    from actors.client.client import Connection
+    from actors.client.connection import Connection
     from actors.nats.broker import Broker
 
 log = structlog.get_logger(__name__)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors import canvas
-from actors.client.client import Client, Connection
+from actors.client.client import Client
+from actors.client.connection import Connection
 from actors.nats.bucket import Bucket
 from actors.signature import Canvas, Hop, Signature, send_all
 from actors.wire import topology

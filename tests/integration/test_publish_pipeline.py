@@ -147,6 +147,40 @@ def test_failure_left_at_exit_is_logged(nats_server: EmbeddedServer, tmp_path: P
     assert len(logged) == 1 and lost in logged[0], done.stdout + done.stderr
 
 
+def test_leaving_the_process_stops_the_background_loop(
+    nats_server: EmbeddedServer, tmp_path: Path
+) -> None:
+    """A loop thread still running while the interpreter shuts down can crash it (a rare
+    segfault at exit was seen): the client's exit handler stops it after the flush."""
+    script = tmp_path / "leave.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import atexit, threading
+
+            def check():  # registered first, so it runs after the client's exit handler
+                alive = [t.name for t in threading.enumerate() if t.name.startswith("actors")]
+                print("ALIVE", alive, flush=True)
+
+            atexit.register(check)
+
+            from actors import App
+            from tests.apps.basic import register
+
+            app = App("leave")
+            tasks = register(app)
+            tasks["aadd"].delay(0, 0)
+            """
+        )
+    )
+    env = {**os.environ, "ACTORS_NATS_URL": nats_server.url, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ALIVE []" in done.stdout, done.stdout + done.stderr
+
+
 def test_publishes_across_a_server_restart_are_stored(
     make_app, thread_worker, nats_server: EmbeddedServer
 ) -> None:
