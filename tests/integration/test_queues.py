@@ -11,6 +11,9 @@ import pytest
 from actors import App, chain, chord, group
 from actors.errors import ProtocolError, TaskNotRegistered
 from actors.nats import queues
+from actors.wire.record import REVOKED, SUCCESS
+from actors.worker.dead_letters import replay_many
+from schedulers import Beat
 from tests.helpers import aeventually
 from tests.integration.test_bad_input import dead_letters
 
@@ -251,3 +254,56 @@ async def test_a_task_the_workers_of_a_queue_do_not_serve_is_handed_back_then_fa
     await worker(full, queues={"mail": None}, hostname="full@test")
     served = await tasks["where"].aapply_async(queue="mail")
     assert (await served.aget(timeout=10))[0] == "full"
+
+
+async def test_countdown_revoke_replay_and_beat_keep_the_queue(
+    make_app: Callable[..., App], worker: Callable[..., Any]
+) -> None:
+    mail = make_app("mail-pool", unrouted_grace=0.5)
+    register(mail, "mail")
+    ticks: list[tuple[str, int]] = []
+
+    @mail.actor(name="q.tick", bind=True)
+    def tick(self: Any) -> None:
+        ticks.append((self.request.delivery_info["queue"], self.request.delivery_info["priority"]))
+
+    await worker(mail, queues={"mail": None}, hostname="mail@test")
+    app = make_app("client")
+    tasks = register(app, "client")
+    where = tasks["where"]
+    # A countdown fires into the queue's subject, and keeps its priority.
+    later = await where.aapply_async(queue="mail", priority=2, countdown=0.2)
+    assert await later.aget(timeout=10) == ["mail", "mail", 2, 0]
+    # A countdown task on a queue can be revoked before it runs.
+    revoked = await where.aapply_async(queue="mail", countdown=1.5)
+    await revoked.arevoke()
+    await aeventually(
+        lambda: revoked.astate(), until=lambda s: s == REVOKED, what="REVOKED", timeout=10
+    )
+    # Nobody serves "reports" yet: dead-lettered with its queue; replayed, it runs there.
+    lost = await tasks["report"].adelay(1)
+    with pytest.raises(TaskNotRegistered, match="on queue 'reports'"):
+        await lost.aget(timeout=10)
+    reports = make_app("reports-pool")
+    register(reports, "reports")
+    await worker(reports, queues={"reports": None}, hostname="reports@test")
+    broker = (await app.client.connection()).broker
+    assert await replay_many(broker, None) == 1
+    await aeventually(
+        lambda: app.AsyncResult(lost.id).astate(),  # a new handle: lost holds its failure
+        until=lambda s: s == SUCCESS,
+        what="the replay ran",
+        timeout=10,
+    )
+    assert await app.AsyncResult(lost.id).aget(timeout=5) == "reports"
+    # A beat entry's options name the queue and the priority.
+    app.conf.beat_schedule = {
+        "tick": {"task": "q.tick", "schedule": 0.3, "options": {"queue": "mail", "priority": 8}}
+    }
+    beat = Beat(app)
+    await beat.start()
+    try:
+        await aeventually(lambda: list(ticks), until=bool, what="a tick run on mail", timeout=10)
+    finally:
+        await beat.stop()
+    assert ticks[0] == ("mail", 8)
