@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from nats.js import JetStreamContext
+
 from actors.cli.loading import reachable
 from actors.nats.server import EmbeddedServer
 
@@ -67,3 +69,11 @@ def percentile(values: list[float], fraction: float) -> float:
     """The value at ``fraction`` (0..1) of the sorted values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def stored_for(js: JetStreamContext, task: str) -> int:
+    """Messages of ``task`` still stored in the task stream on any queue: work-queue retention
+    removes a message when it is acked, so 0 means every one was acked."""
+    info = await js.stream_info("ACTORS", subjects_filter="actors.>")
+    subjects = info.state.subjects or {}
+    return sum(n for subject, n in subjects.items() if subject.endswith(f".{task}"))

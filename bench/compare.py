@@ -26,7 +26,14 @@ from actors import App
 from actors.cli.processes import run_loop as run
 from bench import tasks
 from bench.canvas import chain_seconds, chord_seconds
-from bench.common import cpu_seconds, nats_url, percentile, server_pid, worker_processes
+from bench.common import (
+    cpu_seconds,
+    nats_url,
+    percentile,
+    server_pid,
+    stored_for,
+    worker_processes,
+)
 from bench.throughput import round_trips, with_results
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
@@ -97,10 +104,7 @@ def sync_fire_and_forget(app: App, url: str) -> float:
 async def _drained(url: str) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
-    while True:
-        info = await js.consumer_info("ACTORS", "bench-noop")
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            break
+    while await stored_for(js, "bench.noop"):
         await asyncio.sleep(0.005)
     await nc.close()
 

@@ -14,7 +14,14 @@ import time
 from actors import App
 from actors.cli.processes import run_loop as run
 from bench import tasks
-from bench.common import cpu_seconds, nats_url, percentile, server_pid, worker_processes
+from bench.common import (
+    cpu_seconds,
+    nats_url,
+    percentile,
+    server_pid,
+    stored_for,
+    worker_processes,
+)
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
 WINDOW = 2_000  # tasks in flight from the client at once
@@ -50,10 +57,7 @@ async def fire_and_forget(app: App) -> float:
     for offset in range(0, N, WINDOW):
         await asyncio.gather(*(noop.adelay(i) for i in range(offset, offset + WINDOW)))
     sent = time.perf_counter() - started
-    while True:  # until the worker has acked everything
-        info = await connection.broker.js.consumer_info("ACTORS", "bench-noop")
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            break
+    while await stored_for(connection.broker.js, "bench.noop"):  # until all are acked
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
     print(f"  (sending alone: {N / sent:,.0f} tasks/s)")
