@@ -1,5 +1,9 @@
 """The JetStream API error codes actors acts on (``err_code`` in nats-server's errors.json)."""
 
+NO_SUITABLE_PEERS = 10005
+"""No suitable peers for placement: a replica's node is offline or not caught up yet (a
+cluster just started or restarted a node); placing the stream again later succeeds."""
+
 JS_UNAVAILABLE = 10008
 """JetStream system temporarily unavailable: no stream or meta leader yet."""
 

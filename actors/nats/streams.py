@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.js import api
 
 from actors.config import Settings
 from actors.errors import BrokerUnavailable, ConfigurationError
-from actors.nats.codes import CONSUMER_NOT_UNIQUE, MAX_CONSUMERS, STREAM_NAME_IN_USE
+from actors.nats.codes import (
+    CONSUMER_NOT_UNIQUE,
+    MAX_CONSUMERS,
+    NO_SUITABLE_PEERS,
+    STREAM_NAME_IN_USE,
+)
 from actors.nats.connection import NATS_ERRORS
-from actors.nats.retrying import RETRYABLE, Backoff, retry_until
+from actors.nats.retrying import RETRYABLE, Backoff, NotReady, retry_until
 from actors.wire import routing, topology
+
+log = structlog.get_logger(__name__)
 
 _SETUP_PATIENCE = 30.0  # seconds to wait for JetStream to answer stream set-up
 # Set-up waits out a meta leader election: nats-py's own timeout per attempt, then a second.
@@ -175,11 +184,21 @@ class Streams:
         An existing bucket is left as it is, whatever its configuration.
         """
         config = bucket_config(bucket, self._settings.stream_replicas, None)
-        try:
+
+        async def create(_wait: float) -> None:
             try:
                 await self._js.add_stream(config)
-            except nats.js.errors.BadRequestError:  # exists with another configuration
+            except nats.js.errors.BadRequestError as exc:  # exists with another configuration
+                _raise_if_not_placed(str(config.name), exc)
                 await self._js.stream_info(config.name)
+
+        try:
+            await retry_until(
+                create,
+                time.monotonic() + _SETUP_PATIENCE,
+                backoff=_SETUP_BACKOFF,
+                on_retry=functools.partial(_retrying, str(config.name)),
+            )
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"cannot open bucket {bucket}: {exc!r}") from exc
 
@@ -191,6 +210,7 @@ class Streams:
                 lambda _wait: self._create_or_update_stream(config, update),
                 time.monotonic() + _SETUP_PATIENCE,
                 backoff=_SETUP_BACKOFF,
+                on_retry=functools.partial(_retrying, str(config.name)),
             )
         except RETRYABLE as exc:
             raise BrokerUnavailable(
@@ -210,6 +230,7 @@ class Streams:
                 await self._js.add_stream(config)
                 return
             except nats.js.errors.BadRequestError as exc:
+                _raise_if_not_placed(name, exc)
                 if exc.err_code != STREAM_NAME_IN_USE:  # made meanwhile with another config
                     raise BrokerUnavailable(f"cannot create stream {name}: {exc}") from exc
             except TimeoutError as exc:
@@ -355,3 +376,14 @@ def _consumer_refused(durable: str, exc: nats.js.errors.BadRequestError) -> Exce
             "subject); list them with `nats consumer ls ACTORS` and remove the stale one"
         )
     return BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}")
+
+
+def _raise_if_not_placed(stream: str, exc: nats.js.errors.BadRequestError) -> None:
+    """NotReady (retried during set-up) when the server could not place the stream's replicas
+    yet: a node of a cluster that just started or restarted is not current."""
+    if exc.err_code == NO_SUITABLE_PEERS:
+        raise NotReady(f"cannot place stream {stream} yet: {exc.description}") from exc
+
+
+def _retrying(stream: str, error: BaseException) -> None:
+    log.warning("streams.setup_retrying", stream=stream, error=str(error) or repr(error))
