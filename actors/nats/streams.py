@@ -263,15 +263,8 @@ class Streams:
         durable = topology.consumer_name(task_name)
         if durable in self._consumers:
             return durable
-        config = api.ConsumerConfig(
-            durable_name=durable,
-            filter_subject=topology.task_subject(task_name),
-            ack_policy=api.AckPolicy.EXPLICIT,
-            deliver_policy=api.DeliverPolicy.ALL,
-            ack_wait=self._settings.ack_wait,
-            max_ack_pending=max_ack_pending,
-            max_waiting=1024,
-        )
+        config = self._consumer_config(durable, max_ack_pending)
+        config.filter_subject = topology.task_subject(task_name)
         try:
             # Creating an existing durable with a new config updates it (ack_wait etc.).
             await self._js.add_consumer(topology.TASK_STREAM, config)
@@ -279,6 +272,17 @@ class Streams:
             raise BrokerUnavailable(f"cannot create consumer {durable}: {exc!r}") from exc
         self._consumers.add(durable)
         return durable
+
+    def _consumer_config(self, durable: str, max_ack_pending: int) -> api.ConsumerConfig:
+        """A task consumer's settings, without its subject filter."""
+        return api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self._settings.ack_wait,
+            max_ack_pending=max_ack_pending,
+            max_waiting=1024,
+        )
 
     async def ensure_group_consumer(
         self, durable: str, subjects: list[str], max_ack_pending: int = 20_000
@@ -291,15 +295,8 @@ class Streams:
         """
         if durable in self._consumers:
             return durable
-        config = api.ConsumerConfig(
-            durable_name=durable,
-            filter_subjects=subjects,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            deliver_policy=api.DeliverPolicy.ALL,
-            ack_wait=self._settings.ack_wait,
-            max_ack_pending=max_ack_pending,
-            max_waiting=1024,
-        )
+        config = self._consumer_config(durable, max_ack_pending)
+        config.filter_subjects = subjects
         try:
             await self._js.add_consumer(topology.TASK_STREAM, config)
         except nats.js.errors.BadRequestError as exc:
