@@ -62,6 +62,7 @@ class RunningTask:
         self.in_process = False
         self._thread: int | None = None
         self._thread_done = False
+        self._raised = False  # an exception was set for the thread to raise
         self._lock = threading.Lock()
 
     def stop(self, reason: str) -> None:
@@ -107,12 +108,13 @@ class RunningTask:
         """Called in the pool thread after the function; cancels an exception not yet raised."""
         with self._lock:
             self._thread_done = True
-            if self._thread is not None:
+            if self._raised and self._thread is not None:
                 _set_async_exc(self._thread, None)
 
     def _raise_in_thread(self, kind: type[BaseException]) -> None:
         with self._lock:
             if self._thread is not None and not self._thread_done:
+                self._raised = True
                 _set_async_exc(self._thread, kind)
 
 

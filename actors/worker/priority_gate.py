@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
 
 from actors.wire.routing import BANDS
 
@@ -28,17 +27,9 @@ class PriorityGate:
         """Tasks waiting for a slot."""
         return sum(len(waiters) for waiters in self._waiters)
 
-    @contextlib.asynccontextmanager
-    async def slot(self, rank: int) -> AsyncIterator[None]:
-        """Hold a slot while the block runs; ``rank`` is the band (0 low ... 2 high)."""
-        await self.acquire(rank)
-        try:
-            yield
-        finally:
-            self.release()
-
     async def acquire(self, rank: int) -> None:
-        """Wait for a slot (behind every waiter of this band and of higher bands)."""
+        """Wait for a slot (behind every waiter of this band and of higher bands); ``rank`` is
+        the band (0 low ... 2 high). Each acquire is paired with one :meth:`release`."""
         if self._free > 0 and not any(self._waiters[rank:]):
             self._free -= 1
             return

@@ -258,11 +258,14 @@ class Worker:
             actor = target.actor
             if actor.options.rate_limit and self._rates is not None:
                 await self._rates.acquire(actor.name, actor.options.rate_limit)
-            async with target.gate.slot(target.rank):
+            await target.gate.acquire(target.rank)
+            try:
                 if self.stopping:
                     await d.nak()  # not started: hand it to another worker now
                     return
                 await self._process(target, d)
+            finally:
+                target.gate.release()
         except asyncio.CancelledError:
             raise
         except BrokerUnavailable as exc:  # transient: the message is delivered again

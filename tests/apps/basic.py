@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -74,6 +75,10 @@ def register(app: App) -> dict[str, Any]:
     def pid() -> int:
         time.sleep(0.001)
         return os.getpid()
+
+    @app.actor(name="basic.gc_state")
+    def gc_state() -> dict[str, Any]:
+        return {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
 
     @app.actor(name="basic.noresult", ignore_result=True)
     def noresult(marker: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from actors import App
+from actors.cli.processes import GC_THRESHOLDS
 from tests.apps.basic import register
 from tests.helpers import eventually, lines
 
@@ -43,6 +44,14 @@ def test_task_logs_carry_task_name_and_id(app: App, worker_process) -> None:
     assert line["x"] == 2 and line["y"] == 3
     banner = next(e for e in proc.events() if e["event"] == "worker.started")
     assert "basic.add" in banner["actors"] and banner["concurrency"] == 64
+
+
+def test_a_worker_process_collects_garbage_less_often(app: App, worker_process) -> None:
+    tasks = register(app)
+    worker_process("tests.apps.basic:app")
+    state = tasks["gc_state"].delay().get(timeout=10)
+    assert state["threshold"] == list(GC_THRESHOLDS)
+    assert state["frozen"] > 10_000  # the app and its modules are out of the collector's way
 
 
 def test_sigterm_lets_the_running_task_finish(app: App, worker_process, tmp_path: Path) -> None:

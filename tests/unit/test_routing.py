@@ -191,8 +191,9 @@ async def test_a_freed_slot_goes_to_the_most_urgent_waiter() -> None:
     order: list[str] = []
 
     async def wait(rank: int, label: str) -> None:
-        async with gate.slot(rank):
-            order.append(label)
+        await gate.acquire(rank)
+        order.append(label)
+        gate.release()
 
     waiters = [asyncio.create_task(wait(r, f"{r}-{i}")) for i, r in enumerate([0, 1, 0, 2, 1])]
     while gate.waiting < 5:
