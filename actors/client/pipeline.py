@@ -163,25 +163,16 @@ class Pipeline:
         outbox = self._outbox
         while outbox:
             item = outbox.popleft()
+            answer = functools.partial(self._finish, item)
             try:
-                ack = await broker.publish_started(item.subject, item.body, item.headers)
+                await broker.publish_started(item.subject, item.body, item.headers, answer)
             except Exception as exc:  # recorded for get() and flush()
                 self._finish(item, None, exc)
-            else:
-                ack.add_done_callback(functools.partial(self._answered, item))
             if self._events:
                 self._sent_events.append(item.message)
             if self._sent_events and not outbox:
                 sent, self._sent_events = self._sent_events, []
                 await publish_sent(broker, sent)
-
-    def _answered(self, item: _Outgoing, done: asyncio.Future[PublishAck]) -> None:
-        if done.cancelled():
-            self._finish(item, None, BrokerUnavailable("the client was closed"))
-        elif (error := done.exception()) is not None:
-            self._finish(item, None, error)
-        else:
-            self._finish(item, done.result(), None)
 
     def _finish(self, item: _Outgoing, ack: PublishAck | None, error: BaseException | None) -> None:
         del self._inflight[item.seq]

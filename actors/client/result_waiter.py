@@ -6,14 +6,14 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from actors.errors import BrokerUnavailable, ProtocolError, ResultTimeout
 from actors.nats.bucket import Bucket, Watch
 from actors.nats.retrying import RETRYABLE, Backoff, retry_until
-from actors.nats.timeout_heap import TimeoutHeap
+from actors.nats.timeout_heap import TimeoutHeap, fail_with_timeout
 from actors.wire import topology
 from actors.wire.record import ResultRecord
 
@@ -43,7 +43,7 @@ class ResultWaiter:
         self._watch: asyncio.Future[Watch] | None = None
         self._live = False
         self._taken: deque[str] = deque()  # ids take_arrived() handed out, to forget here
-        self._deadlines = TimeoutHeap()
+        self._deadlines: TimeoutHeap[asyncio.Future[Any]] = TimeoutHeap(fail_with_timeout)
         self._rereads: set[asyncio.Task[None]] = set()
         self._listeners: dict[str, list[Callable[[ResultRecord], None]]] = {}
         broker.on_reconnected(self._on_reconnected)

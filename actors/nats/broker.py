@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable, Collection
@@ -163,19 +164,24 @@ class Broker:
         return _read_ack(subject, reply)
 
     async def publish_started(
-        self, subject: str, body: bytes, headers: dict[str, str] | None = None
-    ) -> asyncio.Future[PublishAck]:
-        """Send a publish and return the future of its answer without waiting for it.
+        self,
+        subject: str,
+        body: bytes,
+        headers: dict[str, str] | None,
+        on_answer: Callable[[PublishAck | None, BaseException | None], None],
+    ) -> None:
+        """Send a publish without waiting for its answer; ``on_answer(ack, None)`` or
+        ``on_answer(None, error)`` is called once it is answered.
 
-        Many publishes are in flight at once (the sync client's pipeline); the future ends
-        as :meth:`publish` would: the first attempt waits for its answer as long as the
-        first attempt of :meth:`publish`, and on "no responders", "no leader" or no answer
-        the message is re-sent by :meth:`publish` (same headers, so the same
-        ``Nats-Msg-Id``: a re-send is stored once). MessageTooLarge is raised here, before
-        anything is sent; a lost connection raises BrokerUnavailable.
+        Many publishes are in flight at once (the sync client's pipeline); each ends as
+        :meth:`publish` would: the first attempt waits for its answer as long as the first
+        attempt of :meth:`publish`, and on "no responders", "no leader" or no answer the
+        message is re-sent by :meth:`publish` (same headers, so the same ``Nats-Msg-Id``: a
+        re-send is stored once). MessageTooLarge is raised here, before anything is sent; a
+        lost connection raises BrokerUnavailable. A callback, not a future: a future's
+        callbacks cost a loop turn each, per message.
         """
         loop = asyncio.get_running_loop()
-        result: asyncio.Future[PublishAck] = loop.create_future()
         wait = REQUESTS.wait(0, self.settings.publish_timeout)
         try:
             reply = await self._requests.send(subject, body, headers, wait)
@@ -184,18 +190,20 @@ class Broker:
 
         def answered(reply: asyncio.Future[Msg]) -> None:
             if reply.cancelled():  # the loop is closing
-                result.cancel()
+                on_answer(None, BrokerUnavailable(_CLOSED))
                 return
             try:
-                result.set_result(_read_ack(subject, reply.result()))
+                ack = _read_ack(subject, reply.result())
             except RETRYABLE:
                 again = loop.create_task(self.publish(subject, body, headers))
-                again.add_done_callback(lambda done: _copy_outcome(done, result))
+                again.add_done_callback(functools.partial(_answer_from, on_answer))
+                return
             except BaseException as exc:
-                result.set_exception(exc)
+                on_answer(None, exc)
+                return
+            on_answer(ack, None)
 
         reply.add_done_callback(answered)
-        return result
 
     async def publish_many(
         self,
@@ -404,12 +412,16 @@ def _read_ack(subject: str, reply: Msg) -> PublishAck:
     )
 
 
-def _copy_outcome(source: asyncio.Future[PublishAck], target: asyncio.Future[PublishAck]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif (error := source.exception()) is not None:
-        target.set_exception(error)
+_CLOSED = "the connection was closed before the publish was answered"
+
+
+def _answer_from(
+    on_answer: Callable[[PublishAck | None, BaseException | None], None],
+    done: asyncio.Future[PublishAck],
+) -> None:
+    if done.cancelled():
+        on_answer(None, BrokerUnavailable(_CLOSED))
+    elif (error := done.exception()) is not None:
+        on_answer(None, error)
     else:
-        target.set_result(source.result())
+        on_answer(done.result(), None)

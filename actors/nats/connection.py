@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 
 from actors.config import Settings, redact_url
 from actors.errors import BrokerUnavailable, ConfigurationError, MessageTooLarge
-from actors.nats.timeout_heap import TimeoutHeap
+from actors.nats.timeout_heap import TimeoutHeap, fail_with_timeout
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +190,7 @@ class ReplyInbox:
         self._futures: dict[str, asyncio.Future[Msg]] = {}
         self._next = 0
         self._sub: Any = None
-        self._deadlines = TimeoutHeap()
+        self._deadlines: TimeoutHeap[str] = TimeoutHeap(self._expired)
 
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float
@@ -211,20 +211,27 @@ class ReplyInbox:
         self._next += 1
         token = str(self._next)
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        # Forgotten at the reply or at the deadline, whichever comes first: no done-callback
+        # per request (a future's callbacks cost a loop turn each).
         self._futures[token] = future
-        future.add_done_callback(lambda _: self._futures.pop(token, None))
-        self._deadlines.add(future, timeout)
+        self._deadlines.add(token, timeout)
         try:
             await self._nc.publish(
                 subject, payload, reply=f"{self._prefix}.{token}", headers=headers
             )
         except BaseException:
+            del self._futures[token]
             future.cancel()
             raise
         return future
 
+    def _expired(self, token: str) -> None:
+        future = self._futures.pop(token, None)
+        if future is not None:
+            fail_with_timeout(future)
+
     async def _on_reply(self, msg: Msg) -> None:
-        future = self._futures.get(msg.subject[len(self._prefix) + 1 :])
+        future = self._futures.pop(msg.subject[len(self._prefix) + 1 :], None)
         if future is None or future.done():
             return
         if reply_status(msg) == "503":
