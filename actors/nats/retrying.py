@@ -116,26 +116,30 @@ async def retry_until(
     retry_on: tuple[type[BaseException], ...] = RETRYABLE,
     backoff: Backoff = REQUESTS,
     on_retry: Callable[[BaseException], None] | None = None,
+    failed: BaseException | None = None,
 ) -> T:
     """``await attempt(wait)`` until it returns, ``wait`` being the seconds it may wait for a
     reply; after an error in ``retry_on``, pause and try again while another attempt can
     start before ``deadline`` (``time.monotonic()``). ``on_retry(error)`` is called before
     the first re-send.
 
+    ``failed``: the first attempt was made already and raised this error (in ``retry_on``).
     Other errors, and the last retried one, propagate. Pauses are jittered (half to all of
     ``backoff.pause``) so that many clients retrying after one election do not stay in step.
     """
-    n = 0
+    n, error = 0, failed
     while True:
-        try:
-            return await attempt(backoff.wait(n, deadline - time.monotonic()))
-        except retry_on as exc:
-            pause = backoff.pause(n) * random.uniform(0.5, 1.0)
-            if time.monotonic() + pause >= deadline:
-                raise
-            if n == 0 and on_retry is not None:
-                on_retry(exc)
-        n += 1
+        if error is None:
+            try:
+                return await attempt(backoff.wait(n, deadline - time.monotonic()))
+            except retry_on as exc:
+                error = exc
+        pause = backoff.pause(n) * random.uniform(0.5, 1.0)
+        if time.monotonic() + pause >= deadline:
+            raise error
+        if n == 0 and on_retry is not None:
+            on_retry(error)
+        n, error = n + 1, None
         await asyncio.sleep(pause)
 
 
@@ -148,6 +152,11 @@ async def retry_request(
     """:func:`retry_until` for ``timeout`` seconds with the request policy; once out of time,
     BrokerUnavailable saying that ``what`` (e.g. "publish to <subject>") got no answer.
     ``episodes`` (the connection's) logs when requests start and stop being re-sent."""
+    deadline = time.monotonic() + timeout
+    try:  # the first attempt outside the retry loop: nearly every request ends here
+        return await attempt(REQUESTS.wait(0, timeout))
+    except RETRYABLE as exc:
+        failed = exc
     retried = False
 
     def begin(error: BaseException) -> None:
@@ -158,7 +167,7 @@ async def retry_request(
 
     ok = False
     try:
-        result = await retry_until(attempt, time.monotonic() + timeout, on_retry=begin)
+        result = await retry_until(attempt, deadline, on_retry=begin, failed=failed)
         ok = True
         return result
     except RETRYABLE as exc:

@@ -47,10 +47,12 @@ def destination(
     A message that stores no result and has ``expires`` (and no eta) also gets ``Nats-TTL``,
     so the server drops it unseen.
     """
-    now = now or datetime.now(UTC)
     band = routing.band_of(message.priority)
     target = routing.subject_for(message.task, message.queue, band)
     headers = {"Nats-Msg-Id": topology.header_value(msg_id), "Content-Type": topology.MSGPACK}
+    if not (message.eta or message.expires):  # most messages: no clock to read
+        return target, headers
+    now = now or datetime.now(UTC)
     eta = message.eta_datetime()
     if eta is not None and eta > now:
         headers[topology.SCHEDULE] = f"@at {format_time(eta)}"

@@ -43,6 +43,20 @@ async def test_not_ready_and_unanswered_attempts_are_retried_until_one_succeeds(
     assert calls == 4
 
 
+async def test_a_first_attempt_made_already_counts_as_the_first() -> None:
+    waits: list[float] = []
+
+    async def attempt(wait: float) -> str:
+        waits.append(wait)
+        return "stored"
+
+    began = time.monotonic()
+    deadline = began + 5
+    assert await retry_until(attempt, deadline, backoff=FAST, failed=NotReady("x")) == "stored"
+    assert waits == [pytest.approx(FAST.wait(1, 5), abs=0.01)]  # the second attempt's wait
+    assert time.monotonic() - began >= FAST.pause(0) / 2  # after the first one's pause
+
+
 async def test_each_attempt_waits_longer_for_its_reply_but_never_past_the_deadline() -> None:
     waits: list[float] = []
 
