@@ -117,6 +117,9 @@ def _wire_int(text: str) -> int:
     return value
 
 
+_TAG_KEY = types.TYPE.encode()
+
+
 def decode(data: bytes, content_type: str | None, typed: bool = True) -> Any:
     """Decode a body by its Content-Type (msgpack when absent); ProtocolError when invalid.
 
@@ -129,6 +132,8 @@ def decode(data: bytes, content_type: str | None, typed: bool = True) -> Any:
         if kind == JSON:
             return json.loads(data, parse_int=_wire_int, object_hook=hook)
         if kind == MSGPACK:
+            if _TAG_KEY not in data:  # msgpack strings are raw UTF-8: no map can be tagged
+                hook = None  # and no Python call per map (a chain's steps are many maps)
             return msgpack.unpackb(data, raw=False, strict_map_key=False, object_hook=hook)
     except ProtocolError:
         raise  # a bad tagged value: its own reason

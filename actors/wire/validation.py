@@ -146,6 +146,8 @@ def _check_signature(
     """
     if depth > MAX_NESTING:
         raise ProtocolError(f"field {path!r} is nested more than {MAX_NESTING} signatures deep")
+    if _is_plain_task(data):
+        return 1
     if not isinstance(data, Mapping):
         raise ProtocolError(f"field {path!r} must be a signature map, got {type(data).__name__}")
     kind = data.get("kind", "task")
@@ -209,6 +211,29 @@ def _check_signature(
     if options.get("link"):
         _check_link_target(steps, f"{path}.options.link")
     return count
+
+
+def _is_plain_task(data: Any) -> bool:
+    """True for a valid task signature whose only option is a ``task_id``: the usual chain
+    step and link, checked without building the paths that error messages name. False means
+    "check it in full" (which finds the error, if there is one): this accepts nothing the
+    full check refuses."""
+    if type(data) is not dict or data.get("kind", "task") != "task" or "map" in data:
+        return False
+    options = data.get("options")
+    if options is not None and (
+        type(options) is not dict
+        or (options and not (len(options) == 1 and valid_task_id(options.get("task_id"))))
+    ):
+        return False
+    task, args, kwargs = data.get("task"), data.get("args"), data.get("kwargs")
+    return (
+        type(task) is str
+        and valid_task_name(task)
+        and (args is None or type(args) is list)
+        and (kwargs is None or (type(kwargs) is dict and all(type(k) is str for k in kwargs)))
+        and type(data.get("immutable", False)) is bool
+    )
 
 
 def _check_body(body: Any, path: str, depth: int, followed: bool) -> int:

@@ -10,6 +10,7 @@ import contextlib
 import math
 import re
 from typing import Any
+from unittest import mock
 
 import msgpack
 import pytest
@@ -618,3 +619,43 @@ def test_steps_after_a_group_must_hold_a_task(chain: list[Any]) -> None:
     # was accepted here but refused when the worker built the body.
     with pytest.raises(ProtocolError, match="holds no task"):
         TaskMessage.from_wire({"id": "id-1", "task": "canvas.add", "chain": chain})
+
+
+_STEP_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.sampled_from(["task", "chain", "group", "", "t1", "bad name!", "canvas.add", "map"]),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.sampled_from(["task_id", "queue", "x"]), st.sampled_from(["t1", "", 3])),
+    st.dictionaries(st.one_of(st.integers(0, 2), st.text(max_size=2)), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["kind", "task", "args", "kwargs", "options", "immutable", "map"]),
+        _STEP_VALUES,
+        max_size=2,
+    )
+)
+def test_the_fast_check_of_a_plain_step_accepts_nothing_the_full_check_refuses(
+    changes: dict[str, Any],
+) -> None:
+    from actors.wire import validation
+
+    step = {"task": "canvas.add", "args": [1], "kwargs": {}, "options": {"task_id": "t1"}}
+    step.update(changes)  # a valid step with one or two fields changed
+    if not validation._is_plain_task(step):
+        return
+    with mock.patch.object(validation, "_is_plain_task", lambda data: False):
+        assert validation._check_signature(step, "chain[0]", 1) == 1
+
+
+def test_a_plain_step_is_taken_by_the_fast_check() -> None:
+    from actors.wire import validation
+
+    step = {"task": "canvas.add", "args": [1], "kwargs": {}, "options": {"task_id": "t1"}}
+    assert validation._is_plain_task(step)
+    assert not validation._is_plain_task({**step, "options": {"task_id": "bad id!"}})
