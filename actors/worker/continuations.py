@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-async def succeeded(client: Client, message: TaskMessage, value: Any) -> None:
-    """Publish the links and the next chain step with ``value``; join a chord if a member."""
-    if not (message.link or message.chain or message.chord):
-        return
-    connection = await client.connection()
+def next_messages(message: TaskMessage, value: Any) -> list[TaskMessage]:
+    """The links and the next chain step that a success of ``message`` with ``value``
+    publishes (built here, sent by :func:`succeeded`); their ids are the task's children."""
+    if not (message.link or message.chain):
+        return []
     hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
     out: list[TaskMessage] = []
     for index, wire in enumerate(message.link):
@@ -44,30 +44,24 @@ async def succeeded(client: Client, message: TaskMessage, value: Any) -> None:
         carried = Hop(hop.root_id, hop.parent_id, chord, group_id, position)
         step = _prepare(message.chain[0], f"{message.id}.next")
         out.extend(step.messages([value], message.chain[1:], carried))
-    await send_all(connection, out)
+    return out
+
+
+async def succeeded(
+    client: Client, message: TaskMessage, value: Any, following: list[TaskMessage] | None = None
+) -> None:
+    """Publish the links and the next chain step with ``value`` (``following``, when built
+    already by :func:`next_messages`); join a chord if a member."""
+    if not (message.link or message.chain or message.chord):
+        return
+    connection = await client.connection()
+    await send_all(connection, next_messages(message, value) if following is None else following)
     if message.chord and not message.chain:
         try:
             await chords.join(connection, message, value)
         except TypeError as exc:  # the result cannot be encoded: the chord cannot complete
             error = describe_exception(exc)
             await _abort_chord(connection, message, error, str(exc))
-
-
-def following_ids(message: TaskMessage) -> list[str]:
-    """Ids of the links and the next chain step a success of ``message`` publishes (its
-    children; the same ids :func:`succeeded` gives them)."""
-    if not (message.link or message.chain):
-        return []
-    hop = Hop(root_id=message.root_id or message.id, parent_id=message.id)
-    out: list[TaskMessage] = []
-    try:
-        for index, wire in enumerate(message.link):
-            out.extend(_prepare(wire, f"{message.id}.link.{index}").messages([None], [], hop))
-        if message.chain:
-            out.extend(_prepare(message.chain[0], f"{message.id}.next").messages([None], [], hop))
-    except Exception:  # a step that cannot be built fails when it is sent, not here
-        pass
-    return [m.id for m in out]
 
 
 async def failed(client: Client, message: TaskMessage, exc: BaseException) -> None:

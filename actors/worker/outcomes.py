@@ -54,23 +54,26 @@ class Outcomes:
     ) -> None:
         """Store the result of a task that returned (callbacks and workflows hook in here).
 
-        The next chain step and the links are sent while the result is being stored, not
-        after: a hop of a chain waits for one PubAck, not two. A redelivery after a crash
-        between the two sends them again (same ids, stored once; see done_before). A chord
-        member stores first: the last one to join reads every member's result.
+        The next chain step and the links are sent first and while the result is being
+        stored, not after: a hop of a chain waits for one PubAck, not two. A redelivery after
+        a crash between the two sends them again (same ids, stored once; see done_before). A
+        chord member stores first: the last one to join reads every member's result.
         """
         if not store:
             await continuations.succeeded(self.client, message, value)
             return
         record = ResultRecord.success(message.id, actor.name, value, retries=message.retries)
-        record.children = [*children.sent(), *continuations.following_ids(message)]
-        if message.chord or not (message.link or message.chain):
+        try:
+            following = continuations.next_messages(message, value)
+        except Exception:  # a step that cannot be built fails when it is sent, below
+            following = None
+        record.children = [*children.sent(), *(m.id for m in following or ())]
+        if message.chord or not following:
             await self.store(record)
-            await continuations.succeeded(self.client, message, value)
+            await continuations.succeeded(self.client, message, value, following)
             return
-        await asyncio.gather(
-            self.store(record), continuations.succeeded(self.client, message, value)
-        )
+        sending = continuations.succeeded(self.client, message, value, following)
+        await asyncio.gather(sending, self.store(record))
 
     async def failed(
         self, actor: Actor[Any, Any], message: TaskMessage, exc: Exception, store: bool
