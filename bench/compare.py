@@ -2,7 +2,8 @@
 
 Run by hand from the repository root: ``python -m bench.compare [N]`` (default 20,000). It
 starts one embedded nats-server (unless ACTORS_NATS_URL is set), measures the raw nats-py
-pipeline (JetStream publish of N, then one pull consumer fetching and acking N), then, with 1
+pipeline (JetStream publish of N, then one pull consumer fetching and acking N) and the raw
+round trip (bench/raw.py: the floor of a task's round trip over JetStream), then, with 1
 and then 2 ``actors run`` worker processes: the sync loop with results (N ``delay()`` then
 ``get()`` each), the sync enqueue loop alone, sync fire-and-forget until the workers acked
 all (and, with 1 worker, the sync loop with ``confirm_publish``), the async client with
@@ -34,32 +35,10 @@ from bench.common import (
     stored_for,
     worker_processes,
 )
+from bench.raw import raw_pipeline, raw_round_trips
 from bench.throughput import round_trips, with_results
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-
-
-async def raw_pipeline(url: str, count: int) -> float:
-    """nats-py alone: JetStream publish_async of ``count``, then fetch and ack them all."""
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    await js.add_stream(name="RAW_BENCH", subjects=["rawbench.>"])
-    body = b"x" * 40
-    started = time.perf_counter()
-    for _ in range(count):
-        await js.publish_async("rawbench.add", body)
-    await js.publish_async_completed()
-    pull = await js.pull_subscribe("rawbench.add", durable="raw")
-    done = 0
-    while done < count:
-        for msg in await pull.fetch(batch=min(500, count - done), timeout=10):
-            await msg.ack()
-            done += 1
-    await nc.flush()
-    elapsed = time.perf_counter() - started
-    await js.delete_stream("RAW_BENCH")
-    await nc.close()
-    return count / elapsed
 
 
 @contextmanager
@@ -153,9 +132,17 @@ async def _canvas() -> tuple[float, float]:
 def main() -> None:
     load = os.getloadavg()[0]
     with nats_url() as url:
-        raw = run(raw_pipeline(url, N))
+        raw, raw_client_us, raw_server_us = run(raw_pipeline(url, N))
+        floor = raw_round_trips(url)
         print(f"N={N}; load average before the run {load:.1f} on {os.cpu_count()} cores")
         print(f"{'raw nats-py: JS publish, then pull fetch+ack':45} {raw:>10,.0f} msg/s")
+        print(
+            f"  CPU per message: client {raw_client_us:.0f} us, nats-server {raw_server_us:.0f} us"
+        )
+        print(
+            f"{'raw nats-py round trip (the floor)':45} p50 {percentile(floor, 0.5):.3f} ms, "
+            f"p99 {percentile(floor, 0.99):.3f} ms"
+        )
 
         def line(what: str, value: float | str) -> None:
             if isinstance(value, float):
