@@ -25,7 +25,7 @@ import structlog
 
 from actors.client.events import publish_sent
 from actors.errors import ActorsError, BrokerUnavailable, ConfigurationError, PublishFailed
-from actors.nats.broker import PublishAck
+from actors.nats.replies import PublishAck
 from actors.wire.message import TaskMessage
 
 if TYPE_CHECKING:

@@ -1,21 +1,19 @@
 """The Broker: one NATS connection, publishing to JetStream, and direct reads of streams.
 
 Set-up of streams and consumers is in :mod:`actors.nats.streams` (``broker.streams``), KV
-buckets and counters in :mod:`actors.nats.bucket`. Wraps nats-py errors in BrokerUnavailable.
+buckets and counters in :mod:`actors.nats.bucket`, JetStream's answers read from the wire in
+:mod:`actors.nats.replies`. Wraps nats-py errors in BrokerUnavailable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client
@@ -32,38 +30,9 @@ from actors.nats.connection import (
     check_size,
     reply_status,
 )
+from actors.nats.replies import PublishAck, StoredMessage, read_ack, stream_message
 from actors.nats.retrying import REQUESTS, RETRYABLE, NotReady, RetryEpisodes, retry_request
 from actors.nats.streams import Streams
-
-
-@dataclass(frozen=True, slots=True)
-class PublishAck:
-    """The stream's answer to a publish."""
-
-    seq: int
-    duplicate: bool = False
-    """True when the server dropped the message as a repeat of its ``Nats-Msg-Id``."""
-    total: int | None = None
-    """For an addition to a ``Nats-Incr`` counter: the counter's new total."""
-
-
-class PublishRefused(BrokerUnavailable):
-    """JetStream refused to store a message; ``code`` is its error code (actors.nats.codes)."""
-
-    def __init__(self, message: str, code: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(slots=True)
-class StoredMessage:
-    """A message read directly from a stream (not through a consumer)."""
-
-    seq: int
-    subject: str
-    data: bytes
-    headers: dict[str, str]
-    time: datetime
 
 
 class Broker:
@@ -161,7 +130,7 @@ class Broker:
         self, subject: str, body: bytes, headers: dict[str, str] | None, wait: float
     ) -> PublishAck:
         reply = await self._request(f"publish to {subject}", subject, body, headers, wait)
-        return _read_ack(subject, reply)
+        return read_ack(subject, reply)
 
     async def publish_started(
         self,
@@ -193,7 +162,7 @@ class Broker:
                 on_answer(None, BrokerUnavailable(_CLOSED))
                 return
             try:
-                ack = _read_ack(subject, reply.result())
+                ack = read_ack(subject, reply.result())
             except RETRYABLE:
                 again = loop.create_task(self.publish(subject, body, headers))
                 again.add_done_callback(functools.partial(_answer_from, on_answer))
@@ -379,37 +348,6 @@ class Broker:
             return False
         except NATS_ERRORS as exc:
             raise BrokerUnavailable(f"deleting {stream}/{seq} failed: {exc!r}") from exc
-
-
-def stream_message(message: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    """Body and headers of a message as the stream message API (``STREAM.MSG.GET``) sends
-    it: base64 data, and a base64 ``NATS/1.0`` header block."""
-    data = base64.b64decode(message.get("data") or "")
-    block = base64.b64decode(message.get("hdrs") or "").decode(errors="replace")
-    headers: dict[str, str] = {}
-    for line in block.split("\r\n")[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip()] = value.strip()
-    return data, headers
-
-
-def _read_ack(subject: str, reply: Msg) -> PublishAck:
-    """The stream's answer to a publish; NotReady (retryable) or PublishRefused when the
-    stream refused it."""
-    try:
-        ack = json.loads(reply.data)
-    except ValueError as exc:
-        raise BrokerUnavailable(f"publish to {subject}: unreadable answer {exc!r}") from exc
-    error = ack.get("error")
-    if error:
-        code = error.get("err_code")
-        refusal = f"publish to {subject} refused: {error.get('description')}"
-        raise NotReady(refusal) if code == JS_UNAVAILABLE else PublishRefused(refusal, code)
-    total = ack.get("val")
-    return PublishAck(
-        int(ack["seq"]), bool(ack.get("duplicate")), None if total is None else int(total)
-    )
 
 
 _CLOSED = "the connection was closed before the publish was answered"

@@ -23,9 +23,10 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from actors.errors import BrokerUnavailable
-from actors.nats.broker import Broker, PublishRefused
+from actors.nats.broker import Broker
 from actors.nats.codes import WRONG_LAST_SEQUENCES
 from actors.nats.connection import NATS_ERRORS, reply_status
+from actors.nats.replies import PublishRefused
 from actors.nats.retrying import RETRYABLE, retry_request
 from actors.wire import topology
 

@@ -14,8 +14,9 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from actors.errors import BrokerUnavailable
-from actors.nats.broker import Broker, StoredMessage
+from actors.nats.broker import Broker
 from actors.nats.connection import NATS_ERRORS, reply_status
+from actors.nats.replies import StoredMessage
 
 
 async def publish_unconfirmed(broker: Broker, subject: str, body: bytes) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 import nats.js.errors
 
 from actors.errors import BrokerUnavailable, ProtocolError
-from actors.nats.broker import Broker, StoredMessage
+from actors.nats.broker import Broker
 from actors.nats.connection import NATS_ERRORS
+from actors.nats.replies import StoredMessage
 from actors.wire import routing, topology
 from actors.wire.message import decode
 

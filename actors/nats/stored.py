@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from actors.errors import BrokerUnavailable
-from actors.nats.broker import Broker, stream_message
+from actors.nats.broker import Broker
 from actors.nats.connection import NATS_ERRORS
+from actors.nats.replies import stream_message
 
 
 async def scan(

@@ -23,9 +23,10 @@ from actors.errors import (
     ProtocolError,
     TaskNotRegistered,
 )
-from actors.nats.broker import Broker, StoredMessage
+from actors.nats.broker import Broker
 from actors.nats.bucket import Bucket
 from actors.nats.connection import wire_size
+from actors.nats.replies import StoredMessage
 from actors.wire import routing, topology
 from actors.wire.message import clip_text, decode
 from actors.wire.record import ResultRecord
