@@ -26,8 +26,8 @@ from actors.wire.message import TaskMessage
 from actors.wire.record import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, ResultRecord
 from actors.wire.registry import WorkerRecord
 from actors.worker import continuations
-from actors.worker.dead_letters import sweep_unrouted
 from actors.worker.events import TaskEvents
+from actors.worker.housekeeping import connection_lost, keep_in_hand, sweep_periodically
 from actors.worker.message_checks import Rejection, check_message, map_calls
 from actors.worker.outcomes import Outcomes
 from actors.worker.pools import Executor
@@ -142,33 +142,35 @@ class Worker:
 
     async def start(self) -> None:
         """Connect, create the actors' consumers and begin pulling."""
+        settings = self.settings
         threads = ThreadPool(asyncio.get_running_loop(), self.concurrency)
-        self._executor = Executor(self.settings, threads)
-        self._broker = await Broker.connect(self.settings, name=f"actors-worker:{self.hostname}")
+        self._executor = Executor(settings, threads)
+        self._broker = await Broker.connect(settings, name=f"actors-worker:{self.hostname}")
         self._outcomes = Outcomes(self.app.client, self._broker)
         self._broker.on_reconnected(self._outcomes.mark_replay)
         await self._broker.streams.ensure_topology()
         self.app.client.lend(asyncio.get_running_loop(), self._broker)
-        self._revocations = Revocations(
-            self._broker, self._executor.terminate, self.settings.result_ttl
-        )
+        self._revocations = Revocations(self._broker, self._executor.terminate, settings.result_ttl)
         await self._revocations.start()
         self._rates = RateLimiter(self._broker)
         self.app.client.router.rules()  # a bad task_routes fails here, not at the first send
         await self.queues.start(self._broker, self.actors, self._dispatch)
         await self.remote_control.start()
         self._background = [
-            asyncio.create_task(self._heartbeat(), name="heartbeat"),
-            asyncio.create_task(self._sweep(), name="sweep-unrouted"),
+            asyncio.create_task(keep_in_hand(self._in_hand, settings.ack_wait), name="heartbeat"),
+            asyncio.create_task(
+                sweep_periodically(self._broker, settings.unrouted_grace, self._sweep_cursors),
+                name="sweep-unrouted",
+            ),
             asyncio.create_task(self._watch_connection(), name="watch-connection"),
             asyncio.create_task(self.presence.run(self._broker), name="presence"),
         ]
         if self.events.enabled:
-            interval = self.settings.events_flush_interval
+            interval = settings.events_flush_interval
             self._background.append(asyncio.create_task(self.events.run(self._broker, interval)))
         log.info(
             "worker.started",
-            nats=redact_url(",".join(self.settings.nats_servers)),
+            nats=redact_url(",".join(settings.nats_servers)),
             actors=[a.name for a in self.actors],
             queues={q: gate.slots for q, gate in self.queues.gates.items()},
             consumers=len(self.queues.consumers),
@@ -394,37 +396,8 @@ class Worker:
         assert message is not None and message.message is not None
         return await self._executor.call(actor, message.message, args, kwargs)
 
-    # -- background -------------------------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        """Keep messages in hand from being redelivered while their tasks run."""
-        interval = max(0.1, self.settings.ack_wait / 3)
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            for delivery, since in list(self._in_hand.values()):
-                if now - since >= interval:
-                    try:
-                        await delivery.in_progress()
-                    except Exception as exc:
-                        log.warning("task.heartbeat_failed", error=repr(exc))
-
     async def _watch_connection(self) -> None:
         """Notice a connection lost for good (closed, or down past ``max_disconnected``)."""
-        patience = self.settings.max_disconnected
-        interval = min(1.0, max(0.05, patience / 4))
-        while (reason := self.broker.connection_lost(patience)) is None:
-            await asyncio.sleep(interval)
-        self.lost_reason = reason
-        log.error("worker.connection_lost", reason=reason, hostname=self.hostname)
+        self.lost_reason = await connection_lost(self.broker, self.settings.max_disconnected)
+        log.error("worker.connection_lost", reason=self.lost_reason, hostname=self.hostname)
         self._lost.set()
-
-    async def _sweep(self) -> None:
-        """Periodically fail messages for tasks no worker serves (see sweep_unrouted)."""
-        interval = min(30.0, max(0.5, self.settings.unrouted_grace / 2))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await sweep_unrouted(self.broker, self.settings.unrouted_grace, self._sweep_cursors)
-            except Exception as exc:  # keep sweeping: a bad message must not end the loop
-                log.warning("sweep.failed", error=repr(exc))
