@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from actors import App
+from actors import App, current
 from actors.nats.server import EmbeddedServer
 from actors.worker import Worker
 from tests.cluster import Cluster, build_cluster
@@ -43,7 +43,18 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server = EmbeddedServer(tmp_path / "nats")
     server.start()
     yield server
+    close_apps_of(server.url)
     server.stop()
+
+
+def close_apps_of(url: str) -> None:
+    """Close every App of this process still pointed at ``url`` (module-level test apps
+    too), while its server still runs: a sync client left open would reconnect to the
+    stopped server for the rest of the session and log ``nats.error`` lines into later
+    tests' captured output."""
+    for app in list(current._apps):
+        if app.conf.nats_url == url:
+            app.close()
 
 
 @pytest.fixture
